@@ -1,0 +1,76 @@
+import { type Cause, Context, Effect, Exit, Option } from "effect"
+import { DbError } from "./errors.ts"
+import { Db, type Drizzle, Tx } from "./handle.ts"
+
+export interface DatabaseShape {
+  /**
+   * Runs `effect` in one transaction, with `Tx` and `Db` bound to it. Commits on
+   * success; rolls back on a typed failure, a defect or an interruption, and the
+   * failure comes out unchanged. Inside a transaction it opens a savepoint.
+   */
+  readonly transaction: <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+  ) => Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>
+  /** Applies the migrations in `drizzle/` that have not run yet. */
+  readonly migrate: Effect.Effect<void, DbError>
+}
+
+/** The root database service (the pool). Its layers also provide `Db` bound to the pool. */
+export class Database extends Context.Service<Database, DatabaseShape>()("effect-session-repo/Database") {}
+
+/** Carries the inner effect's failure through the driver's rollback path. */
+class Rollback<E> {
+  constructor(readonly cause: Cause.Cause<E>) {}
+}
+
+/**
+ * Builds `Database` over a Drizzle pool handle. The driver owns BEGIN/COMMIT and
+ * savepoints; the effect runs inside its callback with the caller's services.
+ */
+const make_database = (pool: Drizzle, migrate: Effect.Effect<void, DbError>): DatabaseShape => {
+  const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const outer = yield* Effect.serviceOption(Tx)
+      const handle = Option.getOrElse(outer, () => pool)
+      const context = yield* Effect.context<Exclude<R, Tx | Db>>()
+      const run_in = Effect.runPromiseExitWith(context)
+      return yield* Effect.callback<A, E | DbError>((resume) => {
+        const abort = new AbortController()
+        const settled = handle
+          .transaction(async (tx) => {
+            const bound = Context.make(Tx, tx).pipe(Context.add(Db, tx))
+            const exit = await run_in(Effect.provideContext(effect, bound), { signal: abort.signal })
+            if (Exit.isFailure(exit)) throw new Rollback(exit.cause)
+            return exit.value
+          })
+          .then(
+            (value) => resume(Effect.succeed(value)),
+            (error: unknown) =>
+              resume(
+                error instanceof Rollback
+                  ? Effect.failCause(error.cause as Cause.Cause<E>)
+                  : Effect.fail(DbError.from("transaction", error)),
+              ),
+          )
+        // On interruption: interrupt the inner effect, then wait for the rollback,
+        // so the connection is back in the pool when the interruption completes.
+        return Effect.promise(() => {
+          abort.abort()
+          return settled
+        })
+      })
+    })
+  return { transaction, migrate }
+}
+
+/** What a driver layer provides: `Database` over `pool`, and `Db` bound to the pool. */
+export const database_context = (
+  pool: Drizzle,
+  run_migrations: () => Promise<unknown>,
+): Context.Context<Database | Db> => {
+  const migrate = Effect.tryPromise({
+    try: () => run_migrations(),
+    catch: (error) => DbError.from("migrate", error),
+  }).pipe(Effect.asVoid)
+  return Context.make(Database, make_database(pool, migrate)).pipe(Context.add(Db, pool))
+}

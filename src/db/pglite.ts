@@ -1,0 +1,32 @@
+import { PGlite } from "@electric-sql/pglite"
+import { drizzle } from "drizzle-orm/pglite"
+import { migrate } from "drizzle-orm/pglite/migrator"
+import { Effect, Layer } from "effect"
+import { type Database, database_context } from "./database.ts"
+import { DbError } from "./errors.ts"
+import type { Db } from "./handle.ts"
+import { MIGRATIONS_FOLDER } from "./migrations.ts"
+
+export interface PgliteOptions {
+  /** Where the database persists; in memory when absent. */
+  readonly data_dir?: string
+}
+
+/**
+ * `Database` and `Db` on embedded PGlite: one connection, so a transaction
+ * excludes every other statement until it ends.
+ */
+export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database | Db, DbError> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const client = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => PGlite.create(options.data_dir),
+          catch: (error) => DbError.from("pglite.open", error),
+        }),
+        (client) => Effect.promise(() => client.close()),
+      )
+      const pool = drizzle({ client })
+      return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
+    }),
+  )

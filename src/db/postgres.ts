@@ -1,0 +1,50 @@
+import { drizzle } from "drizzle-orm/postgres-js"
+import { migrate } from "drizzle-orm/postgres-js/migrator"
+import { Config, Effect, Layer, Redacted } from "effect"
+import postgres from "postgres"
+import { type Database, database_context } from "./database.ts"
+import type { DbError } from "./errors.ts"
+import type { Db } from "./handle.ts"
+import { MIGRATIONS_FOLDER } from "./migrations.ts"
+
+export interface PostgresOptions {
+  readonly url: Redacted.Redacted<string>
+  /** Connections in the pool; a transaction holds one until it ends. */
+  readonly pool_size?: number
+  /**
+   * Named prepared statements (one round trip per query instead of two). Turn
+   * off behind PgBouncer in transaction pooling mode.
+   */
+  readonly prepare?: boolean
+}
+
+/** `Database` and `Db` on a postgres.js pool; the pool is closed with the layer. */
+export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          postgres(Redacted.value(options.url), {
+            max: options.pool_size ?? 10,
+            prepare: options.prepare ?? true,
+            onnotice: () => {},
+            connection: { application_name: "effect-session-repo" },
+          }),
+        ),
+        (client) => Effect.promise(() => client.end({ timeout: 5 })),
+      )
+      const pool = drizzle({ client })
+      return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
+    }),
+  )
+
+/** `layer_postgres` configured from DATABASE_URL, DATABASE_POOL_SIZE and DATABASE_PREPARE. */
+export const layer_postgres_from_config: Layer.Layer<Database | Db, DbError | Config.ConfigError> =
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const url = yield* Config.Redacted("DATABASE_URL")
+      const pool_size = yield* Config.Int("DATABASE_POOL_SIZE").pipe(Config.withDefault(10))
+      const prepare = yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true))
+      return layer_postgres({ url, pool_size, prepare })
+    }),
+  )

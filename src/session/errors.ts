@@ -1,0 +1,13 @@
+import { Schema } from "effect"
+
+/** An argument was rejected before reaching the database. The value itself is never echoed. */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  field: Schema.String,
+  message: Schema.String,
+}) {}
+
+/** A session was requested for an account that does not exist. */
+export class AccountNotFound extends Schema.TaggedError<AccountNotFound>()("AccountNotFound", {
+  account_id: Schema.String,
+  message: Schema.String,
+}) {}

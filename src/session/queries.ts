@@ -1,0 +1,196 @@
+import { Clock, Effect } from "effect"
+import type { DbError } from "../db/errors.ts"
+import { type Db, Tx } from "../db/handle.ts"
+import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
+import { AccountNotFound, type InvalidInput } from "./errors.ts"
+import {
+  require_account_id,
+  require_date,
+  require_list_limit,
+  require_max_sessions,
+  require_token_hash,
+} from "./input.ts"
+import { SessionPolicy } from "./policy.ts"
+import {
+  delete_expired_batch,
+  delete_session,
+  delete_session_of_account,
+  delete_sessions_of_account,
+  evict_sessions,
+  insert_session,
+  lock_account,
+  select_all_active_sessions,
+  select_sessions_for_account,
+  select_valid_session,
+  touch_session,
+} from "./statements.ts"
+
+// The specification's query functions as Effects. Each requires `Db` (the pool
+// or the current transaction); `query_session_enforce_limit` also requires `Tx`.
+// `now` always comes from Effect's Clock.
+
+const current_date = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
+
+/** Inserts a session created now; returns the row. A missing account is `AccountNotFound`. */
+export const query_create_session = Effect.fn("query_create_session")(function* (
+  token_hash: string,
+  account_id: string,
+  expires_at: Date,
+): Effect.fn.Return<AuthSession, InvalidInput | AccountNotFound | DbError, Db> {
+  const id = yield* require_token_hash(token_hash)
+  const owner = yield* require_account_id(account_id)
+  const expiry = yield* require_date("expires_at", expires_at)
+  const now = yield* current_date
+  const rows = yield* insert_session({ id, account_id: owner, now, expires_at: expiry }).pipe(
+    Effect.catchIf(
+      (error) => error.reason === "foreign_key_violation",
+      () => Effect.fail(account_not_found(owner)),
+    ),
+  )
+  return rows[0] as AuthSession
+})
+
+/** The session if it exists and `expires_at > now`, else `undefined`. Reads only. */
+export const query_session_get_valid = Effect.fn("query_session_get_valid")(function* (
+  token_hash: string,
+): Effect.fn.Return<AuthSession | undefined, InvalidInput | DbError, Db> {
+  const id = yield* require_token_hash(token_hash)
+  const now = yield* current_date
+  const rows = yield* select_valid_session({ id, now })
+  return rows[0]
+})
+
+/** Whether a session read at `now` is due a touch: stale `last_seen_at`, or expiry near. */
+export const session_touch_is_due = Effect.fnUntraced(function* (session: AuthSession) {
+  const policy = yield* SessionPolicy
+  const now = yield* Clock.currentTimeMillis
+  return (
+    session.last_seen_at.getTime() <= now - policy.touch_interval_ms ||
+    session.expires_at.getTime() < now + policy.extend_threshold_ms
+  )
+})
+
+/**
+ * Sets `last_seen_at = now`, and `expires_at = now + lifetime` when less than
+ * the extend threshold remains. Writes nothing when the row is expired, gone,
+ * or was touched within the touch interval and needs no extension. Returns
+ * whether a row was written.
+ */
+export const query_session_touch = Effect.fn("query_session_touch")(function* (
+  token_hash: string,
+): Effect.fn.Return<boolean, InvalidInput | DbError, Db> {
+  const id = yield* require_token_hash(token_hash)
+  const policy = yield* SessionPolicy
+  const now = yield* Clock.currentTimeMillis
+  const rows = yield* touch_session({
+    id,
+    now: new Date(now),
+    stale_before: new Date(now - policy.touch_interval_ms),
+    extend_before: new Date(now + policy.extend_threshold_ms),
+    extended_expires_at: new Date(now + policy.lifetime_ms),
+  })
+  return rows.length > 0
+})
+
+/**
+ * Keeps the account's newest `max_sessions` live sessions (created_at desc,
+ * id desc; `keep`, the session just created, always counts as newest) and
+ * deletes the rest along with the account's expired rows. Returns the number
+ * deleted. Requires `Tx`: it is only race-free after the account row lock, in
+ * the transaction that inserted the new session.
+ */
+export const query_session_enforce_limit = Effect.fn("query_session_enforce_limit")(function* (
+  account_id: string,
+  max_sessions: number,
+  options: { readonly keep?: string } = {},
+): Effect.fn.Return<number, InvalidInput | DbError, Tx | Db> {
+  yield* Tx
+  const owner = yield* require_account_id(account_id)
+  const limit = yield* require_max_sessions(max_sessions)
+  const keep = options.keep === undefined ? "" : yield* require_token_hash(options.keep)
+  const now = yield* current_date
+  const evicted = yield* evict_sessions({ account_id: owner, now, max_sessions: limit, keep })
+  return evicted.length
+})
+
+/** Locks the account row for the rest of the transaction; fails when it does not exist. */
+export const query_account_lock = Effect.fn("query_account_lock")(function* (
+  account_id: string,
+): Effect.fn.Return<void, InvalidInput | AccountNotFound | DbError, Tx | Db> {
+  yield* Tx
+  const owner = yield* require_account_id(account_id)
+  const rows = yield* lock_account({ account_id: owner })
+  if (rows.length === 0) return yield* account_not_found(owner)
+})
+
+/** The account's live sessions, newest first. */
+export const query_session_list_for_account = Effect.fn("query_session_list_for_account")(function* (
+  account_id: string,
+  limit: number = 50,
+): Effect.fn.Return<Array<AuthSession>, InvalidInput | DbError, Db> {
+  const owner = yield* require_account_id(account_id)
+  const count = yield* require_list_limit(limit)
+  const now = yield* current_date
+  return yield* select_sessions_for_account({ account_id: owner, now, limit: count })
+})
+
+/** Live sessions of every account with the username, most recent activity first. */
+export const query_session_list_all_active = Effect.fn("query_session_list_all_active")(function* (
+  limit: number = 200,
+): Effect.fn.Return<Array<AuthSessionWithUsername>, InvalidInput | DbError, Db> {
+  const count = yield* require_list_limit(limit)
+  const now = yield* current_date
+  return yield* select_all_active_sessions({ now, limit: count })
+})
+
+/**
+ * Deletes a session by hash with no account scope: only for hashes from a
+ * trusted source, such as the caller's own cookie. Prefer
+ * `query_session_revoke_for_account` for user-chosen ids.
+ */
+export const query_session_revoke_by_hash = Effect.fn("query_session_revoke_by_hash")(function* (
+  token_hash: string,
+): Effect.fn.Return<void, InvalidInput | DbError, Db> {
+  const id = yield* require_token_hash(token_hash)
+  yield* delete_session({ id })
+})
+
+/** Deletes a session only if `account_id` owns it; `true` if one was deleted. */
+export const query_session_revoke_for_account = Effect.fn("query_session_revoke_for_account")(function* (
+  token_hash: string,
+  account_id: string,
+): Effect.fn.Return<boolean, InvalidInput | DbError, Db> {
+  const id = yield* require_token_hash(token_hash)
+  const owner = yield* require_account_id(account_id)
+  const rows = yield* delete_session_of_account({ id, account_id: owner })
+  return rows.length > 0
+})
+
+/** Deletes every session of the account; returns how many. */
+export const query_session_revoke_all_for_account = Effect.fn("query_session_revoke_all_for_account")(
+  function* (account_id: string): Effect.fn.Return<number, InvalidInput | DbError, Db> {
+    const owner = yield* require_account_id(account_id)
+    const rows = yield* delete_sessions_of_account({ account_id: owner })
+    return rows.length
+  },
+)
+
+/**
+ * Deletes expired sessions in batches of the policy's `cleanup_batch_size`,
+ * each its own short statement, until a batch comes back short. Returns the total.
+ */
+export const query_session_cleanup_expired = Effect.fn("query_session_cleanup_expired")(
+  function* (): Effect.fn.Return<number, DbError, Db> {
+    const policy = yield* SessionPolicy
+    const now = yield* current_date
+    let total = 0
+    while (true) {
+      const deleted = yield* delete_expired_batch({ now, batch_size: policy.cleanup_batch_size })
+      total += deleted.length
+      if (deleted.length < policy.cleanup_batch_size) return total
+    }
+  },
+)
+
+const account_not_found = (account_id: string) =>
+  new AccountNotFound({ account_id, message: `account ${account_id} does not exist` })

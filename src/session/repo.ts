@@ -1,0 +1,146 @@
+import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Database } from "../db/database.ts"
+import type { DbError } from "../db/errors.ts"
+import { Db } from "../db/handle.ts"
+import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
+import { generate_session_token, hash_session_token, is_session_token } from "../token.ts"
+import type { AccountNotFound, InvalidInput } from "./errors.ts"
+import { require_max_sessions } from "./input.ts"
+import { SessionPolicy } from "./policy.ts"
+import {
+  query_account_lock,
+  query_create_session,
+  query_session_cleanup_expired,
+  query_session_enforce_limit,
+  query_session_get_valid,
+  query_session_list_all_active,
+  query_session_list_for_account,
+  query_session_revoke_all_for_account,
+  query_session_revoke_by_hash,
+  query_session_revoke_for_account,
+  session_touch_is_due,
+} from "./queries.ts"
+import { SessionTouches } from "./touch.ts"
+
+export interface CreatedSession {
+  /** The cookie value. Shown once; only its hash is stored. */
+  readonly token: Redacted.Redacted<string>
+  readonly session: AuthSession
+}
+
+/** A token as it arrives: plain, or wrapped so it cannot be logged by accident. */
+export type TokenInput = string | Redacted.Redacted<string>
+
+export interface SessionRepoShape {
+  /**
+   * Creates a session for the account in one transaction: lock the account row,
+   * insert, evict past `max_sessions` (default from the policy). The new session
+   * always survives its own creation.
+   */
+  readonly create_session: (
+    account_id: string,
+    options?: { readonly max_sessions?: number },
+  ) => Effect.Effect<CreatedSession, InvalidInput | AccountNotFound | DbError>
+  /**
+   * The live session for a cookie token, or none. A malformed token is none
+   * without a query. One read; a touch is scheduled in the background only when due.
+   */
+  readonly validate: (token: TokenInput) => Effect.Effect<Option.Option<AuthSession>, DbError>
+  /** Logout: deletes the session of this token, if any. */
+  readonly revoke: (token: TokenInput) => Effect.Effect<void, DbError>
+  /** Deletes session `session_id` (its hash) only if `account_id` owns it. */
+  readonly revoke_for_account: (
+    session_id: string,
+    account_id: string,
+  ) => Effect.Effect<boolean, InvalidInput | DbError>
+  readonly revoke_all_for_account: (account_id: string) => Effect.Effect<number, InvalidInput | DbError>
+  readonly list_for_account: (
+    account_id: string,
+    options?: { readonly limit?: number },
+  ) => Effect.Effect<Array<AuthSession>, InvalidInput | DbError>
+  readonly list_all_active: (options?: {
+    readonly limit?: number
+  }) => Effect.Effect<Array<AuthSessionWithUsername>, InvalidInput | DbError>
+  readonly cleanup_expired: () => Effect.Effect<number, DbError>
+}
+
+const token_value = (token: TokenInput): string =>
+  Redacted.isRedacted(token) ? Redacted.value(token) : token
+
+/** The session service applications use; its methods hide `Db` and `Tx`. */
+export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>()(
+  "effect-session-repo/SessionRepo",
+) {
+  static readonly layer_without_touches: Layer.Layer<SessionRepo, never, Database | Db | SessionTouches> =
+    Layer.effect(
+      SessionRepo,
+      Effect.gen(function* () {
+        const database = yield* Database
+        const touches = yield* SessionTouches
+        const pool = yield* Db
+        const on_pool = <A, E>(effect: Effect.Effect<A, E, Db>) => Effect.provideService(effect, Db, pool)
+
+        const create_session = Effect.fn("SessionRepo.create_session")(function* (
+          account_id: string,
+          options: { readonly max_sessions?: number } = {},
+        ) {
+          const policy = yield* SessionPolicy
+          const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
+          const token = yield* generate_session_token
+          const token_hash = hash_session_token(token)
+          const session = yield* database.transaction(
+            Effect.gen(function* () {
+              yield* query_account_lock(account_id)
+              const now = yield* Clock.currentTimeMillis
+              const created = yield* query_create_session(
+                token_hash,
+                account_id,
+                new Date(now + policy.lifetime_ms),
+              )
+              yield* query_session_enforce_limit(account_id, max_sessions, { keep: token_hash })
+              return created
+            }),
+          )
+          return { token: Redacted.make(token), session }
+        })
+
+        const validate = Effect.fn("SessionRepo.validate")(function* (token: TokenInput) {
+          const raw = token_value(token)
+          if (!is_session_token(raw)) return Option.none()
+          const token_hash = hash_session_token(raw)
+          const session = yield* on_pool(query_session_get_valid(token_hash)).pipe(
+            // the hash of a well-formed token is always a valid argument
+            Effect.catchTag("InvalidInput", Effect.die),
+          )
+          if (session === undefined) return Option.none()
+          if (yield* session_touch_is_due(session)) yield* touches.touch(token_hash)
+          return Option.some(session)
+        })
+
+        const revoke = Effect.fn("SessionRepo.revoke")(function* (token: TokenInput) {
+          const raw = token_value(token)
+          if (!is_session_token(raw)) return
+          yield* on_pool(query_session_revoke_by_hash(hash_session_token(raw))).pipe(
+            Effect.catchTag("InvalidInput", Effect.die),
+          )
+        })
+
+        return SessionRepo.of({
+          create_session,
+          validate,
+          revoke,
+          revoke_for_account: (session_id, account_id) =>
+            on_pool(query_session_revoke_for_account(session_id, account_id)),
+          revoke_all_for_account: (account_id) => on_pool(query_session_revoke_all_for_account(account_id)),
+          list_for_account: (account_id, options = {}) =>
+            on_pool(query_session_list_for_account(account_id, options.limit)),
+          list_all_active: (options = {}) => on_pool(query_session_list_all_active(options.limit)),
+          cleanup_expired: () => on_pool(query_session_cleanup_expired()),
+        })
+      }),
+    )
+
+  /** `SessionRepo` with its own `SessionTouches`; needs a database layer. */
+  static readonly layer: Layer.Layer<SessionRepo | SessionTouches, never, Database | Db> =
+    SessionRepo.layer_without_touches.pipe(Layer.provideMerge(SessionTouches.layer))
+}

@@ -1,0 +1,194 @@
+import { and, desc, eq, gt, inArray, lt, lte, or, sql } from "drizzle-orm"
+import { statement } from "../db/statement.ts"
+import { account, auth_session } from "../schema.ts"
+
+// Every session query as a named prepared statement. Times are placeholders
+// filled from Effect's Clock: the SQL never calls now(), so one clock rules.
+
+/** A timestamp placeholder encoded as the timestamptz columns are. */
+const at = (name: string) => sql`${sql.param(sql.placeholder(name), auth_session.expires_at)}`
+const ph = sql.placeholder
+
+const live_columns = {
+  id: auth_session.id,
+  account_id: auth_session.account_id,
+  created_at: auth_session.created_at,
+  expires_at: auth_session.expires_at,
+  last_seen_at: auth_session.last_seen_at,
+}
+
+export const insert_session = statement<
+  { id: string; account_id: string; now: Date; expires_at: Date },
+  Array<typeof auth_session.$inferSelect>
+>("session_insert", (db) =>
+  db
+    .insert(auth_session)
+    .values({
+      // insert values are encoded by their column, placeholders included
+      id: ph("id"),
+      account_id: ph("account_id"),
+      created_at: ph("now"),
+      expires_at: ph("expires_at"),
+      last_seen_at: ph("now"),
+    })
+    .returning(),
+)
+
+export const select_valid_session = statement<
+  { id: string; now: Date },
+  Array<typeof auth_session.$inferSelect>
+>("session_get_valid", (db) =>
+  db
+    .select(live_columns)
+    .from(auth_session)
+    .where(and(eq(auth_session.id, ph("id")), gt(auth_session.expires_at, at("now")))),
+)
+
+/**
+ * Writes `last_seen_at`, and moves `expires_at` when less than the threshold
+ * remains. The WHERE repeats the due-check, so a touch that another instance
+ * already wrote, or one on an expired row, writes nothing.
+ */
+export const touch_session = statement<
+  { id: string; now: Date; stale_before: Date; extend_before: Date; extended_expires_at: Date },
+  Array<{ expires_at: Date }>
+>("session_touch", (db) =>
+  db
+    .update(auth_session)
+    .set({
+      last_seen_at: at("now"),
+      expires_at: sql`CASE WHEN ${auth_session.expires_at} < ${at("extend_before")} THEN ${at("extended_expires_at")} ELSE ${auth_session.expires_at} END`,
+    })
+    .where(
+      and(
+        eq(auth_session.id, ph("id")),
+        gt(auth_session.expires_at, at("now")),
+        or(
+          lte(auth_session.last_seen_at, at("stale_before")),
+          lt(auth_session.expires_at, at("extend_before")),
+        ),
+      ),
+    )
+    .returning({ expires_at: auth_session.expires_at }),
+)
+
+/**
+ * Deletes the account's expired sessions and every live one past the newest
+ * `max_sessions` (created_at desc, id desc). `keep` ranks first, so a session
+ * just created survives even when clocks tie or skew.
+ */
+export const evict_sessions = statement<
+  { account_id: string; now: Date; max_sessions: number; keep: string },
+  Array<{ id: string }>
+>("session_enforce_limit", (db) =>
+  db
+    .delete(auth_session)
+    .where(
+      and(
+        eq(auth_session.account_id, ph("account_id")),
+        or(
+          lte(auth_session.expires_at, at("now")),
+          inArray(
+            auth_session.id,
+            db
+              .select({ id: auth_session.id })
+              .from(auth_session)
+              .where(
+                and(eq(auth_session.account_id, ph("account_id")), gt(auth_session.expires_at, at("now"))),
+              )
+              .orderBy(
+                sql`${auth_session.id} = ${ph("keep")} DESC`,
+                desc(auth_session.created_at),
+                desc(auth_session.id),
+              )
+              .offset(ph("max_sessions")),
+          ),
+        ),
+      ),
+    )
+    .returning({ id: auth_session.id }),
+)
+
+export const select_sessions_for_account = statement<
+  { account_id: string; now: Date; limit: number },
+  Array<typeof auth_session.$inferSelect>
+>("session_list_for_account", (db) =>
+  db
+    .select(live_columns)
+    .from(auth_session)
+    .where(and(eq(auth_session.account_id, ph("account_id")), gt(auth_session.expires_at, at("now"))))
+    .orderBy(desc(auth_session.created_at), desc(auth_session.id))
+    .limit(ph("limit")),
+)
+
+export const select_all_active_sessions = statement<
+  { now: Date; limit: number },
+  Array<typeof auth_session.$inferSelect & { username: string }>
+>("session_list_all_active", (db) =>
+  db
+    .select({ ...live_columns, username: account.username })
+    .from(auth_session)
+    .innerJoin(account, eq(account.id, auth_session.account_id))
+    .where(gt(auth_session.expires_at, at("now")))
+    .orderBy(desc(auth_session.last_seen_at), desc(auth_session.id))
+    .limit(ph("limit")),
+)
+
+export const delete_session = statement<{ id: string }, Array<{ id: string }>>(
+  "session_revoke_by_hash",
+  (db) =>
+    db
+      .delete(auth_session)
+      .where(eq(auth_session.id, ph("id")))
+      .returning({ id: auth_session.id }),
+)
+
+export const delete_session_of_account = statement<{ id: string; account_id: string }, Array<{ id: string }>>(
+  "session_revoke_for_account",
+  (db) =>
+    db
+      .delete(auth_session)
+      .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
+      .returning({ id: auth_session.id }),
+)
+
+export const delete_sessions_of_account = statement<{ account_id: string }, Array<{ id: string }>>(
+  "session_revoke_all_for_account",
+  (db) =>
+    db
+      .delete(auth_session)
+      .where(eq(auth_session.account_id, ph("account_id")))
+      .returning({ id: auth_session.id }),
+)
+
+/**
+ * One cleanup batch. SKIP LOCKED lets several instances clean at once, each
+ * taking rows the others have not locked.
+ */
+export const delete_expired_batch = statement<{ now: Date; batch_size: number }, Array<{ id: string }>>(
+  "session_cleanup_expired",
+  (db) =>
+    db
+      .delete(auth_session)
+      .where(
+        inArray(
+          auth_session.id,
+          db
+            .select({ id: auth_session.id })
+            .from(auth_session)
+            .where(lte(auth_session.expires_at, at("now")))
+            .limit(ph("batch_size"))
+            .for("update", { skipLocked: true }),
+        ),
+      )
+      .returning({ id: auth_session.id }),
+)
+
+/** Locks the account row; sessions of one account are created one at a time. */
+export const lock_account = statement<{ account_id: string }, Array<{ id: string }>>("account_lock", (db) =>
+  db
+    .select({ id: account.id })
+    .from(account)
+    .where(eq(account.id, ph("account_id")))
+    .for("update"),
+)

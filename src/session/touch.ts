@@ -1,0 +1,71 @@
+import { Context, Effect, FiberSet, Layer } from "effect"
+import { Db } from "../db/handle.ts"
+import { hash_prefix } from "../token.ts"
+import { query_session_touch } from "./queries.ts"
+
+/**
+ * Touches dropped beyond this many in flight: a dropped touch is only a late
+ * `last_seen_at`, rescheduled by the session's next validation.
+ */
+export const MAX_PENDING_TOUCHES = 10_000
+
+export interface SessionTouchesShape {
+  /**
+   * Starts a touch in the background and returns at once; never fails. A touch
+   * of a session that already has one in flight is coalesced into it.
+   */
+  readonly touch: (token_hash: string) => Effect.Effect<void>
+  /** Waits until every touch started so far (and any started meanwhile) has ended. */
+  readonly await_idle: Effect.Effect<void>
+  /** Touches in flight now. */
+  readonly pending: Effect.Effect<number>
+}
+
+/**
+ * Tracked fire-and-forget touches. Touches always run on the pool, never in the
+ * caller's transaction. When the layer closes, pending touches are finished,
+ * not dropped.
+ */
+export class SessionTouches extends Context.Service<SessionTouches, SessionTouchesShape>()(
+  "effect-session-repo/SessionTouches",
+) {
+  static readonly layer: Layer.Layer<SessionTouches, never, Db> = Layer.effect(
+    SessionTouches,
+    Effect.gen(function* () {
+      const pool = yield* Db
+      const fibers = yield* FiberSet.make<void>()
+      // Finalizers run in reverse: this one, before the set interrupts its fibers.
+      yield* Effect.addFinalizer(() => FiberSet.awaitEmpty(fibers))
+      const in_flight = new Set<string>()
+
+      const write = (token_hash: string) =>
+        query_session_touch(token_hash).pipe(
+          Effect.provideService(Db, pool),
+          Effect.catchCause((cause) =>
+            Effect.logWarning("session touch failed", cause).pipe(
+              Effect.annotateLogs({ session: hash_prefix(token_hash) }),
+            ),
+          ),
+          Effect.ensuring(Effect.sync(() => in_flight.delete(token_hash))),
+        )
+
+      const touch = (token_hash: string) =>
+        Effect.suspend(() => {
+          if (in_flight.has(token_hash) || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.void
+          in_flight.add(token_hash)
+          return Effect.asVoid(FiberSet.run(fibers, write(token_hash)))
+        })
+
+      return SessionTouches.of({
+        touch,
+        await_idle: FiberSet.awaitEmpty(fibers),
+        pending: Effect.sync(() => in_flight.size),
+      })
+    }),
+  )
+}
+
+/** Touches a session without making the caller wait or fail (see `SessionTouches`). */
+export const session_touch_fire_and_forget = (
+  token_hash: string,
+): Effect.Effect<void, never, SessionTouches> => SessionTouches.use((touches) => touches.touch(token_hash))
