@@ -1,0 +1,71 @@
+import { describe, it } from "@effect/vitest"
+import { Effect, Layer, Redacted } from "effect"
+import postgres from "postgres"
+import {
+  type Database,
+  type Db,
+  layer_pglite,
+  layer_postgres,
+  migrate,
+  SessionRepo,
+  type SessionTouches,
+} from "../../src/index.ts"
+
+/** What every conformance suite runs against: a migrated, empty database and the repo on it. */
+export type TestServices = Database | Db | SessionRepo | SessionTouches
+
+export interface Backend {
+  readonly name: "pglite" | "postgres"
+  readonly layer: Layer.Layer<TestServices>
+}
+
+const with_repo = (database: Layer.Layer<Database | Db, unknown>): Layer.Layer<TestServices> =>
+  SessionRepo.layer.pipe(
+    Layer.provideMerge(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(database))),
+    Layer.orDie,
+  )
+
+/** A database of its own for this test file, dropped when the layer closes. */
+const fresh_postgres_database = (server_url: string): Layer.Layer<Database | Db, unknown> =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const name = `esr_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
+      const admin = postgres(server_url, { max: 1, onnotice: () => {} })
+      yield* Effect.acquireRelease(
+        Effect.promise(() => admin.unsafe(`CREATE DATABASE ${name}`)),
+        () =>
+          Effect.promise(async () => {
+            await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+            await admin.end()
+          }),
+      )
+      const url = new URL(server_url)
+      url.pathname = `/${name}`
+      return layer_postgres({ url: Redacted.make(url.toString()), pool_size: 10 })
+    }),
+  )
+
+const server_url = process.env.DATABASE_URL
+if (server_url === undefined && process.env.REQUIRE_POSTGRES === "1") {
+  throw new Error("REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL suites cannot run")
+}
+
+export const pglite_backend: Backend = { name: "pglite", layer: with_repo(layer_pglite()) }
+
+export const postgres_backend: Backend | undefined =
+  server_url === undefined
+    ? undefined
+    : { name: "postgres", layer: with_repo(fresh_postgres_database(server_url)) }
+
+export const backends: ReadonlyArray<Backend> = postgres_backend
+  ? [pglite_backend, postgres_backend]
+  : [pglite_backend]
+
+/** Marks the PostgreSQL suite as skipped, loudly, when no server is configured. */
+export const report_skipped_postgres = (suite: string): void => {
+  if (postgres_backend !== undefined) return
+  console.warn(`[${suite}] PostgreSQL backend SKIPPED: DATABASE_URL is not set`)
+  describe.skip(`${suite} on postgres`, () => {
+    it("needs DATABASE_URL", () => {})
+  })
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto"
+import { eq, sql } from "drizzle-orm"
+import { pgTable, text } from "drizzle-orm/pg-core"
+import { Clock, Effect } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  type Account,
+  AUTH_SESSION_LIFETIME_MS,
+  account,
+  auth_session,
+  Db,
+  generate_session_token,
+  hash_session_token,
+  query_create_session,
+} from "../../src/index.ts"
+
+/** Runs a Drizzle promise on the pool; test-only, so failures are defects. */
+export const on_db = <A>(f: (db: Db["Service"]) => Promise<A>): Effect.Effect<A, never, Db> =>
+  Db.use((db) => Effect.promise(() => f(db)))
+
+export const create_account = (username = `user-${randomUUID()}`): Effect.Effect<Account, never, Db> =>
+  on_db((db) => db.insert(account).values({ username }).returning()).pipe(
+    Effect.map((rows) => rows[0] as Account),
+  )
+
+/** A fresh account id that has no row. */
+export const missing_account_id = (): string => randomUUID()
+
+export const session_rows = (account_id: string) =>
+  on_db((db) => db.select().from(auth_session).where(eq(auth_session.account_id, account_id)))
+
+export const session_row = (id: string) =>
+  on_db((db) => db.select().from(auth_session).where(eq(auth_session.id, id))).pipe(
+    Effect.map((rows) => rows[0]),
+  )
+
+/** Empties both tables, for tests whose queries span every account. */
+export const truncate_all = on_db((db) => db.execute(sql`TRUNCATE account CASCADE`))
+
+/**
+ * Counts writes to auth_session rows with a trigger, so a test can assert how
+ * many UPDATEs really reached the database (the same on PGlite and PostgreSQL).
+ */
+export const install_write_counter = on_db(async (db) => {
+  await db.execute(sql`CREATE TABLE IF NOT EXISTS test_session_writes (session_id text NOT NULL)`)
+  await db.execute(sql`
+    CREATE OR REPLACE FUNCTION test_count_session_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO test_session_writes VALUES (NEW.id); RETURN NULL; END $$`)
+  await db.execute(sql`
+    CREATE OR REPLACE TRIGGER test_count_session_write AFTER UPDATE ON auth_session
+    FOR EACH ROW EXECUTE FUNCTION test_count_session_write()`)
+})
+
+const test_session_writes = pgTable("test_session_writes", { session_id: text().notNull() })
+
+/** UPDATEs of this session since `install_write_counter`. */
+export const write_count = (session_id: string) =>
+  on_db((db) => db.$count(test_session_writes, eq(test_session_writes.session_id, session_id)))
+
+/** Puts the TestClock at a fixed instant, so times in assertions read as dates. */
+export const set_time = (iso: string) => TestClock.setTime(Date.parse(iso))
+
+export const now_ms = Clock.currentTimeMillis
+
+const test_delete_statements = pgTable("test_delete_statements", { at: text().notNull() })
+
+/** Counts DELETE statements on auth_session (not rows), to see batching. */
+export const install_delete_statement_counter = on_db(async (db) => {
+  await db.execute(sql`CREATE TABLE IF NOT EXISTS test_delete_statements (at text NOT NULL)`)
+  await db.execute(sql`
+    CREATE OR REPLACE FUNCTION test_count_delete_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN INSERT INTO test_delete_statements VALUES ('x'); RETURN NULL; END $$`)
+  await db.execute(sql`
+    CREATE OR REPLACE TRIGGER test_count_delete_statement AFTER DELETE ON auth_session
+    FOR EACH STATEMENT EXECUTE FUNCTION test_count_delete_statement()`)
+  await db.execute(sql`TRUNCATE test_delete_statements`)
+})
+
+export const delete_statement_count = on_db((db) => db.$count(test_delete_statements))
+
+/** A session made with the query layer: created now, expiring after `lifetime_ms`. */
+export const insert_session = (account_id: string, lifetime_ms: number = AUTH_SESSION_LIFETIME_MS) =>
+  Effect.gen(function* () {
+    const token = yield* generate_session_token
+    const now = yield* Clock.currentTimeMillis
+    const session = yield* query_create_session(
+      hash_session_token(token),
+      account_id,
+      new Date(now + lifetime_ms),
+    )
+    return { token, session }
+  })
