@@ -145,20 +145,29 @@ for (const backend of backends) {
 
     it.effect("query_session_touch: every duration comes from the policy", () =>
       Effect.gen(function* () {
-        const owner = yield* create_account()
-        const { session } = yield* insert_session(owner.id, 10 * SECOND)
-        yield* TestClock.adjust(2 * SECOND)
+        const HOUR = 60 * 60 * SECOND
         const policy = {
           ...DEFAULT_SESSION_POLICY,
-          touch_interval_ms: SECOND,
-          extend_threshold_ms: 9 * SECOND,
-          lifetime_ms: 20 * SECOND,
+          lifetime_ms: 10 * DAY,
+          extend_threshold_ms: HOUR,
+          touch_interval_ms: 5 * SECOND,
         }
-        assert.isTrue(
-          yield* query_session_touch(session.id).pipe(Effect.provideService(SessionPolicy, policy)),
+        const touch = (id: string) =>
+          query_session_touch(id).pipe(Effect.provideService(SessionPolicy, policy))
+        const owner = yield* create_account()
+        const { session } = yield* insert_session(owner.id, 3 * HOUR)
+        yield* TestClock.adjust(4 * SECOND)
+        assert.isFalse(yield* touch(session.id), "touched within the policy's 5 s interval")
+        yield* TestClock.adjust(SECOND)
+        // almost three hours left: more than the policy's threshold (the default's 1 day would extend)
+        assert.isTrue(yield* touch(session.id), "not touched after the policy's 5 s interval")
+        assert.strictEqual(
+          (yield* session_row(session.id))?.expires_at.getTime(),
+          session.expires_at.getTime(),
         )
-        const row = yield* session_row(session.id)
-        assert.strictEqual(row?.expires_at.getTime(), (yield* now_ms) + 20 * SECOND)
+        yield* TestClock.adjust(2 * HOUR)
+        assert.isTrue(yield* touch(session.id))
+        assert.strictEqual((yield* session_row(session.id))?.expires_at.getTime(), (yield* now_ms) + 10 * DAY)
       }),
     )
 

@@ -17,6 +17,7 @@ import {
 } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import {
+  count_matching,
   create_account,
   install_write_counter,
   missing_account_id,
@@ -24,6 +25,7 @@ import {
   on_db,
   session_row,
   session_rows,
+  statements_of,
   write_count,
 } from "./support/fixtures.ts"
 
@@ -133,13 +135,18 @@ for (const backend of backends) {
         assert.strictEqual(yield* write_count(session.id), 0)
 
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
-        yield* validate_100
+        const due = yield* statements_of(validate_100)
         assert.strictEqual(yield* write_count(session.id), 1)
         assert.strictEqual((yield* session_row(session.id))?.last_seen_at.getTime(), yield* now_ms)
+        // the concurrent touches coalesced: one UPDATE sent, not one per request
+        assert.strictEqual(count_matching(due.statements, /^update "auth_session"/), 1)
 
+        // inside the interval: one SELECT per validation and nothing else
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS - 1)
-        yield* validate_100
+        const steady = yield* statements_of(validate_100)
         assert.strictEqual(yield* write_count(session.id), 1)
+        assert.strictEqual(steady.statements.length, 100)
+        assert.strictEqual(count_matching(steady.statements, /^select /), 100)
 
         yield* TestClock.adjust(1)
         yield* validate_100

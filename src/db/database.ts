@@ -1,3 +1,4 @@
+import type { Logger } from "drizzle-orm/logger"
 import { type Cause, Context, Effect, Exit, Option } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle, Tx } from "./handle.ts"
@@ -74,3 +75,9 @@ export const database_context = (
   }).pipe(Effect.asVoid)
   return Context.make(Database, make_database(pool, migrate)).pipe(Context.add(Db, pool))
 }
+
+export type StatementObserver = (sql: string) => void
+
+/** A Drizzle logger that passes on the statement text only: parameters hold token hashes. */
+export const statement_logger = (observe: StatementObserver | undefined): Logger | false =>
+  observe === undefined ? false : { logQuery: (sql) => observe(sql) }

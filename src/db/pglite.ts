@@ -2,12 +2,14 @@ import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate } from "drizzle-orm/pglite/migrator"
 import { Effect, Layer } from "effect"
-import { type Database, database_context } from "./database.ts"
+import { type Database, database_context, type StatementObserver, statement_logger } from "./database.ts"
 import { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
 
 export interface PgliteOptions {
+  /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
+  readonly on_statement?: StatementObserver
   /** Where the database persists; in memory when absent. */
   readonly data_dir?: string
 }
@@ -26,7 +28,7 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
         }),
         (client) => Effect.promise(() => client.close()),
       )
-      const pool = drizzle({ client })
+      const pool = drizzle({ client, logger: statement_logger(options.on_statement) })
       return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
     }),
   )

@@ -2,12 +2,14 @@ import { drizzle } from "drizzle-orm/postgres-js"
 import { migrate } from "drizzle-orm/postgres-js/migrator"
 import { Config, Effect, Layer, Redacted } from "effect"
 import postgres from "postgres"
-import { type Database, database_context } from "./database.ts"
+import { type Database, database_context, type StatementObserver, statement_logger } from "./database.ts"
 import type { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
 
 export interface PostgresOptions {
+  /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
+  readonly on_statement?: StatementObserver
   readonly url: Redacted.Redacted<string>
   /** Connections in the pool; a transaction holds one until it ends. */
   readonly pool_size?: number
@@ -33,7 +35,7 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
         ),
         (client) => Effect.promise(() => client.end({ timeout: 5 })),
       )
-      const pool = drizzle({ client })
+      const pool = drizzle({ client, logger: statement_logger(options.on_statement) })
       return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
     }),
   )

@@ -19,6 +19,12 @@ export interface Backend {
   readonly layer: Layer.Layer<TestServices>
 }
 
+/** The text of every statement this file's database layer has sent, in order. */
+export const sent_statements: Array<string> = []
+const on_statement = (sql: string) => {
+  sent_statements.push(sql)
+}
+
 const with_repo = (database: Layer.Layer<Database | Db, unknown>): Layer.Layer<TestServices> =>
   SessionRepo.layer.pipe(
     Layer.provideMerge(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(database))),
@@ -41,7 +47,7 @@ const fresh_postgres_database = (server_url: string): Layer.Layer<Database | Db,
       )
       const url = new URL(server_url)
       url.pathname = `/${name}`
-      return layer_postgres({ url: Redacted.make(url.toString()), pool_size: 10 })
+      return layer_postgres({ url: Redacted.make(url.toString()), pool_size: 10, on_statement })
     }),
   )
 
@@ -50,7 +56,7 @@ if (server_url === undefined && process.env.REQUIRE_POSTGRES === "1") {
   throw new Error("REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL suites cannot run")
 }
 
-export const pglite_backend: Backend = { name: "pglite", layer: with_repo(layer_pglite()) }
+export const pglite_backend: Backend = { name: "pglite", layer: with_repo(layer_pglite({ on_statement })) }
 
 export const postgres_backend: Backend | undefined =
   server_url === undefined

@@ -13,6 +13,7 @@ import {
   hash_session_token,
   query_create_session,
 } from "../../src/index.ts"
+import { sent_statements } from "./backends.ts"
 
 /** Runs a Drizzle promise on the pool; test-only, so failures are defects. */
 export const on_db = <A>(f: (db: Db["Service"]) => Promise<A>): Effect.Effect<A, never, Db> =>
@@ -90,3 +91,14 @@ export const insert_session = (account_id: string, lifetime_ms: number = AUTH_SE
     )
     return { token, session }
   })
+
+/** Runs `effect` and returns the statements it sent (those of background touches included). */
+export const statements_of = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const start = sent_statements.length
+    const result = yield* effect
+    return { result, statements: sent_statements.slice(start) }
+  })
+
+export const count_matching = (statements: ReadonlyArray<string>, pattern: RegExp): number =>
+  statements.filter((statement) => pattern.test(statement)).length
