@@ -1,4 +1,4 @@
-import { Context, Effect, FiberSet, Layer } from "effect"
+import { Context, Deferred, Effect, Exit, Layer } from "effect"
 import { Db } from "../db/handle.ts"
 import { hash_prefix } from "../token.ts"
 import { query_session_touch } from "./queries.ts"
@@ -33,10 +33,8 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
     SessionTouches,
     Effect.gen(function* () {
       const pool = yield* Db
-      const fibers = yield* FiberSet.make<void>()
-      // Finalizers run in reverse: this one, before the set interrupts its fibers.
-      yield* Effect.addFinalizer(() => FiberSet.awaitEmpty(fibers))
-      const in_flight = new Set<string>()
+      // One entry per session with a touch in flight, done when that touch ends.
+      const in_flight = new Map<string, Deferred.Deferred<void>>()
 
       const write = (token_hash: string) =>
         query_session_touch(token_hash).pipe(
@@ -46,19 +44,32 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
               Effect.annotateLogs({ session: hash_prefix(token_hash) }),
             ),
           ),
-          Effect.ensuring(Effect.sync(() => in_flight.delete(token_hash))),
         )
 
       const touch = (token_hash: string) =>
         Effect.suspend(() => {
           if (in_flight.has(token_hash) || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.void
-          in_flight.add(token_hash)
-          return Effect.asVoid(FiberSet.run(fibers, write(token_hash)))
+          const done = Deferred.makeUnsafe<void>()
+          in_flight.set(token_hash, done)
+          const finish = Effect.sync(() => {
+            in_flight.delete(token_hash)
+            Deferred.doneUnsafe(done, Exit.void)
+          })
+          // Detached: the caller's end or interruption does not cancel the write.
+          return Effect.asVoid(Effect.forkDetach(Effect.ensuring(write(token_hash), finish)))
         })
+
+      const await_idle: Effect.Effect<void> = Effect.suspend(() => {
+        const next = in_flight.values().next()
+        return next.done ? Effect.void : Effect.andThen(Deferred.await(next.value), await_idle)
+      })
+
+      // On shutdown, finish what is pending; nothing interrupts the writes.
+      yield* Effect.addFinalizer(() => await_idle)
 
       return SessionTouches.of({
         touch,
-        await_idle: FiberSet.awaitEmpty(fibers),
+        await_idle,
         pending: Effect.sync(() => in_flight.size),
       })
     }),

@@ -1,0 +1,142 @@
+import { assert, layer } from "@effect/vitest"
+import { eq, sql } from "drizzle-orm"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  AUTH_SESSION_LIFETIME_MS,
+  AUTH_SESSION_TOUCH_INTERVAL_MS,
+  auth_session,
+  Database,
+  hash_session_token,
+  SessionTouches,
+  session_touch_fire_and_forget,
+  Tx,
+} from "../src/index.ts"
+import { backends, report_skipped_postgres } from "./support/backends.ts"
+import {
+  count_matching,
+  create_account,
+  insert_session,
+  install_write_counter,
+  now_ms,
+  on_db,
+  statements_of,
+  write_count,
+} from "./support/fixtures.ts"
+
+/** `count` sessions of one account, inserted in one statement. */
+const insert_sessions = (account_id: string, count: number) =>
+  Effect.gen(function* () {
+    const now = new Date(yield* now_ms)
+    const rows = Array.from({ length: count }, (_, i) => ({
+      id: hash_session_token(`${account_id}-${i}`),
+      account_id,
+      created_at: now,
+      last_seen_at: now,
+      expires_at: new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS),
+    }))
+    yield* on_db((db) => db.insert(auth_session).values(rows))
+    return rows.map((row) => row.id)
+  })
+
+const touched_count = (account_id: string, since: Date) =>
+  on_db((db) =>
+    db.$count(
+      auth_session,
+      sql`${auth_session.account_id} = ${account_id} AND ${auth_session.last_seen_at} > ${since.toISOString()}`,
+    ),
+  )
+
+for (const backend of backends) {
+  layer(backend.layer)(`SessionTouches on ${backend.name}`, (it) => {
+    it.effect("1,000 concurrent touches of one session send one UPDATE and write once", () =>
+      Effect.gen(function* () {
+        yield* install_write_counter
+        const touches = yield* SessionTouches
+        const owner = yield* create_account()
+        const { session } = yield* insert_session(owner.id)
+        yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
+        const { statements } = yield* statements_of(
+          Effect.all(
+            Array.from({ length: 1000 }, () => touches.touch(session.id)),
+            { concurrency: "unbounded" },
+          ).pipe(
+            Effect.tap(() => touches.pending.pipe(Effect.map((n) => assert.isAtMost(n, 1)))),
+            Effect.andThen(touches.await_idle),
+          ),
+        )
+        assert.strictEqual(count_matching(statements, /^update "auth_session"/), 1)
+        assert.strictEqual(yield* write_count(session.id), 1)
+        assert.strictEqual(yield* touches.pending, 0)
+      }),
+    )
+
+    it.effect("a touch started inside a transaction runs on the pool and survives its rollback", () =>
+      Effect.gen(function* () {
+        yield* install_write_counter
+        const database = yield* Database
+        const owner = yield* create_account()
+        const { session } = yield* insert_session(owner.id)
+        yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
+        const outcome = yield* Effect.flip(
+          database.transaction(
+            session_touch_fire_and_forget(session.id).pipe(Effect.andThen(Effect.fail("rolled back"))),
+          ),
+        )
+        assert.strictEqual(outcome, "rolled back")
+        yield* SessionTouches.use((touches) => touches.await_idle)
+        assert.strictEqual(yield* write_count(session.id), 1)
+      }),
+    )
+
+    it.effect("closing the layer finishes 1,000 pending touches instead of dropping them", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const ids = yield* insert_sessions(owner.id, 1000)
+        const created = new Date(yield* now_ms)
+        yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
+
+        // Hold the rows (on PGlite: the only connection) so the touches stay pending.
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.forkChild(
+          database.transaction(
+            Effect.gen(function* () {
+              yield* Tx.use((tx) =>
+                Effect.promise(() =>
+                  tx
+                    .select({ id: auth_session.id })
+                    .from(auth_session)
+                    .where(eq(auth_session.account_id, owner.id))
+                    .for("update"),
+                ),
+              )
+              yield* Deferred.succeed(locked, undefined)
+              yield* Deferred.await(release)
+            }),
+          ),
+        )
+        yield* Deferred.await(locked)
+
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(Layer.fresh(SessionTouches.layer), scope)
+        const touches = Context.get(context, SessionTouches)
+        for (const id of ids) yield* touches.touch(id)
+        assert.strictEqual(yield* touches.pending, 1000)
+
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.withLive(Effect.sleep(300))
+        assert.isUndefined(closing.pollUnsafe(), "the layer closed while touches were pending")
+
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        yield* Fiber.join(closing)
+        assert.strictEqual(yield* touches.pending, 0)
+        assert.strictEqual(yield* touched_count(owner.id, created), 1000)
+      }),
+    )
+  })
+}
+
+report_skipped_postgres("SessionTouches")
