@@ -1,0 +1,49 @@
+import { assert, describe, it } from "@effect/vitest"
+import { DrizzleQueryError } from "drizzle-orm/errors"
+import { classify_sqlstate, DbError, hash_session_token } from "../src/index.ts"
+
+describe("DbError", () => {
+  const cases = [
+    ["08006", "connection", true],
+    ["08001", "connection", true],
+    ["57P01", "connection", true],
+    ["53300", "connection", true],
+    ["CONNECTION_CLOSED", "connection", true],
+    ["ECONNREFUSED", "connection", true],
+    ["23505", "unique_violation", false],
+    ["23503", "foreign_key_violation", false],
+    ["40001", "serialization", true],
+    ["40P01", "deadlock", true],
+    ["57014", "timeout", true],
+    ["55P03", "timeout", true],
+    ["22P02", "other", false],
+    [undefined, "other", false],
+  ] as const
+  for (const [code, reason, retryable] of cases) {
+    it(`SQLSTATE ${code} is ${reason}${retryable ? ", retryable" : ""}`, () => {
+      assert.strictEqual(classify_sqlstate(code), reason)
+      const error = DbError.from("op", Object.assign(new Error("driver"), { code }))
+      assert.strictEqual(error.reason, reason)
+      assert.strictEqual(error.is_retryable, retryable)
+    })
+  }
+
+  it("the message names operation, reason, SQLSTATE and constraint, never parameters or detail", () => {
+    const hash = hash_session_token("secret")
+    const driver = Object.assign(
+      new Error(`duplicate key value violates unique constraint "auth_session_pkey"`),
+      {
+        code: "23505",
+        constraint_name: "auth_session_pkey",
+        detail: `Key (id)=(${hash}) already exists.`,
+      },
+    )
+    const error = DbError.from("session_insert", new DrizzleQueryError("insert into ...", [hash], driver))
+    assert.strictEqual(
+      error.message,
+      "session_insert failed: unique_violation (SQLSTATE 23505, constraint auth_session_pkey)",
+    )
+    assert.notInclude(JSON.stringify(error), hash.slice(0, 16))
+    assert.notInclude(String(error), hash.slice(0, 16))
+  })
+})

@@ -1,0 +1,55 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import {
+  generate_session_token,
+  hash_session_token,
+  is_session_token,
+  is_session_token_hash,
+} from "../src/index.ts"
+
+describe("session tokens", () => {
+  it.effect("generate_session_token: 43 base64url chars carrying 32 random bytes, never repeated", () =>
+    Effect.gen(function* () {
+      const tokens = new Set<string>()
+      for (let i = 0; i < 10_000; i++) {
+        const token = yield* generate_session_token
+        assert.match(token, /^[A-Za-z0-9_-]{43}$/)
+        tokens.add(token)
+      }
+      assert.strictEqual(tokens.size, 10_000)
+      const sample = [...tokens][0] as string
+      assert.strictEqual(Buffer.from(sample, "base64url").length, 32)
+      assert.isTrue(is_session_token(sample))
+    }),
+  )
+
+  it("hash_session_token is blake3 as 64 lowercase hex chars", () => {
+    // BLAKE3 reference test vector for the input "abc"
+    assert.strictEqual(
+      hash_session_token("abc"),
+      "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+    )
+    const hash = hash_session_token("a".repeat(43))
+    assert.isTrue(is_session_token_hash(hash))
+    assert.notStrictEqual(hash_session_token("a".repeat(43)), hash_session_token("b".repeat(43)))
+    // UTF-8 input
+    assert.match(hash_session_token("ü🙂"), /^[0-9a-f]{64}$/)
+  })
+
+  it("shape checks reject near misses", () => {
+    for (const bad of [
+      "",
+      "a".repeat(42),
+      "a".repeat(44),
+      `${"a".repeat(42)}+`,
+      `${"a".repeat(42)}=`,
+      42,
+      null,
+    ]) {
+      assert.isFalse(is_session_token(bad))
+    }
+    for (const bad of ["", "A".repeat(64), "g".repeat(64), "a".repeat(63), "a".repeat(65)]) {
+      assert.isFalse(is_session_token_hash(bad))
+    }
+  })
+})
