@@ -1,5 +1,5 @@
 import { describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, type Scope } from "effect"
 import postgres from "postgres"
 import {
   type Database,
@@ -31,27 +31,25 @@ const with_repo = (database: Layer.Layer<Database | Db, unknown>): Layer.Layer<T
     Layer.orDie,
   )
 
-/** A database of its own for this test file, dropped when the layer closes. */
-const fresh_postgres_database = (server_url: string): Layer.Layer<Database | Db, unknown> =>
-  Layer.unwrap(
-    Effect.gen(function* () {
-      const name = `esr_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
-      const admin = postgres(server_url, { max: 1, onnotice: () => {} })
-      yield* Effect.acquireRelease(
-        Effect.promise(() => admin.unsafe(`CREATE DATABASE ${name}`)),
-        () =>
-          Effect.promise(async () => {
-            await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-            await admin.end()
-          }),
-      )
-      const url = new URL(server_url)
-      url.pathname = `/${name}`
-      return layer_postgres({ url: Redacted.make(url.toString()), pool_size: 10, on_statement })
-    }),
-  )
+/** A database of its own on the server, dropped when the scope closes; returns its URL. */
+export const fresh_postgres_database = (server_url: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const name = `esr_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
+    const admin = postgres(server_url, { max: 1, onnotice: () => {} })
+    yield* Effect.acquireRelease(
+      Effect.promise(() => admin.unsafe(`CREATE DATABASE ${name}`)),
+      () =>
+        Effect.promise(async () => {
+          await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+          await admin.end()
+        }),
+    )
+    const url = new URL(server_url)
+    url.pathname = `/${name}`
+    return url.toString()
+  })
 
-const server_url = process.env.DATABASE_URL
+export const server_url = process.env.DATABASE_URL
 if (server_url === undefined && process.env.REQUIRE_POSTGRES === "1") {
   throw new Error("REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL suites cannot run")
 }
@@ -61,7 +59,16 @@ export const pglite_backend: Backend = { name: "pglite", layer: with_repo(layer_
 export const postgres_backend: Backend | undefined =
   server_url === undefined
     ? undefined
-    : { name: "postgres", layer: with_repo(fresh_postgres_database(server_url)) }
+    : {
+        name: "postgres",
+        layer: with_repo(
+          Layer.unwrap(
+            Effect.map(fresh_postgres_database(server_url), (url) =>
+              layer_postgres({ url: Redacted.make(url), pool_size: 10, on_statement }),
+            ),
+          ),
+        ),
+      }
 
 export const backends: ReadonlyArray<Backend> = postgres_backend
   ? [pglite_backend, postgres_backend]

@@ -1,0 +1,73 @@
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { sql } from "drizzle-orm"
+import { ConfigProvider, Effect, Layer, Option } from "effect"
+import { account, layer_pglite, layer_postgres_from_config, migrate, SessionRepo } from "../src/index.ts"
+import { fresh_postgres_database, report_skipped_postgres, server_url } from "./support/backends.ts"
+import { create_account, on_db } from "./support/fixtures.ts"
+
+describe("layer_pglite", () => {
+  it.live("persists to data_dir across restarts", () =>
+    Effect.gen(function* () {
+      const data_dir = mkdtempSync(join(tmpdir(), "esr-pglite-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(data_dir, { recursive: true, force: true })))
+      const database = layer_pglite({ data_dir })
+      // each `provide` opens the database and closes it when done
+      yield* Effect.andThen(migrate, create_account()).pipe(Effect.provide(database))
+      const accounts = yield* on_db((db) => db.$count(account)).pipe(Effect.provide(database))
+      assert.strictEqual(accounts, 1)
+    }),
+  )
+})
+
+if (server_url !== undefined) {
+  const url = server_url
+  /** Named prepared statements on the pool's only connection. */
+  const prepared_statements = on_db((db) =>
+    db.execute(sql`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name <> ''`),
+  ).pipe(Effect.map((rows) => Number((rows as unknown as Array<{ n: number }>)[0]?.n)))
+
+  describe("layer_postgres_from_config", () => {
+    for (const prepare of ["true", "false"]) {
+      it.live(`reads DATABASE_URL, DATABASE_POOL_SIZE and DATABASE_PREPARE=${prepare}`, () =>
+        Effect.gen(function* () {
+          const database_url = yield* fresh_postgres_database(url)
+          const config = ConfigProvider.fromEnvRecord({
+            DATABASE_URL: database_url,
+            DATABASE_POOL_SIZE: "1",
+            DATABASE_PREPARE: prepare,
+          })
+          const services = SessionRepo.layer.pipe(
+            Layer.provideMerge(layer_postgres_from_config),
+            Layer.provide(ConfigProvider.layer(config)),
+          )
+          yield* Effect.gen(function* () {
+            yield* migrate
+            const repo = yield* SessionRepo
+            const owner = yield* create_account()
+            const { token } = yield* repo.create_session(owner.id)
+            assert.isTrue(Option.isSome(yield* repo.validate(token)))
+            const named = yield* prepared_statements
+            if (prepare === "true") assert.isAbove(named, 0)
+            else assert.strictEqual(named, 0)
+          }).pipe(Effect.provide(services))
+        }),
+      )
+    }
+
+    it.live("a missing DATABASE_URL is a ConfigError", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(
+          Layer.build(layer_postgres_from_config).pipe(
+            Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({}))),
+          ),
+        )
+        assert.strictEqual(error._tag, "ConfigError")
+      }),
+    )
+  })
+}
+
+report_skipped_postgres("layer_postgres_from_config")
