@@ -88,6 +88,9 @@ for (const backend of backends) {
           const error = yield* Effect.flip(repo.create_session(missing))
           assert.strictEqual(error._tag, "AccountNotFound")
           assert.strictEqual((yield* session_rows(missing)).length, 0)
+          const malformed = yield* statements_of(Effect.flip(repo.create_session("not-a-uuid")))
+          assert.strictEqual(malformed.result._tag, "InvalidInput")
+          assert.strictEqual(malformed.statements.length, 0)
           const owner = yield* create_account()
           for (const max_sessions of [0, -1, 1.5, Number.NaN]) {
             const invalid = yield* Effect.flip(repo.create_session(owner.id, { max_sessions }))
@@ -101,9 +104,12 @@ for (const backend of backends) {
       Effect.gen(function* () {
         const repo = yield* SessionRepo
         const owner = yield* create_account()
-        for (const bad of ["", "short", "x".repeat(44), `${"a".repeat(42)}=`, `${"a".repeat(42)}\u0000`]) {
-          assert.isTrue(Option.isNone(yield* repo.validate(bad)))
-        }
+        const malformed = ["", "short", "x".repeat(44), `${"a".repeat(42)}=`, `${"a".repeat(42)}\u0000`]
+        const { result, statements } = yield* statements_of(
+          Effect.forEach(malformed, (bad) => repo.validate(bad)),
+        )
+        assert.isTrue(result.every(Option.isNone))
+        assert.strictEqual(statements.length, 0, "a malformed token reached the database")
         assert.isTrue(Option.isNone(yield* repo.validate("A".repeat(43))))
         const { token, session } = yield* repo.create_session(owner.id)
         assert.deepStrictEqual(yield* repo.validate(token), Option.some(session))

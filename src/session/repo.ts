@@ -5,7 +5,7 @@ import { Db } from "../db/handle.ts"
 import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.ts"
 import type { AccountNotFound, InvalidInput } from "./errors.ts"
-import { require_max_sessions } from "./input.ts"
+import { require_account_id, require_max_sessions } from "./input.ts"
 import { SessionPolicy } from "./policy.ts"
 import {
   query_account_lock,
@@ -85,19 +85,21 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           options: { readonly max_sessions?: number } = {},
         ) {
           const policy = yield* SessionPolicy
+          // checked before the transaction opens, so bad input costs no round trip
+          const owner = yield* require_account_id(account_id)
           const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
           const token = yield* generate_session_token
           const token_hash = hash_session_token(token)
           const session = yield* database.transaction(
             Effect.gen(function* () {
-              yield* query_account_lock(account_id)
+              yield* query_account_lock(owner)
               const now = yield* Clock.currentTimeMillis
               const created = yield* query_create_session(
                 token_hash,
-                account_id,
+                owner,
                 new Date(now + policy.lifetime_ms),
               )
-              yield* query_session_enforce_limit(account_id, max_sessions, { keep: token_hash })
+              yield* query_session_enforce_limit(owner, max_sessions, { keep: token_hash })
               return created
             }),
           )
