@@ -1,6 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import {
+  AUTH_SESSION_EXTEND_THRESHOLD_MS,
+  AUTH_SESSION_LIFETIME_MS,
+  AUTH_SESSION_MAX_PER_ACCOUNT,
+  AUTH_SESSION_TOUCH_INTERVAL_MS,
+  DEFAULT_SESSION_POLICY,
   generate_session_token,
   hash_session_token,
   is_session_token,
@@ -8,6 +13,20 @@ import {
 } from "../src/index.ts"
 
 describe("session tokens", () => {
+  it("the origin's defaults: 30-day lifetime, 1-day extend threshold, 60 s touch interval, 5 sessions", () => {
+    assert.strictEqual(AUTH_SESSION_LIFETIME_MS, 30 * 86_400_000)
+    assert.strictEqual(AUTH_SESSION_EXTEND_THRESHOLD_MS, 86_400_000)
+    assert.strictEqual(AUTH_SESSION_TOUCH_INTERVAL_MS, 60_000)
+    assert.strictEqual(AUTH_SESSION_MAX_PER_ACCOUNT, 5)
+    assert.deepStrictEqual(DEFAULT_SESSION_POLICY, {
+      lifetime_ms: AUTH_SESSION_LIFETIME_MS,
+      extend_threshold_ms: AUTH_SESSION_EXTEND_THRESHOLD_MS,
+      touch_interval_ms: AUTH_SESSION_TOUCH_INTERVAL_MS,
+      max_sessions: AUTH_SESSION_MAX_PER_ACCOUNT,
+      cleanup_batch_size: 1000,
+    })
+  })
+
   it.effect("generate_session_token: 43 base64url chars carrying 32 random bytes, never repeated", () =>
     Effect.gen(function* () {
       const tokens = new Set<string>()
