@@ -16,9 +16,14 @@ export {
 export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.ts"
 export { AccountNotFound, InvalidInput } from "./session/errors.ts"
 export { MAX_LIST_LIMIT } from "./session/input.ts"
-export { DEFAULT_SESSION_POLICY, SessionPolicy, type SessionPolicyShape } from "./session/policy.ts"
 export {
-  query_account_lock,
+  DEFAULT_SESSION_POLICY,
+  layer_session_policy,
+  make_session_policy,
+  SessionPolicy,
+  type SessionPolicyShape,
+} from "./session/policy.ts"
+export {
   query_create_session,
   query_session_cleanup_expired,
   query_session_enforce_limit,

@@ -1,5 +1,5 @@
 import type { Logger } from "drizzle-orm/logger"
-import { type Cause, Context, Effect, Exit, Option } from "effect"
+import { Cause, Context, Effect, Exit, Option, Semaphore } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle, Tx } from "./handle.ts"
 
@@ -25,44 +25,69 @@ class Rollback<E> {
 }
 
 /**
- * Builds `Database` over a Drizzle pool handle. The driver owns BEGIN/COMMIT and
- * savepoints; the effect runs inside its callback with the caller's services.
+ * Runs `effect` inside `handle.transaction(...)`: a transaction on the pool, a
+ * savepoint on a transaction handle. The driver owns BEGIN/COMMIT/ROLLBACK and
+ * savepoints; the effect runs in the callback with the caller's services.
  */
-const make_database = (pool: Drizzle, migrate: Effect.Effect<void, DbError>): DatabaseShape => {
-  const transaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.gen(function* () {
-      const outer = yield* Effect.serviceOption(Tx)
-      const handle = Option.getOrElse(outer, () => pool)
-      const context = yield* Effect.context<Exclude<R, Tx | Db>>()
-      const run_in = Effect.runPromiseExitWith(context)
-      return yield* Effect.callback<A, E | DbError>((resume) => {
-        const abort = new AbortController()
-        const settled = handle
-          .transaction(async (tx) => {
-            const bound = Context.make(Tx, tx).pipe(Context.add(Db, tx))
-            const exit = await run_in(Effect.provideContext(effect, bound), { signal: abort.signal })
-            if (Exit.isFailure(exit)) throw new Rollback(exit.cause)
-            return exit.value
-          })
-          .then(
-            (value) => resume(Effect.succeed(value)),
-            (error: unknown) =>
-              resume(
-                error instanceof Rollback
-                  ? Effect.failCause(error.cause as Cause.Cause<E>)
-                  : Effect.fail(DbError.from("transaction", error)),
-              ),
-          )
-        // On interruption: interrupt the inner effect, then wait for the rollback,
-        // so the connection is back in the pool when the interruption completes.
-        return Effect.promise(() => {
-          abort.abort()
-          return settled
+const run_in_transaction = <A, E, R>(handle: Drizzle, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<Exclude<R, Tx | Db>>()
+    const run_in = Effect.runPromiseExitWith(context)
+    return yield* Effect.callback<A, E | DbError>((resume) => {
+      const abort = new AbortController()
+      let started = false
+      const settled = handle
+        .transaction(async (tx) => {
+          started = true
+          // Interrupted while waiting for a connection: roll back without running the effect.
+          if (abort.signal.aborted) throw new Rollback(Cause.interrupt())
+          const bound = Context.make(Tx, tx).pipe(Context.add(Db, tx))
+          const exit = await run_in(Effect.provideContext(effect, bound), { signal: abort.signal })
+          if (Exit.isFailure(exit)) throw new Rollback(exit.cause)
+          return exit.value
         })
+        .then(
+          (value) => resume(Effect.succeed(value)),
+          (error: unknown) =>
+            resume(
+              error instanceof Rollback
+                ? Effect.failCause(error.cause as Cause.Cause<E>)
+                : Effect.fail(DbError.from("transaction", error)),
+            ),
+        )
+      // On interruption: interrupt the effect and wait for the rollback, so the
+      // connection is back in the pool when the interruption completes. A
+      // transaction still waiting for a connection is not waited for: it rolls
+      // itself back as soon as it gets one.
+      return Effect.suspend(() => {
+        abort.abort()
+        return started ? Effect.promise(() => settled) : Effect.void
       })
     })
-  return { transaction, migrate }
+  })
+
+// Savepoints on one connection nest strictly: rolling back to one also undoes
+// every savepoint opened after it. So concurrent nested transactions in one
+// transaction take turns instead of interleaving.
+const savepoint_turns = new WeakMap<Drizzle, Semaphore.Semaphore>()
+const savepoint_turn = (tx: Drizzle): Semaphore.Semaphore => {
+  let turn = savepoint_turns.get(tx)
+  if (turn === undefined) {
+    turn = Semaphore.makeUnsafe(1)
+    savepoint_turns.set(tx, turn)
+  }
+  return turn
 }
+
+const make_database = (pool: Drizzle, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
+  transaction: (effect) =>
+    Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
+      Option.isSome(outer)
+        ? savepoint_turn(outer.value).withPermits(1)(run_in_transaction(outer.value, effect))
+        : run_in_transaction(pool, effect),
+    ),
+  migrate,
+})
 
 /** What a driver layer provides: `Database` over `pool`, and `Db` bound to the pool. */
 export const database_context = (

@@ -6,6 +6,7 @@ import { AccountNotFound, type InvalidInput } from "./errors.ts"
 import {
   require_account_id,
   require_date,
+  require_int_in_range,
   require_list_limit,
   require_max_sessions,
   require_token_hash,
@@ -44,7 +45,8 @@ export const query_create_session = Effect.fn("query_create_session")(function* 
   const rows = yield* insert_session({ id, account_id: owner, now, expires_at: expiry }).pipe(
     Effect.catchIf(
       (error) => error.reason === "foreign_key_violation",
-      () => Effect.fail(account_not_found(owner)),
+      () =>
+        Effect.fail(new AccountNotFound({ account_id: owner, message: `account ${owner} does not exist` })),
     ),
   )
   return rows[0] as AuthSession
@@ -96,8 +98,14 @@ export const query_session_touch = Effect.fn("query_session_touch")(function* (
  * Keeps the account's newest `max_sessions` live sessions (created_at desc,
  * id desc; `keep`, the session just created, always counts as newest) and
  * deletes the rest along with the account's expired rows. Returns the number
- * deleted. Requires `Tx`: it is only race-free after the account row lock, in
- * the transaction that inserted the new session.
+ * deleted.
+ *
+ * It first locks the account row (FOR NO KEY UPDATE), so concurrent creations
+ * for one account evict one after another, each seeing the sessions the others
+ * committed. The lock lasts until the transaction ends, hence `Tx`: call it in
+ * the transaction that inserted the new session, after the insert. (NO KEY
+ * UPDATE does not conflict with the key-share lock the insert's foreign key
+ * check took, so two such transactions cannot deadlock.)
  */
 export const query_session_enforce_limit = Effect.fn("query_session_enforce_limit")(function* (
   account_id: string,
@@ -108,19 +116,11 @@ export const query_session_enforce_limit = Effect.fn("query_session_enforce_limi
   const owner = yield* require_account_id(account_id)
   const limit = yield* require_max_sessions(max_sessions)
   const keep = options.keep === undefined ? "" : yield* require_token_hash(options.keep)
+  yield* lock_account({ account_id: owner })
+  // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
   const now = yield* current_date
   const evicted = yield* evict_sessions({ account_id: owner, now, max_sessions: limit, keep })
   return evicted.length
-})
-
-/** Locks the account row for the rest of the transaction; fails when it does not exist. */
-export const query_account_lock = Effect.fn("query_account_lock")(function* (
-  account_id: string,
-): Effect.fn.Return<void, InvalidInput | AccountNotFound | DbError, Tx | Db> {
-  yield* Tx
-  const owner = yield* require_account_id(account_id)
-  const rows = yield* lock_account({ account_id: owner })
-  if (rows.length === 0) return yield* account_not_found(owner)
 })
 
 /** The account's live sessions, newest first. */
@@ -180,17 +180,21 @@ export const query_session_revoke_all_for_account = Effect.fn("query_session_rev
  * each its own short statement, until a batch comes back short. Returns the total.
  */
 export const query_session_cleanup_expired = Effect.fn("query_session_cleanup_expired")(
-  function* (): Effect.fn.Return<number, DbError, Db> {
+  function* (): Effect.fn.Return<number, InvalidInput | DbError, Db> {
     const policy = yield* SessionPolicy
+    // a batch of 0 would never come back short
+    const batch_size = yield* require_int_in_range(
+      "cleanup_batch_size",
+      policy.cleanup_batch_size,
+      1,
+      100_000,
+    )
     const now = yield* current_date
     let total = 0
     while (true) {
-      const deleted = yield* delete_expired_batch({ now, batch_size: policy.cleanup_batch_size })
+      const deleted = yield* delete_expired_batch({ now, batch_size })
       total += deleted.length
-      if (deleted.length < policy.cleanup_batch_size) return total
+      if (deleted.length < batch_size) return total
     }
   },
 )
-
-const account_not_found = (account_id: string) =>
-  new AccountNotFound({ account_id, message: `account ${account_id} does not exist` })

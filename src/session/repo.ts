@@ -1,14 +1,13 @@
 import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
 import { Database } from "../db/database.ts"
 import type { DbError } from "../db/errors.ts"
-import { Db } from "../db/handle.ts"
+import { Db, Tx } from "../db/handle.ts"
 import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.ts"
 import type { AccountNotFound, InvalidInput } from "./errors.ts"
 import { require_account_id, require_max_sessions } from "./input.ts"
 import { SessionPolicy } from "./policy.ts"
 import {
-  query_account_lock,
   query_create_session,
   query_session_cleanup_expired,
   query_session_enforce_limit,
@@ -33,9 +32,9 @@ export type TokenInput = string | Redacted.Redacted<string>
 
 export interface SessionRepoShape {
   /**
-   * Creates a session for the account in one transaction: lock the account row,
-   * insert, evict past `max_sessions` (default from the policy). The new session
-   * always survives its own creation.
+   * Creates a session for the account in one transaction: insert, lock the
+   * account row, evict past `max_sessions` (default from the policy). The new
+   * session always survives its own creation.
    */
   readonly create_session: (
     account_id: string,
@@ -61,7 +60,7 @@ export interface SessionRepoShape {
   readonly list_all_active: (options?: {
     readonly limit?: number
   }) => Effect.Effect<Array<AuthSessionWithUsername>, InvalidInput | DbError>
-  readonly cleanup_expired: () => Effect.Effect<number, DbError>
+  readonly cleanup_expired: () => Effect.Effect<number, InvalidInput | DbError>
 }
 
 const token_value = (token: TokenInput): string =>
@@ -78,7 +77,17 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         const database = yield* Database
         const touches = yield* SessionTouches
         const pool = yield* Db
-        const on_pool = <A, E>(effect: Effect.Effect<A, E, Db>) => Effect.provideService(effect, Db, pool)
+        // Called inside Database.transaction, a method joins that transaction;
+        // otherwise it runs on the pool. (PGlite has one connection: a statement
+        // sent to the pool from inside a transaction would wait for it forever.)
+        const on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
+          Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
+            Effect.provideService(
+              effect,
+              Db,
+              Option.getOrElse(tx, () => pool),
+            ),
+          )
 
         const create_session = Effect.fn("SessionRepo.create_session")(function* (
           account_id: string,
@@ -92,7 +101,6 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           const token_hash = hash_session_token(token)
           const session = yield* database.transaction(
             Effect.gen(function* () {
-              yield* query_account_lock(owner)
               const now = yield* Clock.currentTimeMillis
               const created = yield* query_create_session(
                 token_hash,
@@ -110,7 +118,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           const raw = token_value(token)
           if (!is_session_token(raw)) return Option.none()
           const token_hash = hash_session_token(raw)
-          const session = yield* on_pool(query_session_get_valid(token_hash)).pipe(
+          const session = yield* on_current(query_session_get_valid(token_hash)).pipe(
             // the hash of a well-formed token is always a valid argument
             Effect.catchTag("InvalidInput", Effect.die),
           )
@@ -122,7 +130,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         const revoke = Effect.fn("SessionRepo.revoke")(function* (token: TokenInput) {
           const raw = token_value(token)
           if (!is_session_token(raw)) return
-          yield* on_pool(query_session_revoke_by_hash(hash_session_token(raw))).pipe(
+          yield* on_current(query_session_revoke_by_hash(hash_session_token(raw))).pipe(
             Effect.catchTag("InvalidInput", Effect.die),
           )
         })
@@ -132,12 +140,13 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           validate,
           revoke,
           revoke_for_account: (session_id, account_id) =>
-            on_pool(query_session_revoke_for_account(session_id, account_id)),
-          revoke_all_for_account: (account_id) => on_pool(query_session_revoke_all_for_account(account_id)),
+            on_current(query_session_revoke_for_account(session_id, account_id)),
+          revoke_all_for_account: (account_id) =>
+            on_current(query_session_revoke_all_for_account(account_id)),
           list_for_account: (account_id, options = {}) =>
-            on_pool(query_session_list_for_account(account_id, options.limit)),
-          list_all_active: (options = {}) => on_pool(query_session_list_all_active(options.limit)),
-          cleanup_expired: () => on_pool(query_session_cleanup_expired()),
+            on_current(query_session_list_for_account(account_id, options.limit)),
+          list_all_active: (options = {}) => on_current(query_session_list_all_active(options.limit)),
+          cleanup_expired: () => on_current(query_session_cleanup_expired()),
         })
       }),
     )

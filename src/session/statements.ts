@@ -184,11 +184,14 @@ export const delete_expired_batch = statement<{ now: Date; batch_size: number },
       .returning({ id: auth_session.id }),
 )
 
-/** Locks the account row; sessions of one account are created one at a time. */
+/**
+ * Locks the account row until the transaction ends, so sessions of one account
+ * are evicted one transaction at a time.
+ */
 export const lock_account = statement<{ account_id: string }, Array<{ id: string }>>("account_lock", (db) =>
   db
     .select({ id: account.id })
     .from(account)
     .where(eq(account.id, ph("account_id")))
-    .for("update"),
+    .for("no key update"),
 )

@@ -9,6 +9,9 @@ import { query_session_touch } from "./queries.ts"
  */
 export const MAX_PENDING_TOUCHES = 10_000
 
+/** How long closing the layer waits for pending touches. */
+export const TOUCH_SHUTDOWN_GRACE_MS = 10_000
+
 export interface SessionTouchesShape {
   /**
    * Starts a touch in the background and returns at once; never fails. A touch
@@ -64,8 +67,18 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
         return next.done ? Effect.void : Effect.andThen(Deferred.await(next.value), await_idle)
       })
 
-      // On shutdown, finish what is pending; nothing interrupts the writes.
-      yield* Effect.addFinalizer(() => await_idle)
+      // On shutdown, finish what is pending; nothing interrupts the writes. A
+      // touch stuck behind a lock may hold shutdown up to the grace period.
+      yield* Effect.addFinalizer(() =>
+        await_idle.pipe(
+          Effect.timeoutOption(TOUCH_SHUTDOWN_GRACE_MS),
+          Effect.flatMap((idle) =>
+            idle._tag === "Some"
+              ? Effect.void
+              : Effect.logWarning("session touches still pending at shutdown", { pending: in_flight.size }),
+          ),
+        ),
+      )
 
       return SessionTouches.of({
         touch,
