@@ -1,9 +1,18 @@
 import { assert, layer } from "@effect/vitest"
+import { sql } from "drizzle-orm"
 import { Cause, Deferred, Effect, Exit, Fiber, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Database, Db, query_create_session, query_session_get_valid, Tx } from "../src/index.ts"
+import { Database, Db, query_create_session, query_session_get_valid, SessionRepo, Tx } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
-import { create_account, insert_session, session_rows } from "./support/fixtures.ts"
+import { create_account, insert_session, on_db, session_rows } from "./support/fixtures.ts"
+
+/** Connections of this database that sit inside a transaction (PostgreSQL only). */
+const open_transactions = on_db((db) =>
+  db.$count(
+    sql`pg_stat_activity`,
+    sql`datname = current_database() AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()`,
+  ),
+)
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { message: Schema.String }) {}
 
@@ -95,11 +104,16 @@ for (const backend of backends) {
               yield* insert_session(owner.id)
               yield* Deferred.succeed(inserted, undefined)
               return yield* Effect.never
-            }),
+            }).pipe(
+              // a slow cleanup inside: the interruption must still wait for it and the rollback
+              Effect.onInterrupt(() => TestClock.withLive(Effect.sleep(100))),
+            ),
           ),
         )
         yield* Deferred.await(inserted)
         yield* Fiber.interrupt(fiber)
+        // the rollback is done when the interruption completes: no connection is left inside a transaction
+        if (backend.name === "postgres") assert.strictEqual(yield* open_transactions, 0)
         // on PGlite this statement would wait forever behind an open transaction
         assert.strictEqual((yield* session_rows(owner.id)).length, 0)
       }),
@@ -158,6 +172,97 @@ for (const backend of backends) {
         yield* Fiber.join(tx)
         if (backend.name === "pglite") assert.isDefined(yield* Fiber.join(outside))
         assert.isDefined(yield* query_session_get_valid(id))
+      }),
+    )
+
+    it.effect("concurrent nested transactions take turns, so one's rollback cannot undo the other", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const outcomes = yield* database.transaction(
+          Effect.all(
+            [
+              Effect.flip(
+                database.transaction(
+                  insert_session(owner.id).pipe(Effect.andThen(new Boom({ message: "first fails" }))),
+                ),
+              ),
+              database.transaction(insert_session(owner.id)),
+            ],
+            { concurrency: "unbounded" },
+          ),
+        )
+        assert.strictEqual(outcomes[0]._tag, "Boom")
+        assert.deepStrictEqual(
+          (yield* session_rows(owner.id)).map((s) => s.id),
+          [outcomes[1].session.id],
+        )
+      }),
+    )
+
+    it.effect("a transaction interrupted while waiting for a connection returns at once and never runs", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const release = yield* Deferred.make<void>()
+        const holding = yield* Deferred.make<void>()
+        let held = 0
+        // take every connection the backend has
+        const holders = yield* Effect.forkChild(
+          Effect.all(
+            Array.from({ length: backend.connections }, () =>
+              database.transaction(
+                Effect.gen(function* () {
+                  if (++held === backend.connections) yield* Deferred.succeed(holding, undefined)
+                  yield* Deferred.await(release)
+                }),
+              ),
+            ),
+            { concurrency: "unbounded" },
+          ),
+        )
+        yield* Deferred.await(holding)
+        let ran = false
+        const waiting = yield* Effect.forkChild(
+          database.transaction(
+            Effect.sync(() => {
+              ran = true
+            }).pipe(Effect.andThen(insert_session(owner.id))),
+          ),
+        )
+        yield* TestClock.withLive(Effect.sleep(50))
+        const interrupting = yield* Effect.forkChild(Fiber.interrupt(waiting))
+        yield* TestClock.withLive(Effect.sleep(200))
+        assert.isDefined(interrupting.pollUnsafe(), "the interruption waited for a connection")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holders)
+        // the late transaction got its connection and rolled back without running the effect
+        yield* TestClock.withLive(Effect.sleep(200))
+        assert.isFalse(ran)
+        assert.strictEqual((yield* session_rows(owner.id)).length, 0)
+      }),
+    )
+
+    it.effect("SessionRepo methods called inside a transaction join it", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const repo = yield* SessionRepo
+        const owner = yield* create_account()
+        const { token } = yield* repo.create_session(owner.id)
+        const outcome = yield* Effect.flip(
+          database.transaction(
+            Effect.gen(function* () {
+              assert.isTrue(Option.isSome(yield* repo.validate(token)))
+              assert.strictEqual(yield* repo.revoke_all_for_account(owner.id), 1)
+              return yield* new Boom({ message: "undo the revoke" })
+            }),
+          ),
+        )
+        assert.strictEqual(outcome._tag, "Boom")
+        assert.isTrue(
+          Option.isSome(yield* repo.validate(token)),
+          "the revoke escaped the rolled-back transaction",
+        )
       }),
     )
 

@@ -17,7 +17,11 @@ export type TestServices = Database | Db | SessionRepo | SessionTouches
 export interface Backend {
   readonly name: "pglite" | "postgres"
   readonly layer: Layer.Layer<TestServices>
+  /** Transactions the backend runs at once: PGlite has one connection. */
+  readonly connections: number
 }
+
+const POSTGRES_POOL_SIZE = 10
 
 /** The text of every statement this file's database layer has sent, in order. */
 export const sent_statements: Array<string> = []
@@ -54,17 +58,22 @@ if (server_url === undefined && process.env.REQUIRE_POSTGRES === "1") {
   throw new Error("REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL suites cannot run")
 }
 
-export const pglite_backend: Backend = { name: "pglite", layer: with_repo(layer_pglite({ on_statement })) }
+export const pglite_backend: Backend = {
+  name: "pglite",
+  layer: with_repo(layer_pglite({ on_statement })),
+  connections: 1,
+}
 
 export const postgres_backend: Backend | undefined =
   server_url === undefined
     ? undefined
     : {
         name: "postgres",
+        connections: POSTGRES_POOL_SIZE,
         layer: with_repo(
           Layer.unwrap(
             Effect.map(fresh_postgres_database(server_url), (url) =>
-              layer_postgres({ url: Redacted.make(url), pool_size: 10, on_statement }),
+              layer_postgres({ url: Redacted.make(url), pool_size: POSTGRES_POOL_SIZE, on_statement }),
             ),
           ),
         ),
