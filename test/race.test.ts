@@ -1,6 +1,13 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Option } from "effect"
-import { SessionRepo } from "../src/index.ts"
+import { Clock, Effect, Option } from "effect"
+import {
+  Database,
+  generate_session_token,
+  hash_session_token,
+  query_create_session,
+  query_session_enforce_limit,
+  SessionRepo,
+} from "../src/index.ts"
 import { postgres_backend, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, session_rows } from "./support/fixtures.ts"
 
@@ -37,6 +44,34 @@ if (postgres_backend !== undefined) {
             peaks.filter((n) => n !== MAX_SESSIONS),
             [],
             "an account ended with a session count other than its limit",
+          )
+        }),
+    )
+
+    it.effect(
+      `the specification's own composition (insert, then enforce_limit) holds the limit too: ${TRIALS} × ${CONCURRENT_LOGINS}`,
+      () =>
+        Effect.gen(function* () {
+          const database = yield* Database
+          const counts: Array<number> = []
+          for (let trial = 0; trial < TRIALS; trial++) {
+            const owner = yield* create_account()
+            const login = Effect.gen(function* () {
+              const token_hash = hash_session_token(yield* generate_session_token)
+              const now = yield* Clock.currentTimeMillis
+              yield* query_create_session(token_hash, owner.id, new Date(now + 60_000))
+              return yield* query_session_enforce_limit(owner.id, MAX_SESSIONS)
+            })
+            yield* Effect.all(
+              Array.from({ length: CONCURRENT_LOGINS }, () => database.transaction(login)),
+              { concurrency: "unbounded" },
+            )
+            counts.push((yield* session_rows(owner.id)).length)
+          }
+          console.log(`limit race (query layer): sessions left per trial ${JSON.stringify(counts)}`)
+          assert.deepStrictEqual(
+            counts.filter((n) => n !== MAX_SESSIONS),
+            [],
           )
         }),
     )
