@@ -8,7 +8,7 @@ const SessionsLive = SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres_fr
 const login = (account_id: string) =>
   Effect.gen(function* () {
     const sessions = yield* SessionRepo
-    // one transaction: lock the account row, insert, evict past 5 sessions
+    // one transaction: insert, lock the account row, evict past 5 sessions
     const { token, session } = yield* sessions.create_session(account_id)
     return { cookie: token, expires_at: session.expires_at }
   })
