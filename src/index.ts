@@ -33,10 +33,18 @@ export {
   query_session_revoke_all_for_account,
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
+  query_session_revoke_others_for_account,
   query_session_touch,
-  session_touch_is_due,
+  session_touch_due,
+  type TouchDue,
 } from "./session/queries.ts"
-export { type CreatedSession, SessionRepo, type SessionRepoShape, type TokenInput } from "./session/repo.ts"
+export {
+  type Authenticated,
+  type CreatedSession,
+  SessionRepo,
+  type SessionRepoShape,
+  type TokenInput,
+} from "./session/repo.ts"
 export {
   MAX_PENDING_TOUCHES,
   SessionTouches,

@@ -104,7 +104,7 @@ for (const backend of backends) {
         const owner = yield* create_account()
         const { session } = yield* insert_session(owner.id)
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS - 1)
-        assert.isFalse(yield* query_session_touch(session.id))
+        assert.isUndefined(yield* query_session_touch(session.id))
         assert.deepStrictEqual(yield* session_row(session.id), session)
       }),
     )
@@ -114,12 +114,12 @@ for (const backend of backends) {
         const owner = yield* create_account()
         const { session } = yield* insert_session(owner.id)
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
-        assert.isTrue(yield* query_session_touch(session.id))
+        assert.isDefined(yield* query_session_touch(session.id))
         const row = yield* session_row(session.id)
         assert.strictEqual(row?.last_seen_at.getTime(), yield* now_ms)
         assert.strictEqual(row?.expires_at.getTime(), session.expires_at.getTime())
         // written once: a second touch at the same instant is a no-op
-        assert.isFalse(yield* query_session_touch(session.id))
+        assert.isUndefined(yield* query_session_touch(session.id))
       }),
     )
 
@@ -129,14 +129,15 @@ for (const backend of backends) {
         const { session } = yield* insert_session(owner.id)
         // exactly the threshold left: not yet
         yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS)
-        assert.isTrue(yield* query_session_touch(session.id))
+        assert.isDefined(yield* query_session_touch(session.id))
         assert.strictEqual(
           (yield* session_row(session.id))?.expires_at.getTime(),
           session.expires_at.getTime(),
         )
         yield* TestClock.adjust(1)
-        assert.isTrue(yield* query_session_touch(session.id))
+        const written = yield* query_session_touch(session.id)
         const now = yield* now_ms
+        assert.strictEqual(written?.getTime(), now + AUTH_SESSION_LIFETIME_MS)
         const row = yield* session_row(session.id)
         assert.strictEqual(row?.expires_at.getTime(), now + AUTH_SESSION_LIFETIME_MS)
         assert.strictEqual(row?.last_seen_at.getTime(), now)
@@ -157,16 +158,16 @@ for (const backend of backends) {
         const owner = yield* create_account()
         const { session } = yield* insert_session(owner.id, 3 * HOUR)
         yield* TestClock.adjust(4 * SECOND)
-        assert.isFalse(yield* touch(session.id), "touched within the policy's 5 s interval")
+        assert.isUndefined(yield* touch(session.id), "touched within the policy's 5 s interval")
         yield* TestClock.adjust(SECOND)
         // almost three hours left: more than the policy's threshold (the default's 1 day would extend)
-        assert.isTrue(yield* touch(session.id), "not touched after the policy's 5 s interval")
+        assert.isDefined(yield* touch(session.id), "not touched after the policy's 5 s interval")
         assert.strictEqual(
           (yield* session_row(session.id))?.expires_at.getTime(),
           session.expires_at.getTime(),
         )
         yield* TestClock.adjust(2 * HOUR)
-        assert.isTrue(yield* touch(session.id))
+        assert.isDefined(yield* touch(session.id))
         assert.strictEqual((yield* session_row(session.id))?.expires_at.getTime(), (yield* now_ms) + 10 * DAY)
       }),
     )
@@ -177,10 +178,10 @@ for (const backend of backends) {
         const { session } = yield* insert_session(owner.id, 10 * SECOND)
         yield* TestClock.adjust(10 * SECOND)
         // stale and inside the threshold, so only the expiry check stops it
-        assert.isFalse(yield* query_session_touch(session.id))
+        assert.isUndefined(yield* query_session_touch(session.id))
         assert.deepStrictEqual(yield* session_row(session.id), session)
         yield* query_session_revoke_by_hash(session.id)
-        assert.isFalse(yield* query_session_touch(session.id))
+        assert.isUndefined(yield* query_session_touch(session.id))
         assert.isUndefined(yield* session_row(session.id))
       }),
     )

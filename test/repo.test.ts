@@ -178,6 +178,52 @@ for (const backend of backends) {
         }),
     )
 
+    it.effect("authenticate writes a due extension before returning, once for concurrent requests", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const owner = yield* create_account()
+        const { token, session } = yield* repo.create_session(owner.id)
+        const fresh = yield* repo.authenticate(token)
+        assert.isFalse(Option.getOrThrow(fresh).extended)
+        yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
+        const { result, statements } = yield* statements_of(
+          Effect.all(
+            Array.from({ length: 20 }, () => repo.authenticate(token)),
+            { concurrency: "unbounded" },
+          ),
+        )
+        const expected = (yield* now_ms) + AUTH_SESSION_LIFETIME_MS
+        // the row already holds what each caller was told: no wait for a background write
+        assert.strictEqual((yield* session_row(session.id))?.expires_at.getTime(), expected)
+        assert.strictEqual(count_matching(statements, /^update "auth_session"/), 1)
+        for (const outcome of result) {
+          const authenticated = Option.getOrThrow(outcome)
+          assert.isTrue(authenticated.extended)
+          assert.strictEqual(authenticated.session.expires_at.getTime(), expected)
+        }
+        // extended now: the next request has nothing to do
+        assert.isFalse(Option.getOrThrow(yield* repo.authenticate(token)).extended)
+      }),
+    )
+
+    it.effect("revoke_others_for_account keeps only the caller's session", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const owner = yield* create_account()
+        const other = yield* create_account()
+        const mine = yield* repo.create_session(owner.id)
+        yield* repo.create_session(owner.id)
+        yield* repo.create_session(owner.id)
+        const theirs = yield* repo.create_session(other.id)
+        assert.strictEqual(yield* repo.revoke_others_for_account(owner.id, mine.session.id), 2)
+        assert.deepStrictEqual(
+          (yield* session_rows(owner.id)).map((s) => s.id),
+          [mine.session.id],
+        )
+        assert.isTrue(Option.isSome(yield* repo.validate(theirs.token)))
+      }),
+    )
+
     it.effect("a failed touch is logged with a hash prefix only and never fails validation", () =>
       Effect.gen(function* () {
         const repo = yield* SessionRepo

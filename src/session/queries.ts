@@ -14,6 +14,7 @@ import {
 import { SessionPolicy } from "./policy.ts"
 import {
   delete_expired_batch,
+  delete_other_sessions_of_account,
   delete_session,
   delete_session_of_account,
   delete_sessions_of_account,
@@ -62,25 +63,29 @@ export const query_session_get_valid = Effect.fn("query_session_get_valid")(func
   return rows[0]
 })
 
-/** Whether a session read at `now` is due a touch: stale `last_seen_at`, or expiry near. */
-export const session_touch_is_due = Effect.fnUntraced(function* (session: AuthSession) {
+/**
+ * What a session read at `now` is due: nothing; a touch of `last_seen_at`
+ * (stale by the touch interval); or an extension (less than the threshold left).
+ */
+export type TouchDue = "none" | "touch" | "extend"
+
+export const session_touch_due = Effect.fnUntraced(function* (session: AuthSession) {
   const policy = yield* SessionPolicy
   const now = yield* Clock.currentTimeMillis
-  return (
-    session.last_seen_at.getTime() <= now - policy.touch_interval_ms ||
-    session.expires_at.getTime() < now + policy.extend_threshold_ms
-  )
+  if (session.expires_at.getTime() < now + policy.extend_threshold_ms) return "extend" as TouchDue
+  if (session.last_seen_at.getTime() <= now - policy.touch_interval_ms) return "touch" as TouchDue
+  return "none" as TouchDue
 })
 
 /**
  * Sets `last_seen_at = now`, and `expires_at = now + lifetime` when less than
  * the extend threshold remains. Writes nothing when the row is expired, gone,
- * or was touched within the touch interval and needs no extension. Returns
- * whether a row was written.
+ * or was touched within the touch interval and needs no extension. Returns the
+ * row's `expires_at` after the write, or `undefined` when nothing was written.
  */
 export const query_session_touch = Effect.fn("query_session_touch")(function* (
   token_hash: string,
-): Effect.fn.Return<boolean, InvalidInput | DbError, Db> {
+): Effect.fn.Return<Date | undefined, InvalidInput | DbError, Db> {
   const id = yield* require_token_hash(token_hash)
   const policy = yield* SessionPolicy
   const now = yield* Clock.currentTimeMillis
@@ -91,7 +96,7 @@ export const query_session_touch = Effect.fn("query_session_touch")(function* (
     extend_before: new Date(now + policy.extend_threshold_ms),
     extended_expires_at: new Date(now + policy.lifetime_ms),
   })
-  return rows.length > 0
+  return rows[0]?.expires_at
 })
 
 /**
@@ -171,6 +176,19 @@ export const query_session_revoke_all_for_account = Effect.fn("query_session_rev
   function* (account_id: string): Effect.fn.Return<number, InvalidInput | DbError, Db> {
     const owner = yield* require_account_id(account_id)
     const rows = yield* delete_sessions_of_account({ account_id: owner })
+    return rows.length
+  },
+)
+
+/**
+ * Deletes every session of the account except `keep_hash` (the caller's own):
+ * "sign out everywhere else", and what a password change should do. Returns how many.
+ */
+export const query_session_revoke_others_for_account = Effect.fn("query_session_revoke_others_for_account")(
+  function* (account_id: string, keep_hash: string): Effect.fn.Return<number, InvalidInput | DbError, Db> {
+    const owner = yield* require_account_id(account_id)
+    const keep = yield* require_token_hash(keep_hash)
+    const rows = yield* delete_other_sessions_of_account({ account_id: owner, keep })
     return rows.length
   },
 )

@@ -17,7 +17,8 @@ import {
   query_session_revoke_all_for_account,
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
-  session_touch_is_due,
+  query_session_revoke_others_for_account,
+  session_touch_due,
 } from "./queries.ts"
 import { SessionTouches } from "./touch.ts"
 
@@ -25,6 +26,12 @@ export interface CreatedSession {
   /** The cookie value. Shown once; only its hash is stored. */
   readonly token: Redacted.Redacted<string>
   readonly session: AuthSession
+}
+
+export interface Authenticated {
+  readonly session: AuthSession
+  /** The validation moved `expires_at`: the cookie's Max-Age should follow. */
+  readonly extended: boolean
 }
 
 /** A token as it arrives: plain, or wrapped so it cannot be logged by accident. */
@@ -42,8 +49,13 @@ export interface SessionRepoShape {
   ) => Effect.Effect<CreatedSession, InvalidInput | AccountNotFound | DbError>
   /**
    * The live session for a cookie token, or none. A malformed token is none
-   * without a query. One read; a touch is scheduled in the background only when due.
+   * without a query. One read; a touch of `last_seen_at` is started in the
+   * background only when due. When less than the extend threshold remains, the
+   * extension is written before returning and `extended` is true: re-send the
+   * cookie then, so it expires with the row.
    */
+  readonly authenticate: (token: TokenInput) => Effect.Effect<Option.Option<Authenticated>, DbError>
+  /** `authenticate`, for callers that do not manage a cookie. */
   readonly validate: (token: TokenInput) => Effect.Effect<Option.Option<AuthSession>, DbError>
   /** Logout: deletes the session of this token, if any. */
   readonly revoke: (token: TokenInput) => Effect.Effect<void, DbError>
@@ -53,6 +65,11 @@ export interface SessionRepoShape {
     account_id: string,
   ) => Effect.Effect<boolean, InvalidInput | DbError>
   readonly revoke_all_for_account: (account_id: string) => Effect.Effect<number, InvalidInput | DbError>
+  /** Deletes every session of the account but `keep_session_id` (the caller's own). */
+  readonly revoke_others_for_account: (
+    account_id: string,
+    keep_session_id: string,
+  ) => Effect.Effect<number, InvalidInput | DbError>
   readonly list_for_account: (
     account_id: string,
     options?: { readonly limit?: number },
@@ -114,18 +131,34 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           return { token: Redacted.make(token), session }
         })
 
-        const validate = Effect.fn("SessionRepo.validate")(function* (token: TokenInput) {
+        const authenticate = Effect.fn("SessionRepo.authenticate")(function* (token: TokenInput) {
           const raw = token_value(token)
-          if (!is_session_token(raw)) return Option.none()
+          if (!is_session_token(raw)) return Option.none<Authenticated>()
           const token_hash = hash_session_token(raw)
           const session = yield* on_current(query_session_get_valid(token_hash)).pipe(
             // the hash of a well-formed token is always a valid argument
             Effect.catchTag("InvalidInput", Effect.die),
           )
-          if (session === undefined) return Option.none()
-          if (yield* session_touch_is_due(session)) yield* touches.touch(token_hash)
-          return Option.some(session)
+          if (session === undefined) return Option.none<Authenticated>()
+          const due = yield* session_touch_due(session)
+          if (due === "touch") yield* touches.touch(token_hash)
+          if (due !== "extend") return Option.some({ session, extended: false })
+          // Rare (once per extend threshold): wait, so the caller can re-send the
+          // cookie with the expiry the row really has.
+          const extended = yield* touches.touch_and_wait(token_hash)
+          if (Option.isNone(extended)) return Option.some({ session, extended: false })
+          const now = new Date(yield* Clock.currentTimeMillis)
+          return Option.some({
+            session: { ...session, expires_at: extended.value, last_seen_at: now },
+            extended: true,
+          })
         })
+
+        const validate = (token: TokenInput) =>
+          Effect.map(
+            authenticate(token),
+            Option.map((authenticated) => authenticated.session),
+          )
 
         const revoke = Effect.fn("SessionRepo.revoke")(function* (token: TokenInput) {
           const raw = token_value(token)
@@ -137,8 +170,11 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
 
         return SessionRepo.of({
           create_session,
+          authenticate,
           validate,
           revoke,
+          revoke_others_for_account: (account_id, keep_session_id) =>
+            on_current(query_session_revoke_others_for_account(account_id, keep_session_id)),
           revoke_for_account: (session_id, account_id) =>
             on_current(query_session_revoke_for_account(session_id, account_id)),
           revoke_all_for_account: (account_id) =>

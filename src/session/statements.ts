@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, lt, lte, or, sql } from "drizzle-orm"
+import { and, desc, eq, gt, inArray, lt, lte, ne, or, sql } from "drizzle-orm"
 import { statement } from "../db/statement.ts"
 import { account, auth_session } from "../schema.ts"
 
@@ -159,6 +159,16 @@ export const delete_sessions_of_account = statement<{ account_id: string }, Arra
       .delete(auth_session)
       .where(eq(auth_session.account_id, ph("account_id")))
       .returning({ id: auth_session.id }),
+)
+
+export const delete_other_sessions_of_account = statement<
+  { account_id: string; keep: string },
+  Array<{ id: string }>
+>("session_revoke_others_for_account", (db) =>
+  db
+    .delete(auth_session)
+    .where(and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))))
+    .returning({ id: auth_session.id }),
 )
 
 /**

@@ -1,4 +1,4 @@
-import { Context, Deferred, Effect, Exit, Layer } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Option } from "effect"
 import { Db } from "../db/handle.ts"
 import { hash_prefix } from "../token.ts"
 import { query_session_touch } from "./queries.ts"
@@ -18,6 +18,12 @@ export interface SessionTouchesShape {
    * of a session that already has one in flight is coalesced into it.
    */
   readonly touch: (token_hash: string) => Effect.Effect<void>
+  /**
+   * Starts a touch (or joins the one in flight) and waits for it: the new
+   * `expires_at` if it wrote one, none if nothing was written or it failed
+   * (failures are logged, never raised).
+   */
+  readonly touch_and_wait: (token_hash: string) => Effect.Effect<Option.Option<Date>>
   /** Waits until every touch started so far (and any started meanwhile) has ended. */
   readonly await_idle: Effect.Effect<void>
   /** Touches in flight now. */
@@ -25,9 +31,10 @@ export interface SessionTouchesShape {
 }
 
 /**
- * Tracked fire-and-forget touches. Touches always run on the pool, never in the
- * caller's transaction. When the layer closes, pending touches are finished,
- * not dropped.
+ * Tracked touches. They always run on the pool, never in the caller's
+ * transaction, and detached from the caller, so a request that ends or is
+ * interrupted does not cancel its touch. When the layer closes, pending touches
+ * are finished, not dropped.
  */
 export class SessionTouches extends Context.Service<SessionTouches, SessionTouchesShape>()(
   "effect-session-repo/SessionTouches",
@@ -36,31 +43,43 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
     SessionTouches,
     Effect.gen(function* () {
       const pool = yield* Db
-      // One entry per session with a touch in flight, done when that touch ends.
-      const in_flight = new Map<string, Deferred.Deferred<void>>()
+      // One entry per session with a touch in flight, done with its outcome.
+      const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
 
       const write = (token_hash: string) =>
         query_session_touch(token_hash).pipe(
           Effect.provideService(Db, pool),
+          Effect.map(Option.fromUndefinedOr),
           Effect.catchCause((cause) =>
             Effect.logWarning("session touch failed", cause).pipe(
               Effect.annotateLogs({ session: hash_prefix(token_hash) }),
+              Effect.as(Option.none<Date>()),
             ),
           ),
         )
 
-      const touch = (token_hash: string) =>
+      /** The in-flight touch of this session, started (in the caller's context) if there is none. */
+      const start = (token_hash: string) =>
         Effect.suspend(() => {
-          if (in_flight.has(token_hash) || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.void
-          const done = Deferred.makeUnsafe<void>()
+          const running = in_flight.get(token_hash)
+          if (running !== undefined || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.succeed(running)
+          const done = Deferred.makeUnsafe<Option.Option<Date>>()
           in_flight.set(token_hash, done)
-          const finish = Effect.sync(() => {
-            in_flight.delete(token_hash)
-            Deferred.doneUnsafe(done, Exit.void)
-          })
+          const finish = (exit: Exit.Exit<Option.Option<Date>>) =>
+            Effect.sync(() => {
+              in_flight.delete(token_hash)
+              Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.succeed(Option.none()))
+            })
           // Detached: the caller's end or interruption does not cancel the write.
-          return Effect.asVoid(Effect.forkDetach(Effect.ensuring(write(token_hash), finish)))
+          return Effect.as(Effect.forkDetach(Effect.onExit(write(token_hash), finish)), done)
         })
+
+      const touch = (token_hash: string) => Effect.asVoid(start(token_hash))
+
+      const touch_and_wait = (token_hash: string) =>
+        Effect.flatMap(start(token_hash), (done) =>
+          done === undefined ? Effect.succeed(Option.none<Date>()) : Deferred.await(done),
+        )
 
       const await_idle: Effect.Effect<void> = Effect.suspend(() => {
         const next = in_flight.values().next()
@@ -73,7 +92,7 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
         await_idle.pipe(
           Effect.timeoutOption(TOUCH_SHUTDOWN_GRACE_MS),
           Effect.flatMap((idle) =>
-            idle._tag === "Some"
+            Option.isSome(idle)
               ? Effect.void
               : Effect.logWarning("session touches still pending at shutdown", { pending: in_flight.size }),
           ),
@@ -82,6 +101,7 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
 
       return SessionTouches.of({
         touch,
+        touch_and_wait,
         await_idle,
         pending: Effect.sync(() => in_flight.size),
       })
