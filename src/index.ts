@@ -7,6 +7,13 @@ export { MIGRATIONS_FOLDER } from "./db/migrations.ts"
 export { layer_pglite, type PgliteOptions } from "./db/pglite.ts"
 export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from "./db/postgres.ts"
 export {
+  clear_session_cookie,
+  SessionCookie,
+  type SessionCookieShape,
+  set_session_cookie,
+} from "./http/cookie.ts"
+export { CurrentSession, request_session_token, with_session } from "./http/session.ts"
+export {
   type Account,
   type AuthSession,
   type AuthSessionWithUsername,

@@ -1,0 +1,47 @@
+import { Effect, Schema } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { AccountNotFound, DbError, InvalidInput } from "effect-session-repo"
+
+/** A failure the client caused, answered with `status` and a JSON `{ error }`. */
+export class HttpError extends Schema.TaggedError<HttpError>()("HttpError", {
+  status: Schema.Number,
+  message: Schema.String,
+}) {}
+
+const json_error = (status: number, message: string) =>
+  HttpServerResponse.jsonUnsafe({ error: message }, { status })
+
+/**
+ * Every expected failure becomes a JSON answer: 4xx for the client's
+ * mistakes, 503 when the database is unavailable (worth a retry).
+ */
+export const as_json_errors = <R>(
+  handler: Effect.Effect<
+    HttpServerResponse.HttpServerResponse,
+    HttpError | InvalidInput | AccountNotFound | DbError,
+    R
+  >,
+): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
+  handler.pipe(
+    Effect.catchTags({
+      HttpError: (error) => Effect.succeed(json_error(error.status, error.message)),
+      InvalidInput: (error) => Effect.succeed(json_error(400, error.message)),
+      AccountNotFound: () => Effect.succeed(json_error(404, "no such account")),
+      DbError: (error) =>
+        Effect.logError("database error", error).pipe(
+          Effect.as(json_error(error.is_retryable ? 503 : 500, "the database failed; try again")),
+        ),
+    }),
+  )
+
+/** The request body as JSON, decoded with `schema`; 400 when it is not. */
+export const read_body = <S extends Schema.Codec<unknown, unknown>>(schema: S, what: string) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const json = yield* request.json.pipe(
+      Effect.mapError(() => new HttpError({ status: 400, message: "the body must be JSON" })),
+    )
+    return yield* Schema.decodeUnknownEffect(schema)(json).pipe(
+      Effect.mapError(() => new HttpError({ status: 400, message: `the body must be ${what}` })),
+    )
+  })

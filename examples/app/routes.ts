@@ -1,0 +1,212 @@
+import { eq } from "drizzle-orm"
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import {
+  type AuthSession,
+  account,
+  CurrentSession,
+  clear_session_cookie,
+  Database,
+  Db,
+  DbError,
+  SessionRepo,
+  set_session_cookie,
+  with_session,
+} from "effect-session-repo"
+import {
+  create_credential_table,
+  credential,
+  find_credential,
+  find_password_hash,
+  hash_password,
+  verify_password,
+} from "./credentials.ts"
+import { as_json_errors, HttpError, read_body } from "./http-error.ts"
+import { PAGE } from "./page.ts"
+
+/** Who may see every account's sessions. */
+export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<string>>()(
+  "example/AdminUsernames",
+) {}
+
+const Username = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{3,32}$/))
+const Password = Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(200))
+const Credentials = Schema.Struct({ username: Username, password: Password })
+const PasswordChange = Schema.Struct({ current_password: Schema.String, new_password: Password })
+const CREDENTIALS = "{ username: 3-32 of A-Z a-z 0-9 _ . -, password: 8-200 chars }"
+
+/** What a user sees of a session: never the token. */
+const session_view = (session: AuthSession, current_id?: string) => ({
+  id: session.id,
+  created_at: session.created_at.toISOString(),
+  expires_at: session.expires_at.toISOString(),
+  last_seen_at: session.last_seen_at.toISOString(),
+  current: session.id === current_id,
+})
+
+const query = <A>(operation: string, f: (db: Db["Service"]) => Promise<A>) =>
+  Db.use((db) => Effect.tryPromise({ try: () => f(db), catch: (error) => DbError.from(operation, error) }))
+
+const find_account = (id: string) =>
+  query("find_account", (db) => db.select().from(account).where(eq(account.id, id))).pipe(
+    Effect.map((rows) => rows[0]),
+  )
+
+/** Signs the new session in: its cookie on a JSON answer. */
+const signed_in = (status: number, account_id: string, username: string) =>
+  Effect.gen(function* () {
+    const repo = yield* SessionRepo
+    const { token, session } = yield* repo.create_session(account_id)
+    const response = HttpServerResponse.jsonUnsafe(
+      { account: { id: account_id, username }, session: session_view(session, session.id) },
+      { status },
+    )
+    return yield* set_session_cookie(Redacted.value(token), session.expires_at)(response)
+  })
+
+const signup = Effect.gen(function* () {
+  const { username, password } = yield* read_body(Credentials, CREDENTIALS)
+  const database = yield* Database
+  const password_hash = yield* hash_password(password)
+  return yield* database.transaction(
+    Effect.gen(function* () {
+      const [created] = yield* query("signup", (db) =>
+        db.insert(account).values({ username }).returning(),
+      ).pipe(
+        Effect.catchIf(
+          (error) => error.reason === "unique_violation",
+          () => Effect.fail(new HttpError({ status: 409, message: "that username is taken" })),
+        ),
+      )
+      if (created === undefined) return yield* Effect.die("insert returned no row")
+      yield* query("signup", (db) => db.insert(credential).values({ account_id: created.id, password_hash }))
+      return yield* signed_in(201, created.id, created.username)
+    }),
+  )
+})
+
+const login = Effect.gen(function* () {
+  const { username, password } = yield* read_body(Credentials, CREDENTIALS).pipe(
+    Effect.mapError(() => new HttpError({ status: 400, message: "the body must be { username, password }" })),
+  )
+  const found = yield* find_credential(username)
+  const valid = yield* verify_password(password, found?.password_hash)
+  if (!valid || found === undefined)
+    return yield* new HttpError({ status: 401, message: "wrong username or password" })
+  return yield* signed_in(200, found.account_id, found.username)
+})
+
+const logout = with_session(
+  Effect.gen(function* () {
+    const { token } = yield* CurrentSession
+    yield* (yield* SessionRepo).revoke(token)
+    return yield* clear_session_cookie(HttpServerResponse.jsonUnsafe({ ok: true }))
+  }),
+)
+
+const me = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    const admins = yield* AdminUsernames
+    const owner = yield* find_account(session.account_id)
+    if (owner === undefined) return yield* new HttpError({ status: 401, message: "not signed in" })
+    return HttpServerResponse.jsonUnsafe({
+      account: { id: owner.id, username: owner.username, admin: admins.has(owner.username) },
+      session: session_view(session, session.id),
+    })
+  }),
+)
+
+const my_sessions = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    const sessions = yield* (yield* SessionRepo).list_for_account(session.account_id)
+    return HttpServerResponse.jsonUnsafe({ sessions: sessions.map((s) => session_view(s, session.id)) })
+  }),
+)
+
+const revoke_one = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    const { id } = yield* HttpRouter.params
+    const revoked = yield* (yield* SessionRepo)
+      .revoke_for_account(id ?? "", session.account_id)
+      .pipe(Effect.catchTag("InvalidInput", () => Effect.succeed(false)))
+    // someone else's session and no session at all look the same
+    if (!revoked) return yield* new HttpError({ status: 404, message: "no such session" })
+    const response = HttpServerResponse.jsonUnsafe({ revoked: 1 })
+    return id === session.id ? yield* clear_session_cookie(response) : response
+  }),
+)
+
+const revoke_others = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id)
+    return HttpServerResponse.jsonUnsafe({ revoked })
+  }),
+)
+
+const change_password = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    const { current_password, new_password } = yield* read_body(
+      PasswordChange,
+      "{ current_password, new_password: 8-200 chars }",
+    )
+    const stored = yield* find_password_hash(session.account_id)
+    if (!(yield* verify_password(current_password, stored))) {
+      return yield* new HttpError({ status: 403, message: "the current password is wrong" })
+    }
+    const password_hash = yield* hash_password(new_password)
+    const database = yield* Database
+    // one transaction: a new password never coexists with the old sessions
+    const revoked = yield* database.transaction(
+      Effect.gen(function* () {
+        yield* query("change_password", (db) =>
+          db.update(credential).set({ password_hash }).where(eq(credential.account_id, session.account_id)),
+        )
+        return yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id)
+      }),
+    )
+    return HttpServerResponse.jsonUnsafe({ revoked })
+  }),
+)
+
+const admin_sessions = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    const owner = yield* find_account(session.account_id)
+    if (owner === undefined || !(yield* AdminUsernames).has(owner.username)) {
+      return yield* new HttpError({ status: 403, message: "admins only" })
+    }
+    const sessions = yield* (yield* SessionRepo).list_all_active()
+    return HttpServerResponse.jsonUnsafe({
+      sessions: sessions.map((s) => ({
+        // a prefix identifies a session in the list without handing out its id
+        id: `${s.id.slice(0, 12)}…`,
+        username: s.username,
+        created_at: s.created_at.toISOString(),
+        last_seen_at: s.last_seen_at.toISOString(),
+        expires_at: s.expires_at.toISOString(),
+      })),
+    })
+  }),
+)
+
+/** Every route of the example app. */
+export const Routes = Layer.mergeAll(
+  HttpRouter.add("GET", "/", HttpServerResponse.html(PAGE)),
+  HttpRouter.add("POST", "/api/signup", as_json_errors(signup)),
+  HttpRouter.add("POST", "/api/login", as_json_errors(login)),
+  HttpRouter.add("POST", "/api/logout", as_json_errors(logout)),
+  HttpRouter.add("GET", "/api/me", as_json_errors(me)),
+  HttpRouter.add("GET", "/api/sessions", as_json_errors(my_sessions)),
+  HttpRouter.add("DELETE", "/api/sessions/:id", as_json_errors(revoke_one)),
+  HttpRouter.add("POST", "/api/sessions/revoke-others", as_json_errors(revoke_others)),
+  HttpRouter.add("POST", "/api/password", as_json_errors(change_password)),
+  HttpRouter.add("GET", "/api/admin/sessions", as_json_errors(admin_sessions)),
+)
+
+/** Creates the example's own table; run after the library's migrations. */
+export const prepare_schema = create_credential_table.pipe(Effect.asVoid)

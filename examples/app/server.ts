@@ -1,0 +1,33 @@
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { type Database, type Db, migrate, SessionCookie, SessionRepo } from "effect-session-repo"
+import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
+
+export interface AppOptions {
+  /** 0 picks a free port. */
+  readonly port: number
+  /** The cookie's Secure flag: off only for plain-HTTP localhost. */
+  readonly cookie_secure: boolean
+  readonly admin_usernames: ReadonlySet<string>
+  readonly log_requests?: boolean
+}
+
+/**
+ * The example app served over HTTP on `database`: migrations and the app's own
+ * table first, then the routes. Also exposes `HttpServer` (its address) and
+ * the database services.
+ */
+export const app_layer = <E>(database: Layer.Layer<Database | Db, E>, options: AppOptions) => {
+  const ready = Layer.effectDiscard(Effect.andThen(migrate, prepare_schema)).pipe(
+    Layer.provideMerge(database),
+  )
+  const sessions = SessionRepo.layer.pipe(Layer.provideMerge(ready))
+  return HttpRouter.serve(Routes, { disableLogger: options.log_requests !== true }).pipe(
+    Layer.provide(Layer.succeed(AdminUsernames, options.admin_usernames)),
+    Layer.provide(Layer.succeed(SessionCookie, { name: "session", secure: options.cookie_secure })),
+    Layer.provideMerge(sessions),
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port })),
+  )
+}
