@@ -1,1 +1,132 @@
-export const PAGE = "<!doctype html><title>x</title>"
+// The example's single page: plain HTML and a little script over the JSON API.
+export const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>effect-session-repo example</title>
+<style>
+  body { font: 15px/1.45 system-ui, sans-serif; max-width: 860px; margin: 2rem auto; padding: 0 1rem; color: #222; }
+  h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+  form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; margin: .5rem 0; }
+  input { padding: .35rem .5rem; } button { padding: .35rem .8rem; cursor: pointer; }
+  table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; font-size: 13px; }
+  code { font-size: 12px; } .current { font-weight: 600; color: #0a6; } #message { min-height: 1.4em; color: #b00; }
+  [hidden] { display: none !important; }
+</style>
+</head>
+<body>
+<h1>effect-session-repo example</h1>
+<p id="message" role="status"></p>
+
+<section id="signed-out">
+  <h2>Sign up or log in</h2>
+  <form id="auth-form">
+    <input name="username" placeholder="username" autocomplete="username" required>
+    <input name="password" type="password" placeholder="password (8+ chars)" autocomplete="current-password" required>
+    <button type="submit" data-action="login">Log in</button>
+    <button type="submit" data-action="signup">Sign up</button>
+  </form>
+</section>
+
+<section id="signed-in" hidden>
+  <p>Signed in as <strong id="username"></strong>. <button id="logout">Log out</button></p>
+  <h2>My sessions</h2>
+  <table><thead><tr><th>session</th><th>created</th><th>last seen</th><th>expires</th><th></th></tr></thead>
+  <tbody id="sessions"></tbody></table>
+  <p><button id="revoke-others">Sign out everywhere else</button></p>
+  <h2>Change password</h2>
+  <form id="password-form">
+    <input name="current_password" type="password" placeholder="current password" required>
+    <input name="new_password" type="password" placeholder="new password (8+ chars)" required>
+    <button type="submit">Change (signs out other sessions)</button>
+  </form>
+  <section id="admin" hidden>
+    <h2>All active sessions (admin)</h2>
+    <table><thead><tr><th>user</th><th>session</th><th>last seen</th><th>expires</th></tr></thead>
+    <tbody id="all-sessions"></tbody></table>
+  </section>
+</section>
+
+<script>
+const $ = (id) => document.getElementById(id)
+const say = (text) => { $("message").textContent = text ?? "" }
+const api = async (method, path, body) => {
+  const response = await fetch(path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  const data = await response.json().catch(() => ({}))
+  if (!response.ok) throw Object.assign(new Error(data.error ?? response.statusText), { status: response.status })
+  return data
+}
+const time = (iso) => new Date(iso).toLocaleString()
+const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td }
+
+async function render() {
+  let me
+  try { me = await api("GET", "/api/me") } catch { me = undefined }
+  $("signed-out").hidden = !!me
+  $("signed-in").hidden = !me
+  if (!me) return
+  $("username").textContent = me.account.username
+  const { sessions } = await api("GET", "/api/sessions")
+  $("sessions").replaceChildren(...sessions.map((s) => {
+    const row = document.createElement("tr")
+    row.dataset.session = s.id
+    const id = cell(s.id.slice(0, 12) + "…" + (s.current ? " (this one)" : ""))
+    if (s.current) id.className = "current"
+    const revoke = document.createElement("button")
+    revoke.textContent = "Revoke"
+    revoke.onclick = async () => {
+      await api("DELETE", "/api/sessions/" + s.id).catch((e) => say(e.message))
+      say(s.current ? "This session was revoked." : "Session revoked.")
+      render()
+    }
+    const action = document.createElement("td"); action.append(revoke)
+    row.append(id, cell(time(s.created_at)), cell(time(s.last_seen_at)), cell(time(s.expires_at)), action)
+    return row
+  }))
+  $("admin").hidden = !me.account.admin
+  if (me.account.admin) {
+    const all = await api("GET", "/api/admin/sessions")
+    $("all-sessions").replaceChildren(...all.sessions.map((s) => {
+      const row = document.createElement("tr")
+      row.append(cell(s.username), cell(s.id), cell(time(s.last_seen_at)), cell(time(s.expires_at)))
+      return row
+    }))
+  }
+}
+
+$("auth-form").addEventListener("submit", async (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  const action = event.submitter?.dataset.action ?? "login"
+  try {
+    await api("POST", "/api/" + action, { username: form.get("username"), password: form.get("password") })
+    say("")
+  } catch (e) { say(e.message) }
+  render()
+})
+$("logout").onclick = async () => { await api("POST", "/api/logout").catch(() => {}); say("Logged out."); render() }
+$("revoke-others").onclick = async () => {
+  const { revoked } = await api("POST", "/api/sessions/revoke-others")
+  say(revoked + " other session(s) signed out.")
+  render()
+}
+$("password-form").addEventListener("submit", async (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  try {
+    const { revoked } = await api("POST", "/api/password", Object.fromEntries(form))
+    say("Password changed; " + revoked + " other session(s) signed out.")
+    event.target.reset()
+  } catch (e) { say(e.message) }
+  render()
+})
+render()
+</script>
+</body>
+</html>
+`
