@@ -20,6 +20,8 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
 }
 
 export default defineConfig({
+  // the examples import the package by name: test the source, not a stale build
+  resolve: { alias: { "effect-session-repo": new URL("./src/index.ts", import.meta.url).pathname } },
   test: {
     include: ["test/**/*.test.ts"],
     // Each file opens its own PGlite (~2 s, ~800 MB) and its own PostgreSQL database.

@@ -1,0 +1,201 @@
+import { assert, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { AUTH_SESSION_LIFETIME_MS } from "../src/index.ts"
+import { base_url, example_app, make_client } from "./support/app.ts"
+import { backends, report_skipped_postgres } from "./support/backends.ts"
+
+const alice = { username: "alice", password: "correct horse battery" }
+
+for (const backend of backends) {
+  layer(example_app(backend.name), { excludeTestServices: true })(
+    `the example app over HTTP on ${backend.name}`,
+    (it) => {
+      it.effect("sign-up → login → cookie → me → list → revoke → 401", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const laptop = make_client(base)
+          const phone = make_client(base)
+
+          const signup = yield* laptop.call("POST", "/api/signup", alice)
+          assert.strictEqual(signup.status, 201)
+          assert.isDefined(laptop.cookie)
+          const login = yield* phone.call("POST", "/api/login", {
+            username: "ALICE",
+            password: alice.password,
+          })
+          assert.strictEqual(login.status, 200)
+
+          const me = yield* phone.call("GET", "/api/me")
+          assert.strictEqual(me.status, 200)
+          assert.deepInclude(me.body.account as object, { username: "alice", admin: false })
+
+          const listed = yield* phone.call("GET", "/api/sessions")
+          const sessions = listed.body.sessions as Array<{ id: string; current: boolean }>
+          assert.strictEqual(sessions.length, 2)
+          const laptop_session = sessions.find((s) => !s.current)
+          const phone_session = sessions.find((s) => s.current)
+          assert.isDefined(laptop_session)
+          assert.notInclude(JSON.stringify(listed.body), (laptop.cookie ?? "").split("=")[1] ?? "")
+
+          // revoke the laptop from the phone: the laptop is signed out, its stale cookie cleared
+          assert.strictEqual((yield* phone.call("DELETE", `/api/sessions/${laptop_session?.id}`)).status, 200)
+          const stale = yield* laptop.call("GET", "/api/me")
+          assert.strictEqual(stale.status, 401)
+          assert.match(stale.set_cookie ?? "", /^session=;.*Max-Age=0/)
+
+          // revoking its own session signs the phone out too
+          const own = yield* phone.call("DELETE", `/api/sessions/${phone_session?.id}`)
+          assert.strictEqual(own.status, 200)
+          assert.match(own.set_cookie ?? "", /Max-Age=0/)
+          assert.strictEqual((yield* phone.call("GET", "/api/me")).status, 401)
+        }),
+      )
+
+      it.effect("the session cookie: HttpOnly, SameSite=Lax, Path=/, Max-Age until the session expires", () =>
+        Effect.gen(function* () {
+          const client = make_client(yield* base_url)
+          const { set_cookie } = yield* client.call("POST", "/api/signup", {
+            username: "carol",
+            password: "12345678",
+          })
+          const attributes = (set_cookie ?? "").split(/;\s*/)
+          assert.match(attributes[0] ?? "", /^session=[A-Za-z0-9_-]{43}$/)
+          assert.include(attributes, "HttpOnly")
+          assert.include(attributes, "SameSite=Lax")
+          assert.include(attributes, "Path=/")
+          // plain-HTTP test server: Secure is configured off
+          assert.notInclude(attributes, "Secure")
+          const max_age = Number(attributes.find((a) => a.startsWith("Max-Age="))?.slice(8))
+          assert.approximately(max_age, AUTH_SESSION_LIFETIME_MS / 1000, 5)
+        }),
+      )
+
+      it.effect("the 6th login evicts the oldest session (default limit 5)", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const credentials = { username: "dave", password: "dave's password" }
+          const first = make_client(base)
+          yield* first.call("POST", "/api/signup", credentials)
+          const later = []
+          for (let i = 0; i < 5; i++) {
+            const client = make_client(base)
+            assert.strictEqual((yield* client.call("POST", "/api/login", credentials)).status, 200)
+            later.push(client)
+          }
+          assert.strictEqual((yield* first.call("GET", "/api/me")).status, 401)
+          for (const client of later) assert.strictEqual((yield* client.call("GET", "/api/me")).status, 200)
+          const newest = later.at(-1)
+          if (newest === undefined) return assert.fail("no clients")
+          const listed = yield* newest.call("GET", "/api/sessions")
+          assert.strictEqual((listed.body.sessions as Array<unknown>).length, 5)
+        }),
+      )
+
+      it.effect("bad input gets a clear 4xx with a JSON error, never a 500", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const erin = make_client(base)
+          yield* erin.call("POST", "/api/signup", { username: "erin", password: "erin's password" })
+          const mallory = make_client(base)
+          yield* mallory.call("POST", "/api/signup", { username: "mallory", password: "mallory's password" })
+          const erin_session = (
+            (yield* erin.call("GET", "/api/sessions")).body.sessions as Array<{ id: string }>
+          )[0]?.id
+          const anonymous = make_client(base)
+          const cases: Array<
+            [string, Effect.Effect<{ status: number; body: Record<string, unknown> }>, number]
+          > = [
+            ["bad JSON", anonymous.call("POST", "/api/login", undefined, "{not json"), 400],
+            ["missing fields", anonymous.call("POST", "/api/login", { username: "erin" }), 400],
+            [
+              "short password",
+              anonymous.call("POST", "/api/signup", { username: "frank", password: "short" }),
+              400,
+            ],
+            [
+              "bad username",
+              anonymous.call("POST", "/api/signup", { username: "a b", password: "12345678" }),
+              400,
+            ],
+            [
+              "taken username",
+              anonymous.call("POST", "/api/signup", { username: "ERIN", password: "12345678" }),
+              409,
+            ],
+            [
+              "wrong password",
+              anonymous.call("POST", "/api/login", { username: "erin", password: "wrong pass" }),
+              401,
+            ],
+            [
+              "unknown user",
+              anonymous.call("POST", "/api/login", { username: "nobody", password: "12345678" }),
+              401,
+            ],
+            ["no cookie", anonymous.call("GET", "/api/me"), 401],
+            ["unknown session id", erin.call("DELETE", `/api/sessions/${"0".repeat(64)}`), 404],
+            ["malformed session id", erin.call("DELETE", "/api/sessions/x'--"), 404],
+            ["someone else's session id", mallory.call("DELETE", `/api/sessions/${erin_session}`), 404],
+            ["admin list as non-admin", erin.call("GET", "/api/admin/sessions"), 403],
+            [
+              "wrong current password",
+              erin.call("POST", "/api/password", { current_password: "nope", new_password: "12345678" }),
+              403,
+            ],
+            ["password body", erin.call("POST", "/api/password", { new_password: 5 }), 400],
+          ]
+          for (const [name, request, status] of cases) {
+            const reply = yield* request
+            assert.strictEqual(reply.status, status, name)
+            assert.isString(reply.body.error, name)
+          }
+          // the IDOR attempt changed nothing
+          assert.strictEqual((yield* erin.call("GET", "/api/me")).status, 200)
+          // a forged cookie is rejected and cleared
+          const forged = make_client(base)
+          forged.cookie = `session=${"A".repeat(43)}`
+          const reply = yield* forged.call("GET", "/api/me")
+          assert.strictEqual(reply.status, 401)
+          assert.match(reply.set_cookie ?? "", /Max-Age=0/)
+        }),
+      )
+
+      it.effect("changing the password signs out the other sessions; logout ends this one", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const credentials = { username: "grace", password: "first password" }
+          const here = make_client(base)
+          const elsewhere = make_client(base)
+          yield* here.call("POST", "/api/signup", credentials)
+          yield* elsewhere.call("POST", "/api/login", credentials)
+          const changed = yield* here.call("POST", "/api/password", {
+            current_password: credentials.password,
+            new_password: "second password",
+          })
+          assert.deepStrictEqual(changed.body, { revoked: 1 })
+          assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 401)
+          const relogin = yield* make_client(base).call("POST", "/api/login", credentials)
+          assert.strictEqual(relogin.status, 401)
+          const logout = yield* here.call("POST", "/api/logout")
+          assert.strictEqual(logout.status, 200)
+          assert.strictEqual((yield* here.call("GET", "/api/me")).status, 401)
+        }),
+      )
+
+      it.effect("the admin list shows every live session with its username, and ids only in part", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const admin = make_client(base)
+          yield* admin.call("POST", "/api/signup", { username: "admin", password: "admin password" })
+          const listed = yield* admin.call("GET", "/api/admin/sessions")
+          assert.strictEqual(listed.status, 200)
+          const sessions = listed.body.sessions as Array<{ id: string; username: string }>
+          assert.isTrue(sessions.some((s) => s.username === "admin"))
+          for (const s of sessions) assert.match(s.id, /^[0-9a-f]{12}…$/)
+        }),
+      )
+    },
+  )
+}
+
+report_skipped_postgres("the example app over HTTP")
