@@ -1,5 +1,6 @@
 export { Database, type DatabaseShape } from "./db/database.ts"
 export { classify_sqlstate, DbError, DbErrorReason } from "./db/errors.ts"
+export { layer_database_from_config } from "./db/from-config.ts"
 export { Db, type Drizzle, Tx } from "./db/handle.ts"
 /** Applies pending migrations on the provided `Database`. */
 export { migrate } from "./db/migrate.ts"

@@ -195,24 +195,21 @@ export const query_session_revoke_others_for_account = Effect.fn("query_session_
 
 /**
  * Deletes expired sessions in batches of the policy's `cleanup_batch_size`,
- * each its own short statement, until a batch comes back short. Returns the total.
+ * each its own short statement, until a batch comes back short. Returns the
+ * total. `on_batch` sees each batch's count and the running total (progress).
  */
-export const query_session_cleanup_expired = Effect.fn("query_session_cleanup_expired")(
-  function* (): Effect.fn.Return<number, InvalidInput | DbError, Db> {
-    const policy = yield* SessionPolicy
-    // a batch of 0 would never come back short
-    const batch_size = yield* require_int_in_range(
-      "cleanup_batch_size",
-      policy.cleanup_batch_size,
-      1,
-      100_000,
-    )
-    const now = yield* current_date
-    let total = 0
-    while (true) {
-      const deleted = yield* delete_expired_batch({ now, batch_size })
-      total += deleted.length
-      if (deleted.length < batch_size) return total
-    }
-  },
-)
+export const query_session_cleanup_expired = Effect.fn("query_session_cleanup_expired")(function* (
+  options: { readonly on_batch?: (deleted: number, total: number) => Effect.Effect<void> } = {},
+): Effect.fn.Return<number, InvalidInput | DbError, Db> {
+  const policy = yield* SessionPolicy
+  // a batch of 0 would never come back short
+  const batch_size = yield* require_int_in_range("cleanup_batch_size", policy.cleanup_batch_size, 1, 100_000)
+  const now = yield* current_date
+  let total = 0
+  while (true) {
+    const deleted = yield* delete_expired_batch({ now, batch_size })
+    total += deleted.length
+    if (options.on_batch !== undefined) yield* options.on_batch(deleted.length, total)
+    if (deleted.length < batch_size) return total
+  }
+})
