@@ -32,6 +32,7 @@ export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<
 const Username = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{3,32}$/))
 const Password = Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(200))
 const Credentials = Schema.Struct({ username: Username, password: Password })
+const Login = Schema.Struct({ username: Schema.String, password: Schema.String })
 const PasswordChange = Schema.Struct({ current_password: Schema.String, new_password: Password })
 const CREDENTIALS = "{ username: 3-32 of A-Z a-z 0-9 _ . -, password: 8-200 chars }"
 
@@ -86,9 +87,7 @@ const signup = Effect.gen(function* () {
 })
 
 const login = Effect.gen(function* () {
-  const { username, password } = yield* read_body(Credentials, CREDENTIALS).pipe(
-    Effect.mapError(() => new HttpError({ status: 400, message: "the body must be { username, password }" })),
-  )
+  const { username, password } = yield* read_body(Login, "{ username, password }")
   const found = yield* find_credential(username)
   const valid = yield* verify_password(password, found?.password_hash)
   if (!valid || found === undefined)

@@ -1,0 +1,34 @@
+// The README's "your own server" snippet; compiled by `npm run typecheck`.
+import { createServer } from "node:http"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { CurrentSession, layer_database_from_config, SessionRepo, with_session } from "effect-session-repo"
+
+// A route behind the session: 401 without a valid cookie; the cookie is
+// re-sent whenever validation extends the session.
+const Me = HttpRouter.add(
+  "GET",
+  "/me",
+  with_session(
+    Effect.gen(function* () {
+      const { session } = yield* CurrentSession
+      return HttpServerResponse.jsonUnsafe({ account_id: session.account_id, expires_at: session.expires_at })
+    }),
+  ).pipe(
+    Effect.catchTag("DbError", () =>
+      Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "try again" }, { status: 503 })),
+    ),
+  ),
+)
+
+// SessionRepo on PostgreSQL (DATABASE_URL) or embedded PGlite (DATA_DIR).
+// The cookie is `Secure` by default; provide `SessionCookie` to change that.
+const Sessions = SessionRepo.layer.pipe(Layer.provideMerge(layer_database_from_config))
+
+HttpRouter.serve(Me).pipe(
+  Layer.provide(Sessions),
+  Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 })),
+  Layer.launch,
+  NodeRuntime.runMain,
+)
