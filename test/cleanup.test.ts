@@ -1,18 +1,21 @@
 import { assert, layer } from "@effect/vitest"
-import { lte } from "drizzle-orm"
-import { Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import {
-  auth_session,
   Database,
   DEFAULT_SESSION_POLICY,
   layer_session_cleanup,
   query_session_cleanup_expired,
   SessionPolicy,
-  Tx,
 } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
-import { create_account, insert_session, now_ms, session_rows, truncate_all } from "./support/fixtures.ts"
+import {
+  create_account,
+  hold_session_locks,
+  insert_session,
+  session_rows,
+  truncate_all,
+} from "./support/fixtures.ts"
 
 const SECOND = 1000
 
@@ -73,33 +76,13 @@ for (const backend of backends) {
       it.effect("cleanup skips rows another transaction holds instead of waiting for them", () =>
         Effect.gen(function* () {
           yield* truncate_all
-          const database = yield* Database
+          const _database = yield* Database
           const owner = yield* create_account()
-          for (let i = 0; i < 10; i++) yield* insert_session(owner.id, SECOND)
+          const expired = []
+          for (let i = 0; i < 10; i++) expired.push((yield* insert_session(owner.id, SECOND)).session.id)
           yield* TestClock.adjust(SECOND)
-          const now = new Date(yield* now_ms)
-          const locked = yield* Deferred.make<void>()
-          const release = yield* Deferred.make<void>()
           // another instance's cleanup (or any writer) holding 4 expired rows
-          const holder = yield* Effect.forkChild(
-            database.transaction(
-              Effect.gen(function* () {
-                yield* Tx.use((tx) =>
-                  Effect.promise(() =>
-                    tx
-                      .select({ id: auth_session.id })
-                      .from(auth_session)
-                      .where(lte(auth_session.expires_at, now))
-                      .limit(4)
-                      .for("update"),
-                  ),
-                )
-                yield* Deferred.succeed(locked, undefined)
-                yield* Deferred.await(release)
-              }),
-            ),
-          )
-          yield* Deferred.await(locked)
+          const release = yield* hold_session_locks(expired.slice(0, 4))
           const policy = { ...DEFAULT_SESSION_POLICY, cleanup_batch_size: 3 }
           const cleanup = yield* Effect.forkChild(
             query_session_cleanup_expired().pipe(Effect.provideService(SessionPolicy, policy)),
@@ -108,8 +91,7 @@ for (const backend of backends) {
             Effect.sync(() => cleanup.pollUnsafe() !== undefined),
             2000,
           )
-          yield* Deferred.succeed(release, undefined)
-          yield* Fiber.join(holder)
+          yield* release
           assert.isTrue(finished, "cleanup waited for locked rows")
           assert.strictEqual(yield* Fiber.join(cleanup), 6)
           assert.strictEqual(yield* query_session_cleanup_expired(), 4)

@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
-import { eq, sql } from "drizzle-orm"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { sql } from "drizzle-orm"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import {
   AUTH_SESSION_LIFETIME_MS,
@@ -10,12 +10,12 @@ import {
   hash_session_token,
   SessionTouches,
   session_touch_fire_and_forget,
-  Tx,
 } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import {
   count_matching,
   create_account,
+  hold_session_locks,
   insert_session,
   install_write_counter,
   now_ms,
@@ -100,33 +100,14 @@ for (const backend of backends) {
 
     it.effect("closing the layer finishes 1,000 pending touches instead of dropping them", () =>
       Effect.gen(function* () {
-        const database = yield* Database
+        const _database = yield* Database
         const owner = yield* create_account()
         const ids = yield* insert_sessions(owner.id, 1000)
         const created = new Date(yield* now_ms)
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
 
         // Hold the rows (on PGlite: the only connection) so the touches stay pending.
-        const locked = yield* Deferred.make<void>()
-        const release = yield* Deferred.make<void>()
-        const holder = yield* Effect.forkChild(
-          database.transaction(
-            Effect.gen(function* () {
-              yield* Tx.use((tx) =>
-                Effect.promise(() =>
-                  tx
-                    .select({ id: auth_session.id })
-                    .from(auth_session)
-                    .where(eq(auth_session.account_id, owner.id))
-                    .for("update"),
-                ),
-              )
-              yield* Deferred.succeed(locked, undefined)
-              yield* Deferred.await(release)
-            }),
-          ),
-        )
-        yield* Deferred.await(locked)
+        const release = yield* hold_session_locks(ids)
 
         const scope = yield* Scope.make()
         const context = yield* Layer.buildWithScope(Layer.fresh(SessionTouches.layer), scope)
@@ -138,8 +119,7 @@ for (const backend of backends) {
         yield* TestClock.withLive(Effect.sleep(300))
         assert.isUndefined(closing.pollUnsafe(), "the layer closed while touches were pending")
 
-        yield* Deferred.succeed(release, undefined)
-        yield* Fiber.join(holder)
+        yield* release
         yield* Fiber.join(closing)
         assert.strictEqual(yield* touches.pending, 0)
         assert.strictEqual(yield* touched_count(owner.id, created), 1000)

@@ -1,17 +1,19 @@
 import { randomUUID } from "node:crypto"
-import { eq, sql } from "drizzle-orm"
+import { eq, inArray, sql } from "drizzle-orm"
 import { pgTable, text } from "drizzle-orm/pg-core"
-import { Clock, Effect } from "effect"
+import { Clock, Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import {
   type Account,
   AUTH_SESSION_LIFETIME_MS,
   account,
   auth_session,
+  Database,
   Db,
   generate_session_token,
   hash_session_token,
   query_create_session,
+  Tx,
 } from "../../src/index.ts"
 import { sent_statements } from "./backends.ts"
 
@@ -102,3 +104,34 @@ export const statements_of = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 
 export const count_matching = (statements: ReadonlyArray<string>, pattern: RegExp): number =>
   statements.filter((statement) => pattern.test(statement)).length
+
+/**
+ * Locks the given sessions (FOR UPDATE) in a transaction that stays open until
+ * the returned effect releases it. On PGlite the open transaction also holds
+ * the only connection.
+ */
+export const hold_session_locks = (ids: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const database = yield* Database
+    const locked = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const holder = yield* Effect.forkChild(
+      database.transaction(
+        Effect.gen(function* () {
+          yield* Tx.use((tx) =>
+            Effect.promise(() =>
+              tx
+                .select({ id: auth_session.id })
+                .from(auth_session)
+                .where(inArray(auth_session.id, [...ids]))
+                .for("update"),
+            ),
+          )
+          yield* Deferred.succeed(locked, undefined)
+          yield* Deferred.await(release)
+        }),
+      ),
+    )
+    yield* Deferred.await(locked)
+    return Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(holder)))
+  })
