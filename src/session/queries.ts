@@ -69,12 +69,14 @@ export const query_session_get_valid = Effect.fn("query_session_get_valid")(func
  */
 export type TouchDue = "none" | "touch" | "extend"
 
-export const session_touch_due = Effect.fnUntraced(function* (session: AuthSession) {
+export const session_touch_due = Effect.fnUntraced(function* (
+  session: AuthSession,
+): Effect.fn.Return<TouchDue> {
   const policy = yield* SessionPolicy
   const now = yield* Clock.currentTimeMillis
-  if (session.expires_at.getTime() < now + policy.extend_threshold_ms) return "extend" as TouchDue
-  if (session.last_seen_at.getTime() <= now - policy.touch_interval_ms) return "touch" as TouchDue
-  return "none" as TouchDue
+  if (session.expires_at.getTime() < now + policy.extend_threshold_ms) return "extend"
+  if (session.last_seen_at.getTime() <= now - policy.touch_interval_ms) return "touch"
+  return "none"
 })
 
 /**
