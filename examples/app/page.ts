@@ -11,7 +11,7 @@ export const PAGE = `<!doctype html>
   form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; margin: .5rem 0; }
   input { padding: .35rem .5rem; } button { padding: .35rem .8rem; cursor: pointer; }
   table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; font-size: 13px; }
-  code { font-size: 12px; } .current { font-weight: 600; color: #0a6; } #message { min-height: 1.4em; color: #b00; }
+  code { font-size: 12px; } .current { font-weight: 600; color: #0a6; } #message { min-height: 1.4em; color: #555; }
   [hidden] { display: none !important; }
 </style>
 </head>
