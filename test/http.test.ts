@@ -1,8 +1,10 @@
 import { assert, layer } from "@effect/vitest"
+import { eq } from "drizzle-orm"
 import { Effect } from "effect"
-import { AUTH_SESSION_LIFETIME_MS } from "../src/index.ts"
+import { AUTH_SESSION_LIFETIME_MS, auth_session } from "../src/index.ts"
 import { base_url, example_app, make_client } from "./support/app.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { on_db } from "./support/fixtures.ts"
 
 const alice = { username: "alice", password: "correct horse battery" }
 
@@ -43,10 +45,12 @@ for (const backend of backends) {
           assert.strictEqual(stale.status, 401)
           assert.match(stale.set_cookie ?? "", /^session=;.*Max-Age=0/)
 
-          // revoking its own session signs the phone out too
+          // revoking its own session signs the phone out too, on the server: the old cookie is dead
+          const phone_cookie = phone.cookie
           const own = yield* phone.call("DELETE", `/api/sessions/${phone_session?.id}`)
           assert.strictEqual(own.status, 200)
           assert.match(own.set_cookie ?? "", /Max-Age=0/)
+          phone.cookie = phone_cookie
           assert.strictEqual((yield* phone.call("GET", "/api/me")).status, 401)
         }),
       )
@@ -176,10 +180,126 @@ for (const backend of backends) {
           assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 401)
           const relogin = yield* make_client(base).call("POST", "/api/login", credentials)
           assert.strictEqual(relogin.status, 401)
+          const here_cookie = here.cookie
           const logout = yield* here.call("POST", "/api/logout")
           assert.strictEqual(logout.status, 200)
+          assert.match(logout.set_cookie ?? "", /Max-Age=0/)
+          // the session is gone on the server, not only from the browser
+          here.cookie = here_cookie
           assert.strictEqual((yield* here.call("GET", "/api/me")).status, 401)
         }),
+      )
+
+      it.effect("state-changing requests from other origins or as form posts are refused (CSRF)", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const victim = make_client(base)
+          yield* victim.call("POST", "/api/signup", { username: "henry", password: "henry password" })
+          const attacker = make_client(base)
+          const form_login = yield* attacker.call(
+            "POST",
+            "/api/login",
+            undefined,
+            JSON.stringify({ username: "henry", password: "henry password" }),
+            { "content-type": "text/plain" },
+          )
+          assert.strictEqual(form_login.status, 415)
+          assert.isUndefined(form_login.set_cookie)
+          const cross_site = yield* victim.call("POST", "/api/sessions/revoke-others", undefined, undefined, {
+            "sec-fetch-site": "cross-site",
+          })
+          assert.strictEqual(cross_site.status, 403)
+          const other_origin = yield* victim.call("POST", "/api/logout", undefined, undefined, {
+            origin: "http://evil.example",
+          })
+          assert.strictEqual(other_origin.status, 403)
+          assert.strictEqual((yield* victim.call("GET", "/api/me")).status, 200)
+          const same_origin = yield* victim.call(
+            "POST",
+            "/api/sessions/revoke-others",
+            undefined,
+            undefined,
+            {
+              origin: base,
+              "sec-fetch-site": "same-origin",
+            },
+          )
+          assert.strictEqual(same_origin.status, 200)
+        }),
+      )
+
+      it.effect("hostile bodies: NUL bytes and huge passwords are 4xx, never a 500", () =>
+        Effect.gen(function* () {
+          const client = make_client(yield* base_url)
+          const cases: Array<[Record<string, string>, boolean]> = [
+            // [body, rejected]: a NUL in a password is just a character
+            [{ username: "\u0000", password: "12345678" }, true],
+            [{ username: "ivy", password: "\u0000".repeat(8) }, false],
+            [{ username: "ivy2", password: "x".repeat(100_000) }, true],
+          ]
+          for (const [body, rejected] of cases) {
+            for (const path of ["/api/login", "/api/signup"]) {
+              const reply = yield* client.call("POST", path, body)
+              const what = `${path} ${JSON.stringify(body).slice(0, 40)}`
+              assert.isBelow(reply.status, 500, what)
+              if (rejected) assert.isAtLeast(reply.status, 400, what)
+            }
+          }
+        }),
+      )
+
+      it.effect("an extension is re-sent as a cookie even when the handler answers with an error", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const client = make_client(base)
+          const signup = yield* client.call("POST", "/api/signup", {
+            username: "jack",
+            password: "jack password",
+          })
+          const session_id = (signup.body.session as { id: string }).id
+          // one hour left: inside the extend threshold
+          yield* on_db((db) =>
+            db
+              .update(auth_session)
+              .set({ expires_at: new Date(Date.now() + 3_600_000) })
+              .where(eq(auth_session.id, session_id)),
+          )
+          const reply = yield* client.call("DELETE", `/api/sessions/${"0".repeat(64)}`)
+          assert.strictEqual(reply.status, 404)
+          const max_age = Number(/Max-Age=(\d+)/.exec(reply.set_cookie ?? "")?.[1])
+          const row = yield* on_db((db) =>
+            db.select().from(auth_session).where(eq(auth_session.id, session_id)),
+          )
+          const row_seconds = ((row[0]?.expires_at.getTime() ?? 0) - Date.now()) / 1000
+          assert.approximately(max_age, row_seconds, 5)
+          assert.isAbove(max_age, AUTH_SESSION_LIFETIME_MS / 1000 - 60)
+        }),
+      )
+
+      it.effect(
+        "two concurrent password changes with the same old password: one wins, the other gets 409",
+        () =>
+          Effect.gen(function* () {
+            const base = yield* base_url
+            const credentials = { username: "kate", password: "kate password" }
+            // two tabs of one browser: same session, so revoking the others spares both
+            const tab = make_client(base)
+            yield* tab.call("POST", "/api/signup", credentials)
+            const replies = yield* Effect.all(
+              ["first new", "second new"].map((new_password) =>
+                tab.call("POST", "/api/password", { current_password: credentials.password, new_password }),
+              ),
+              { concurrency: "unbounded" },
+            )
+            assert.deepStrictEqual(replies.map((reply) => reply.status).sort(), [200, 409])
+            // exactly one new password works
+            const logins = yield* Effect.all(
+              ["first new", "second new"].map((password) =>
+                make_client(base).call("POST", "/api/login", { username: "kate", password }),
+              ),
+            )
+            assert.deepStrictEqual(logins.map((reply) => reply.status).sort(), [200, 401])
+          }),
       )
 
       it.effect("the admin list shows every live session with its username, and ids only in part", () =>

@@ -82,3 +82,20 @@ export const find_password_hash = (account_id: string) =>
       catch: (error) => DbError.from("find_password_hash", error),
     }),
   ).pipe(Effect.map((rows) => rows[0]?.password_hash))
+
+/**
+ * The stored hash, row-locked for the rest of the transaction: `share` to log
+ * in (a password change waits), `update` to change it (logins wait).
+ */
+export const lock_password_hash = (account_id: string, mode: "share" | "update") =>
+  Db.use((db) =>
+    Effect.tryPromise({
+      try: () =>
+        db
+          .select({ password_hash: credential.password_hash })
+          .from(credential)
+          .where(eq(credential.account_id, account_id))
+          .for(mode),
+      catch: (error) => DbError.from("lock_password_hash", error),
+    }),
+  ).pipe(Effect.map((rows) => rows[0]?.password_hash))

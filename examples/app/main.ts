@@ -9,7 +9,13 @@ const main = Layer.unwrap(
   Effect.gen(function* () {
     const port = yield* Config.Port("PORT").pipe(Config.withDefault(3000))
     const cookie_secure = yield* Config.Boolean("COOKIE_SECURE").pipe(Config.withDefault(false))
-    const admins = yield* Config.String("ADMIN_USERNAMES").pipe(Config.withDefault("admin"))
+    // no default admin: sign-up is open, so a default name would go to whoever registers it first
+    const admins = yield* Config.String("ADMIN_USERNAMES").pipe(Config.withDefault(""))
+    if (!cookie_secure) {
+      yield* Effect.logWarning(
+        "COOKIE_SECURE is off: fine on http://localhost; set COOKIE_SECURE=true behind HTTPS",
+      )
+    }
     const on_postgres = Option.isSome(yield* Config.option(Config.String("DATABASE_URL")))
     yield* Effect.logInfo(
       on_postgres ? "database: PostgreSQL (DATABASE_URL)" : "database: embedded PGlite (DATA_DIR)",
@@ -17,7 +23,12 @@ const main = Layer.unwrap(
     return app_layer(layer_database_from_config, {
       port,
       cookie_secure,
-      admin_usernames: new Set(admins.split(",").map((name) => name.trim())),
+      admin_usernames: new Set(
+        admins
+          .split(",")
+          .map((name) => name.trim())
+          .filter((name) => name !== ""),
+      ),
       log_requests: true,
     })
   }),

@@ -80,8 +80,10 @@ async function render() {
     const revoke = document.createElement("button")
     revoke.textContent = "Revoke"
     revoke.onclick = async () => {
-      await api("DELETE", "/api/sessions/" + s.id).catch((e) => say(e.message))
-      say(s.current ? "This session was revoked." : "Session revoked.")
+      try {
+        await api("DELETE", "/api/sessions/" + s.id)
+        say(s.current ? "This session was revoked." : "Session revoked.")
+      } catch (e) { say(e.message) }
       render()
     }
     const action = document.createElement("td"); action.append(revoke)

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm"
-import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import {
   type AuthSession,
@@ -9,6 +9,7 @@ import {
   Database,
   Db,
   DbError,
+  request_session_token,
   SessionRepo,
   set_session_cookie,
   with_session,
@@ -19,9 +20,10 @@ import {
   find_credential,
   find_password_hash,
   hash_password,
+  lock_password_hash,
   verify_password,
 } from "./credentials.ts"
-import { as_json_errors, HttpError, read_body } from "./http-error.ts"
+import { as_json_errors, HttpError, read_body, same_origin_only } from "./http-error.ts"
 import { PAGE } from "./page.ts"
 
 /** Who may see every account's sessions. */
@@ -32,8 +34,14 @@ export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<
 const Username = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{3,32}$/))
 const Password = Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(200))
 const Credentials = Schema.Struct({ username: Username, password: Password })
-const Login = Schema.Struct({ username: Schema.String, password: Schema.String })
-const PasswordChange = Schema.Struct({ current_password: Schema.String, new_password: Password })
+const Login = Schema.Struct({
+  username: Schema.String.check(Schema.isMaxLength(200)),
+  password: Schema.String.check(Schema.isMaxLength(200)),
+})
+const PasswordChange = Schema.Struct({
+  current_password: Schema.String.check(Schema.isMaxLength(200)),
+  new_password: Password,
+})
 const CREDENTIALS = "{ username: 3-32 of A-Z a-z 0-9 _ . -, password: 8-200 chars }"
 
 /** What a user sees of a session: never the token. */
@@ -53,10 +61,15 @@ const find_account = (id: string) =>
     Effect.map((rows) => rows[0]),
   )
 
-/** Signs the new session in: its cookie on a JSON answer. */
+/**
+ * Signs the new session in: its cookie on a JSON answer. A session the request
+ * still carried is revoked, so a login never leaves the old one behind.
+ */
 const signed_in = (status: number, account_id: string, username: string) =>
   Effect.gen(function* () {
     const repo = yield* SessionRepo
+    const previous = yield* request_session_token
+    if (Option.isSome(previous)) yield* repo.revoke(previous.value)
     const { token, session } = yield* repo.create_session(account_id)
     const response = HttpServerResponse.jsonUnsafe(
       { account: { id: account_id, username }, session: session_view(session, session.id) },
@@ -88,11 +101,21 @@ const signup = Effect.gen(function* () {
 
 const login = Effect.gen(function* () {
   const { username, password } = yield* read_body(Login, "{ username, password }")
-  const found = yield* find_credential(username)
+  // a name no account can have is not looked up, but costs the same time
+  const found = Schema.is(Username)(username) ? yield* find_credential(username) : undefined
   const valid = yield* verify_password(password, found?.password_hash)
-  if (!valid || found === undefined)
-    return yield* new HttpError({ status: 401, message: "wrong username or password" })
-  return yield* signed_in(200, found.account_id, found.username)
+  const wrong = new HttpError({ status: 401, message: "wrong username or password" })
+  if (!valid || found === undefined) return yield* wrong
+  const database = yield* Database
+  // The session is created under a share lock on the hash just verified: a
+  // password change either waits for this login (and then revokes its session)
+  // or commits first (and this login fails).
+  return yield* database.transaction(
+    Effect.gen(function* () {
+      if ((yield* lock_password_hash(found.account_id, "share")) !== found.password_hash) return yield* wrong
+      return yield* signed_in(200, found.account_id, found.username)
+    }),
+  )
 })
 
 const logout = with_session(
@@ -148,7 +171,7 @@ const revoke_others = with_session(
 
 const change_password = with_session(
   Effect.gen(function* () {
-    const { session } = yield* CurrentSession
+    const { session, token } = yield* CurrentSession
     const { current_password, new_password } = yield* read_body(
       PasswordChange,
       "{ current_password, new_password: 8-200 chars }",
@@ -159,13 +182,25 @@ const change_password = with_session(
     }
     const password_hash = yield* hash_password(new_password)
     const database = yield* Database
-    // one transaction: a new password never coexists with the old sessions
+    const repo = yield* SessionRepo
+    // One transaction under the row lock: the hash must still be the one just
+    // verified (two concurrent changes: the second gets 409), the caller's own
+    // session must still exist, and the other sessions go with the old password.
     const revoked = yield* database.transaction(
       Effect.gen(function* () {
+        if ((yield* lock_password_hash(session.account_id, "update")) !== stored) {
+          return yield* new HttpError({
+            status: 409,
+            message: "the password was changed meanwhile; try again",
+          })
+        }
+        if (Option.isNone(yield* repo.validate(token))) {
+          return yield* new HttpError({ status: 401, message: "not signed in" })
+        }
         yield* query("change_password", (db) =>
           db.update(credential).set({ password_hash }).where(eq(credential.account_id, session.account_id)),
         )
-        return yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id)
+        return yield* repo.revoke_others_for_account(session.account_id, session.id)
       }),
     )
     return HttpServerResponse.jsonUnsafe({ revoked })
@@ -196,14 +231,14 @@ const admin_sessions = with_session(
 /** Every route of the example app. */
 export const Routes = Layer.mergeAll(
   HttpRouter.add("GET", "/", HttpServerResponse.html(PAGE)),
-  HttpRouter.add("POST", "/api/signup", as_json_errors(signup)),
-  HttpRouter.add("POST", "/api/login", as_json_errors(login)),
-  HttpRouter.add("POST", "/api/logout", as_json_errors(logout)),
+  HttpRouter.add("POST", "/api/signup", as_json_errors(same_origin_only(signup))),
+  HttpRouter.add("POST", "/api/login", as_json_errors(same_origin_only(login))),
+  HttpRouter.add("POST", "/api/logout", as_json_errors(same_origin_only(logout))),
   HttpRouter.add("GET", "/api/me", as_json_errors(me)),
   HttpRouter.add("GET", "/api/sessions", as_json_errors(my_sessions)),
-  HttpRouter.add("DELETE", "/api/sessions/:id", as_json_errors(revoke_one)),
-  HttpRouter.add("POST", "/api/sessions/revoke-others", as_json_errors(revoke_others)),
-  HttpRouter.add("POST", "/api/password", as_json_errors(change_password)),
+  HttpRouter.add("DELETE", "/api/sessions/:id", as_json_errors(same_origin_only(revoke_one))),
+  HttpRouter.add("POST", "/api/sessions/revoke-others", as_json_errors(same_origin_only(revoke_others))),
+  HttpRouter.add("POST", "/api/password", as_json_errors(same_origin_only(change_password))),
   HttpRouter.add("GET", "/api/admin/sessions", as_json_errors(admin_sessions)),
 )
 

@@ -1,7 +1,7 @@
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { ByteSize, Effect, Layer } from "effect"
+import { HttpIncomingMessage, HttpRouter } from "effect/http"
 import { type Database, type Db, migrate, SessionCookie, SessionRepo } from "effect-session-repo"
 import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
 
@@ -25,6 +25,8 @@ export const app_layer = <E>(database: Layer.Layer<Database | Db, E>, options: A
   )
   const sessions = SessionRepo.layer.pipe(Layer.provideMerge(ready))
   return HttpRouter.serve(Routes, { disableLogger: options.log_requests !== true }).pipe(
+    // every body this API accepts is a few hundred bytes
+    Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.fromInputUnsafe("16 KiB"))),
     Layer.provide(Layer.succeed(AdminUsernames, options.admin_usernames)),
     Layer.provide(Layer.succeed(SessionCookie, { name: "session", secure: options.cookie_secure })),
     Layer.provideMerge(sessions),

@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate } from "drizzle-orm/pglite/migrator"
@@ -23,7 +24,11 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
     Effect.gen(function* () {
       const client = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => PGlite.create(options.data_dir),
+          try: () => {
+            // PGlite creates the last folder only; a fresh checkout has no parents
+            if (options.data_dir !== undefined) mkdirSync(options.data_dir, { recursive: true })
+            return PGlite.create(options.data_dir)
+          },
           catch: (error) => DbError.from("pglite.open", error),
         }),
         (client) => Effect.promise(() => client.close()),

@@ -17,17 +17,26 @@ export const SessionCookie = Context.Reference<SessionCookieShape>("effect-sessi
 // subrequests (CSRF), still sent on top-level navigation. Path=/: every route.
 const attributes = (secure: boolean) => ({ httpOnly: true, secure, sameSite: "lax" as const, path: "/" })
 
-/** Sets the session cookie with a Max-Age that ends when the session row expires. */
-export const set_session_cookie = (token: string, expires_at: Date) =>
-  Effect.fnUntraced(function* (response: HttpServerResponse.HttpServerResponse) {
+/**
+ * A function that sets the session cookie on a response, with a Max-Age that
+ * ends when the session row expires (rounded down: the cookie never outlives it).
+ */
+export const session_cookie_setter = (token: string, expires_at: Date) =>
+  Effect.gen(function* () {
     const cookie = yield* SessionCookie
     const now = yield* Clock.currentTimeMillis
     const max_age_seconds = Math.max(0, Math.floor((expires_at.getTime() - now) / 1000))
-    return HttpServerResponse.setCookieUnsafe(response, cookie.name, token, {
-      ...attributes(cookie.secure),
-      maxAge: `${max_age_seconds} seconds`,
-    })
+    return (response: HttpServerResponse.HttpServerResponse) =>
+      HttpServerResponse.setCookieUnsafe(response, cookie.name, token, {
+        ...attributes(cookie.secure),
+        maxAge: `${max_age_seconds} seconds`,
+      })
   })
+
+/** Sets the session cookie on `response` (see `session_cookie_setter`). */
+export const set_session_cookie =
+  (token: string, expires_at: Date) => (response: HttpServerResponse.HttpServerResponse) =>
+    Effect.map(session_cookie_setter(token, expires_at), (set) => set(response))
 
 /** Tells the browser to drop the session cookie. */
 export const clear_session_cookie = Effect.fnUntraced(function* (

@@ -1,17 +1,17 @@
-import { Context, Effect, Option } from "effect"
-import { Cookies, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Context, Effect, Option, Redacted } from "effect"
+import { Cookies, HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { DbError } from "../db/errors.ts"
 import type { AuthSession } from "../schema.ts"
 import { SessionRepo } from "../session/repo.ts"
-import { clear_session_cookie, SessionCookie, set_session_cookie } from "./cookie.ts"
+import { clear_session_cookie, SessionCookie, session_cookie_setter } from "./cookie.ts"
 
 /** The session of the current request, provided to handlers by `with_session`. */
 export class CurrentSession extends Context.Service<
   CurrentSession,
   {
     readonly session: AuthSession
-    /** The cookie's token, e.g. to log out. */
-    readonly token: string
+    /** The cookie's token, e.g. to log out; redacted so it cannot be logged by accident. */
+    readonly token: Redacted.Redacted<string>
   }
 >()("effect-session-repo/CurrentSession") {}
 
@@ -35,7 +35,9 @@ const unauthorized = (had_cookie: boolean) => {
 /**
  * Runs `handler` with the request's session as `CurrentSession`, or answers
  * 401 when there is none. When validation extended the session, the cookie is
- * re-sent with the new Max-Age (unless the handler set or cleared it itself).
+ * re-sent with the new Max-Age, whatever the handler answers (even a failure
+ * turned into a response further out), unless the response sets or clears the
+ * cookie itself.
  */
 export const with_session = <E, R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
@@ -51,10 +53,13 @@ export const with_session = <E, R>(
     const authenticated = yield* repo.authenticate(token.value)
     if (Option.isNone(authenticated)) return yield* unauthorized(true)
     const { session, extended } = authenticated.value
-    const response = yield* Effect.provideService(handler, CurrentSession, { session, token: token.value })
+    const current = { session, token: Redacted.make(token.value) }
+    if (!extended) return yield* Effect.provideService(handler, CurrentSession, current)
     const cookie = yield* SessionCookie
-    const handler_set_cookie = Option.isSome(Cookies.get(response.cookies, cookie.name))
-    return extended && !handler_set_cookie
-      ? yield* set_session_cookie(token.value, session.expires_at)(response)
-      : response
+    const set_cookie = yield* session_cookie_setter(token.value, session.expires_at)
+    const refresh = (response: HttpServerResponse.HttpServerResponse) =>
+      Option.isSome(Cookies.get(response.cookies, cookie.name)) ? response : set_cookie(response)
+    // the response the client finally gets, whatever produced it
+    yield* HttpEffect.appendPreResponseHandler((_, response) => Effect.succeed(refresh(response)))
+    return refresh(yield* Effect.provideService(handler, CurrentSession, current))
   })

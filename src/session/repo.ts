@@ -18,6 +18,7 @@ import {
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
   query_session_revoke_others_for_account,
+  query_session_touch,
   session_touch_due,
 } from "./queries.ts"
 import { SessionTouches } from "./touch.ts"
@@ -144,8 +145,14 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           if (due === "touch") yield* touches.touch(token_hash)
           if (due !== "extend") return Option.some({ session, extended: false })
           // Rare (once per extend threshold): wait, so the caller can re-send the
-          // cookie with the expiry the row really has.
-          const extended = yield* touches.touch_and_wait(token_hash)
+          // cookie with the expiry the row really has. Inside a transaction, write
+          // it there: a touch on the pool could wait for this very transaction.
+          const extended = Option.isSome(yield* Effect.serviceOption(Tx))
+            ? yield* on_current(query_session_touch(token_hash)).pipe(
+                Effect.map(Option.fromUndefinedOr),
+                Effect.catchTag("InvalidInput", Effect.die),
+              )
+            : yield* touches.touch_and_wait(token_hash)
           if (Option.isNone(extended)) return Option.some({ session, extended: false })
           const now = new Date(yield* Clock.currentTimeMillis)
           return Option.some({

@@ -37,11 +37,18 @@ export interface Reply {
 /** A browser-like client: keeps the session cookie it is given, sends it back. */
 export const make_client = (base: string) => {
   let cookie: string | undefined
-  const call = (method: string, path: string, body?: unknown, raw_body?: string) =>
+  const call = (
+    method: string,
+    path: string,
+    body?: unknown,
+    raw_body?: string,
+    extra_headers: Record<string, string> = {},
+  ) =>
     Effect.promise(async (): Promise<Reply> => {
       const headers: Record<string, string> = {}
       if (cookie !== undefined) headers.cookie = cookie
       if (body !== undefined || raw_body !== undefined) headers["content-type"] = "application/json"
+      Object.assign(headers, extra_headers)
       const payload = raw_body ?? (body === undefined ? undefined : JSON.stringify(body))
       const response = await fetch(base + path, {
         method,
