@@ -2,7 +2,16 @@ import { assert, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
 import { Cause, Deferred, Effect, Exit, Fiber, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Database, Db, query_create_session, query_session_get_valid, SessionRepo, Tx } from "../src/index.ts"
+import {
+  AUTH_SESSION_EXTEND_THRESHOLD_MS,
+  AUTH_SESSION_LIFETIME_MS,
+  Database,
+  Db,
+  query_create_session,
+  query_session_get_valid,
+  SessionRepo,
+  Tx,
+} from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, insert_session, on_db, session_rows } from "./support/fixtures.ts"
 
@@ -263,6 +272,21 @@ for (const backend of backends) {
           Option.isSome(yield* repo.validate(token)),
           "the revoke escaped the rolled-back transaction",
         )
+      }),
+    )
+
+    it.effect("an extension due inside a transaction is written there, not waited for on the pool", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const repo = yield* SessionRepo
+        const owner = yield* create_account()
+        const { token, session } = yield* repo.create_session(owner.id)
+        yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
+        // on PGlite, waiting for a pool touch here would wait for this very transaction
+        const authenticated = yield* database.transaction(repo.authenticate(token))
+        assert.isTrue(Option.getOrThrow(authenticated).extended)
+        const row = yield* session_rows(owner.id)
+        assert.isAbove(row[0]?.expires_at.getTime() ?? 0, session.expires_at.getTime())
       }),
     )
 
