@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -93,20 +93,23 @@ for (const backend of backends) {
   })
 }
 
-plain_it("npm run cli runs the binary entry point on embedded PGlite", async () => {
-  const data_dir = mkdtempSync(join(tmpdir(), "esr-cli-"))
+plain_it("the binary entry point: --help opens no database; commands create DATA_DIR and work", async () => {
+  const root = mkdtempSync(join(tmpdir(), "esr-cli-"))
+  const data_dir = join(root, "nested", "pglite")
   try {
     const { DATABASE_URL: _, ...inherited } = process.env
     const env = { ...inherited, DATA_DIR: data_dir }
     const run = (...args: Array<string>) =>
       promisify(execFile)("npx", ["tsx", "src/bin/main.ts", ...args], { env, timeout: 60_000 })
+    assert.include((await run("--help")).stdout, "sessions")
+    assert.isFalse(existsSync(data_dir), "--help opened the database")
     assert.strictEqual((await run("migrate")).stdout.trim(), "migrations applied")
     const failure = await run("sessions", "revoke", "--account", "nobody").catch(
       (error: { code: number }) => error,
     )
     assert.strictEqual((failure as { code: number }).code, 1)
   } finally {
-    rmSync(data_dir, { recursive: true, force: true })
+    rmSync(root, { recursive: true, force: true })
   }
 })
 
