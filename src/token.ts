@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto"
-import { hash, load } from "blake3-wasm"
+import { blake3 } from "@noble/hashes/blake3.js"
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { Effect } from "effect"
-
-// The WebAssembly module must be loaded once before the first hash.
-await load()
 
 /** How long a new session lives, and how far a sliding extension reaches. */
 export const AUTH_SESSION_LIFETIME_MS = 30 * 24 * 60 * 60 * 1000
@@ -30,7 +28,7 @@ export const generate_session_token: Effect.Effect<string> = Effect.sync(() =>
  * of entropy, so the hash cannot be reversed by guessing, and a database leak
  * yields nothing that can be sent back as a cookie.
  */
-export const hash_session_token = (token: string): string => hash(token).toString("hex")
+export const hash_session_token = (token: string): string => bytesToHex(blake3(utf8ToBytes(token)))
 
 /** Whether a value has the shape of a token this module generates. */
 export const is_session_token = (value: unknown): value is string =>
