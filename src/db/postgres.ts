@@ -18,6 +18,12 @@ export interface PostgresOptions {
    * off behind PgBouncer in transaction pooling mode.
    */
   readonly prepare?: boolean
+  /**
+   * Seconds a new connection may take to be ready (default 10; postgres.js
+   * would wait 30). After the server drops connections, a query can wait for a
+   * reconnect this long before failing with a retryable `DbError`.
+   */
+  readonly connect_timeout_seconds?: number
 }
 
 /** `Database` and `Db` on a postgres.js pool; the pool is closed with the layer. */
@@ -29,6 +35,7 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
           postgres(Redacted.value(options.url), {
             max: options.pool_size ?? 10,
             prepare: options.prepare ?? true,
+            connect_timeout: options.connect_timeout_seconds ?? 10,
             onnotice: () => {},
             connection: { application_name: "effect-session-repo" },
           }),
@@ -40,7 +47,10 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
     }),
   )
 
-/** `layer_postgres` configured from DATABASE_URL, DATABASE_POOL_SIZE and DATABASE_PREPARE. */
+/**
+ * `layer_postgres` configured from DATABASE_URL, DATABASE_POOL_SIZE,
+ * DATABASE_PREPARE and DATABASE_CONNECT_TIMEOUT (seconds).
+ */
 export const layer_postgres_from_config: Layer.Layer<Database | Db, DbError | Config.ConfigError> =
   Layer.unwrap(
     Effect.gen(function* () {
