@@ -5,7 +5,9 @@ import { InvalidInput, SessionRepo } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import { statements_of } from "./support/fixtures.ts"
 
-const RUNS = 300
+// 1,700 strings × 6 functions + 500 limits × 2 calls: more than 10,000 inputs per backend
+const STRING_RUNS = 1700
+const LIMIT_RUNS = 500
 
 // Hostile strings: unicode, NUL bytes, SQL fragments, near-miss lengths, a large value.
 const hostile_string = fc.oneof(
@@ -33,32 +35,34 @@ const hostile_number = fc.oneof(
 
 for (const backend of backends) {
   layer(backend.layer)(`bad input on ${backend.name}`, (it) => {
-    it.effect(`${RUNS} hostile strings: none or InvalidInput, and not one statement sent`, () =>
-      Effect.gen(function* () {
-        const repo = yield* SessionRepo
-        for (const input of fc.sample(hostile_string, { numRuns: RUNS, seed: 7 })) {
-          const { statements, result } = yield* statements_of(
-            Effect.all([
-              repo.validate(input),
-              Effect.flip(repo.create_session(input)),
-              Effect.flip(repo.revoke_for_account(input, input)),
-              Effect.flip(repo.revoke_all_for_account(input)),
-              Effect.flip(repo.list_for_account(input)),
-              repo.revoke(input),
-            ]),
-          )
-          const [validated, ...errors] = result
-          assert.isTrue(Option.isNone(validated))
-          for (const error of errors.slice(0, 4)) assert.instanceOf(error, InvalidInput)
-          assert.strictEqual(statements.length, 0, "a malformed input reached the database")
-        }
-      }),
+    it.effect(
+      `${STRING_RUNS} hostile strings × 6 functions: none or InvalidInput, and not one statement sent`,
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          for (const input of fc.sample(hostile_string, { numRuns: STRING_RUNS, seed: 7 })) {
+            const { statements, result } = yield* statements_of(
+              Effect.all([
+                repo.validate(input),
+                Effect.flip(repo.create_session(input)),
+                Effect.flip(repo.revoke_for_account(input, input)),
+                Effect.flip(repo.revoke_all_for_account(input)),
+                Effect.flip(repo.list_for_account(input)),
+                repo.revoke(input),
+              ]),
+            )
+            const [validated, ...errors] = result
+            assert.isTrue(Option.isNone(validated))
+            for (const error of errors.slice(0, 4)) assert.instanceOf(error, InvalidInput)
+            assert.strictEqual(statements.length, 0, "a malformed input reached the database")
+          }
+        }),
     )
 
-    it.effect(`${RUNS} hostile limits: a list for 1..1000, InvalidInput otherwise`, () =>
+    it.effect(`${LIMIT_RUNS} hostile limits: a list for 1..1000, InvalidInput otherwise`, () =>
       Effect.gen(function* () {
         const repo = yield* SessionRepo
-        for (const limit of fc.sample(hostile_number, { numRuns: RUNS, seed: 11 })) {
+        for (const limit of fc.sample(hostile_number, { numRuns: LIMIT_RUNS, seed: 11 })) {
           const valid = Number.isInteger(limit) && limit >= 1 && limit <= 1000
           const outcome = yield* Effect.result(repo.list_all_active({ limit }))
           assert.strictEqual(outcome._tag === "Success", valid, `limit ${limit}`)
