@@ -1,17 +1,22 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect, Exit, Option } from "effect"
+import { TestClock } from "effect/testing"
 import {
+  AUTH_SESSION_TOUCH_INTERVAL_MS,
   Database,
   generate_session_token,
   hash_session_token,
   query_create_session,
   query_session_enforce_limit,
   SessionRepo,
+  SessionTouches,
 } from "../src/index.ts"
 import { postgres_backend, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, session_rows } from "./support/fixtures.ts"
 
 const TRIALS = 20
+/** The issue's scale for the plain limit race: 200 trials × 25 logins. */
+const LIMIT_TRIALS = 200
 const CONCURRENT_LOGINS = 25
 const MAX_SESSIONS = 3
 
@@ -19,12 +24,12 @@ const MAX_SESSIONS = 3
 if (postgres_backend !== undefined) {
   layer(postgres_backend.layer)("the per-account limit under concurrent logins on postgres", (it) => {
     it.effect(
-      `${TRIALS} trials × ${CONCURRENT_LOGINS} concurrent create_session, max ${MAX_SESSIONS}: never above the limit`,
+      `${LIMIT_TRIALS} trials × ${CONCURRENT_LOGINS} concurrent create_session, max ${MAX_SESSIONS}: never above the limit`,
       () =>
         Effect.gen(function* () {
           const repo = yield* SessionRepo
           const peaks: Array<number> = []
-          for (let trial = 0; trial < TRIALS; trial++) {
+          for (let trial = 0; trial < LIMIT_TRIALS; trial++) {
             const owner = yield* create_account()
             const created = yield* Effect.all(
               Array.from({ length: CONCURRENT_LOGINS }, () =>
@@ -39,7 +44,10 @@ if (postgres_backend !== undefined) {
             const ids = new Set(created.map((c) => c.session.id))
             for (const row of rows) assert.isTrue(ids.has(row.id))
           }
-          console.log(`limit race: sessions left per trial ${JSON.stringify(peaks)}`)
+          const violations = peaks.filter((n) => n > MAX_SESSIONS).length
+          console.log(
+            `limit race: ${LIMIT_TRIALS} trials, ${violations} violations, sessions left: ${[...new Set(peaks)]}`,
+          )
           assert.deepStrictEqual(
             peaks.filter((n) => n !== MAX_SESSIONS),
             [],
@@ -74,6 +82,67 @@ if (postgres_backend !== undefined) {
             [],
           )
         }),
+    )
+
+    it.effect(
+      "revoke-all racing with logins: no session whose creation committed before the revoke began survives",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          let committed = 0
+          let failures = 0
+          for (let trial = 0; trial < TRIALS; trial++) {
+            const owner = yield* create_account()
+            const stamped: Array<{ id: string; seq: number }> = []
+            const login = repo
+              .create_session(owner.id, { max_sessions: 100 })
+              .pipe(
+                Effect.tap(({ session }) =>
+                  Effect.sync(() => stamped.push({ id: session.id, seq: ++committed })),
+                ),
+              )
+            let revoke_began = 0
+            const revoke = Effect.gen(function* () {
+              // start once a few logins have committed
+              while (stamped.length < 5) yield* TestClock.withLive(Effect.sleep(1))
+              revoke_began = committed
+              return yield* repo.revoke_all_for_account(owner.id)
+            })
+            const outcomes = yield* Effect.all(
+              [...Array.from({ length: CONCURRENT_LOGINS }, () => Effect.exit(login)), Effect.exit(revoke)],
+              { concurrency: "unbounded" },
+            )
+            failures += outcomes.filter((exit: Exit.Exit<unknown, unknown>) => Exit.isFailure(exit)).length
+            const left = new Set((yield* session_rows(owner.id)).map((row) => row.id))
+            const survivors = stamped.filter((s) => s.seq <= revoke_began && left.has(s.id))
+            assert.deepStrictEqual(survivors, [], `trial ${trial}: sessions survived a later revoke-all`)
+          }
+          console.log(`revoke-all race: ${TRIALS} trials, ${failures} failed calls`)
+          assert.strictEqual(failures, 0)
+        }),
+    )
+
+    it.effect("a touch never brings back a revoked session", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const touches = yield* SessionTouches
+        for (let trial = 0; trial < TRIALS; trial++) {
+          const owner = yield* create_account()
+          const { token, session } = yield* repo.create_session(owner.id)
+          yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
+          yield* Effect.all(
+            [
+              ...Array.from({ length: 10 }, () => repo.validate(token)),
+              repo.revoke_all_for_account(owner.id),
+              ...Array.from({ length: 10 }, () => touches.touch(session.id)),
+            ],
+            { concurrency: "unbounded" },
+          )
+          yield* touches.await_idle
+          assert.strictEqual((yield* session_rows(owner.id)).length, 0)
+          assert.isTrue(Option.isNone(yield* repo.validate(token)))
+        }
+      }),
     )
 
     it.effect("each login's session is valid when its creation returns (sequential, same instant)", () =>
