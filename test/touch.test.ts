@@ -71,6 +71,30 @@ for (const backend of backends) {
       }),
     )
 
+    it.effect("a burst of 100,000 touches over 10 sessions keeps at most 10 in flight and memory flat", () =>
+      Effect.gen(function* () {
+        yield* install_write_counter
+        const touches = yield* SessionTouches
+        const owner = yield* create_account()
+        const ids = yield* insert_sessions(owner.id, 10)
+        yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
+        const heap_before = process.memoryUsage().heapUsed
+        let most_in_flight = 0
+        for (let i = 0; i < 100_000; i++) {
+          yield* touches.touch(ids[i % ids.length] as string)
+          if (i % 100 === 0) most_in_flight = Math.max(most_in_flight, yield* touches.pending)
+        }
+        const heap_growth_mb = (process.memoryUsage().heapUsed - heap_before) / 2 ** 20
+        yield* touches.await_idle
+        console.log(
+          `touch burst: 100000 touches, at most ${most_in_flight} in flight, heap +${heap_growth_mb.toFixed(1)} MiB`,
+        )
+        assert.isAtMost(most_in_flight, ids.length)
+        assert.isBelow(heap_growth_mb, 64)
+        for (const id of ids) assert.strictEqual(yield* write_count(id), 1)
+      }),
+    )
+
     it.effect("a touch started inside a transaction runs on the pool and survives its rollback", () =>
       Effect.gen(function* () {
         yield* install_write_counter
