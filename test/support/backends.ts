@@ -54,6 +54,21 @@ export const fresh_postgres_database = (server_url: string): Effect.Effect<strin
   })
 
 export const server_url = process.env.DATABASE_URL
+
+/**
+ * With PGBOUNCER_URL set, the suites' app connections go through PgBouncer
+ * (transaction pooling, no prepared statements); databases are still created
+ * and dropped on the server directly.
+ */
+const pooler_url = process.env.PGBOUNCER_URL
+const through_pooler = (database_url: string): string => {
+  if (pooler_url === undefined) return database_url
+  const url = new URL(pooler_url)
+  url.pathname = new URL(database_url).pathname
+  return url.toString()
+}
+if (pooler_url !== undefined)
+  console.warn(`[backends] PostgreSQL suites run through PgBouncer at ${pooler_url}`)
 if (server_url === undefined && process.env.REQUIRE_POSTGRES === "1") {
   throw new Error("REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL suites cannot run")
 }
@@ -73,7 +88,13 @@ export const postgres_backend: Backend | undefined =
         layer: with_repo(
           Layer.unwrap(
             Effect.map(fresh_postgres_database(server_url), (url) =>
-              layer_postgres({ url: Redacted.make(url), pool_size: POSTGRES_POOL_SIZE, on_statement }),
+              layer_postgres({
+                url: Redacted.make(through_pooler(url)),
+                pool_size: POSTGRES_POOL_SIZE,
+                // PgBouncer in transaction mode cannot keep named statements
+                prepare: pooler_url === undefined,
+                on_statement,
+              }),
             ),
           ),
         ),
