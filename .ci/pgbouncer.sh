@@ -3,6 +3,11 @@
 # front of the local PostgreSQL (every database, trust auth), for the suite run
 # through it. Prints the URL to use.
 set -euo pipefail
+url="postgres://postgres@127.0.0.1:6432/postgres"
+if pg_isready -h 127.0.0.1 -p 6432 -q; then
+  echo "$url"
+  exit 0
+fi
 if ! command -v pgbouncer >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
 fi
@@ -29,4 +34,4 @@ chown -R postgres "$dir"
 su postgres -s /bin/sh -c "pgbouncer -d '$dir/pgbouncer.ini'"
 for _ in $(seq 1 20); do pg_isready -h 127.0.0.1 -p 6432 -q && break; sleep 0.5; done
 pg_isready -h 127.0.0.1 -p 6432 >&2
-echo "postgres://postgres@127.0.0.1:6432/postgres"
+echo "$url"

@@ -26,6 +26,10 @@ export interface PostgresOptions {
   readonly connect_timeout_seconds?: number
 }
 
+/** Seconds before reconnect attempt `retries`: 50 ms, doubling, at most 0.5 s, with jitter. */
+const reconnect_delay_seconds = (retries: number): number =>
+  Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2)
+
 /** `Database` and `Db` on a postgres.js pool; the pool is closed with the layer. */
 export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
   Layer.effectContext(
@@ -36,6 +40,10 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
             max: options.pool_size ?? 10,
             prepare: options.prepare ?? true,
             connect_timeout: options.connect_timeout_seconds ?? 10,
+            // postgres.js waits up to 20 s between reconnects after repeated
+            // failures (3^n / 100 s): after a server restart under load that
+            // left the pool idle for 15 s. Retry within half a second instead.
+            backoff: reconnect_delay_seconds,
             onnotice: () => {},
             connection: { application_name: "effect-session-repo" },
           }),

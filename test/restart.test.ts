@@ -1,0 +1,90 @@
+import { exec } from "node:child_process"
+import { promisify } from "node:util"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Effect, Exit, Option } from "effect"
+import { TestClock } from "effect/testing"
+import { SessionRepo } from "../src/index.ts"
+import { postgres_backend } from "./support/backends.ts"
+import { create_account } from "./support/fixtures.ts"
+
+// Restarting the server would break every other suite running at the same
+// time, so this file runs alone, in its own CI step, with PG_RESTART_COMMAND set.
+const restart_command = process.env.PG_RESTART_COMMAND
+if (restart_command === undefined)
+  console.warn("[restart] SKIPPED: PG_RESTART_COMMAND is not set (CI runs it alone)")
+
+const now = TestClock.withLive(Effect.sync(() => Date.now()))
+
+if (postgres_backend !== undefined && restart_command !== undefined) {
+  layer(postgres_backend.layer)("a PostgreSQL restart", (it) => {
+    it.effect(
+      "calls during a restart end as a session or a retryable DbError; the pool serves again within 2 s",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          const owner = yield* create_account()
+          const { token } = yield* repo.create_session(owner.id)
+          let unhandled = 0
+          const count_unhandled = () => {
+            unhandled++
+          }
+          process.on("unhandledRejection", count_unhandled)
+          let running = true
+          const load = Effect.gen(function* () {
+            const exits = []
+            while (running) exits.push(yield* Effect.exit(repo.validate(token)))
+            return exits
+          })
+          const loaders = Effect.all(
+            Array.from({ length: 8 }, () => load),
+            { concurrency: "unbounded" },
+          )
+          const restart = Effect.gen(function* () {
+            yield* TestClock.withLive(Effect.sleep(200))
+            // asynchronous, so the load keeps running through the restart
+            yield* Effect.promise(() => promisify(exec)(restart_command))
+            const server_up = yield* now
+            // keep the load on until the pool has served again
+            let recovered_at: number | undefined
+            while (recovered_at === undefined && (yield* now) - server_up < 10_000) {
+              if (Exit.isSuccess(yield* Effect.exit(repo.validate(token)))) recovered_at = yield* now
+              else yield* TestClock.withLive(Effect.sleep(20))
+            }
+            running = false
+            return recovered_at === undefined ? undefined : recovered_at - server_up
+          })
+          const [exits, recovery_ms] = yield* Effect.all([loaders, restart], { concurrency: "unbounded" })
+          process.off("unhandledRejection", count_unhandled)
+          const all = exits.flat()
+          let sessions = 0
+          let retryable = 0
+          for (const exit of all) {
+            if (Exit.isSuccess(exit)) {
+              assert.isTrue(Option.isSome(exit.value))
+              sessions++
+              continue
+            }
+            const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as
+              | { error: { _tag: string; is_retryable: boolean } }
+              | undefined
+            assert.isDefined(failure, `a call died: ${String(exit.cause)}`)
+            assert.strictEqual(failure?.error._tag, "DbError")
+            assert.isTrue(failure?.error.is_retryable)
+            retryable++
+          }
+          console.log(
+            `restart: ${all.length} calls, ${sessions} sessions, ${retryable} retryable DbErrors, ` +
+              `served again ${recovery_ms} ms after the server was back, ${unhandled} unhandled rejections`,
+          )
+          assert.isDefined(recovery_ms)
+          assert.isBelow(recovery_ms ?? Number.POSITIVE_INFINITY, 2000)
+          assert.isAbove(retryable, 0, "the restart was not noticed")
+          assert.strictEqual(unhandled, 0)
+        }),
+    )
+  })
+} else {
+  describe.skip("a PostgreSQL restart", () => {
+    it("needs DATABASE_URL and PG_RESTART_COMMAND", () => {})
+  })
+}
