@@ -24,6 +24,7 @@ export default defineConfig({
   resolve: { alias: { "effect-session-repo": new URL("./src/index.ts", import.meta.url).pathname } },
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/support/secrecy-check.ts"],
     // Each file opens its own PGlite (~2 s, ~800 MB) and its own PostgreSQL database.
     testTimeout: 60_000,
     hookTimeout: 60_000,
