@@ -26,6 +26,7 @@ import {
   session_row,
   session_rows,
   statements_of,
+  with_refused,
   write_count,
 } from "./support/fixtures.ts"
 
@@ -233,12 +234,13 @@ for (const backend of backends) {
         const capture = Logger.map(Logger.formatLogFmt, (line) => {
           lines.push(line)
         })
-        yield* refuse_updates
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
-        const validated = yield* repo.validate(token).pipe(
-          Effect.tap(() => SessionTouches.use((touches) => touches.await_idle)),
-          Effect.provideService(Logger.CurrentLoggers, new Set([capture])),
-          Effect.ensuring(allow_updates),
+        const validated = yield* with_refused(
+          "UPDATE",
+          repo.validate(token).pipe(
+            Effect.tap(() => SessionTouches.use((touches) => touches.await_idle)),
+            Effect.provideService(Logger.CurrentLoggers, new Set([capture])),
+          ),
         )
         assert.isTrue(Option.isSome(validated))
         const log = lines.join("\n")
@@ -312,16 +314,5 @@ for (const backend of backends) {
     )
   })
 }
-
-const refuse_updates = on_db(async (db) => {
-  await db.execute(sql`
-    CREATE OR REPLACE FUNCTION test_refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'updates refused'; END $$`)
-  await db.execute(sql`
-    CREATE OR REPLACE TRIGGER test_refuse_update BEFORE UPDATE ON auth_session
-    FOR EACH ROW EXECUTE FUNCTION test_refuse_update()`)
-})
-
-const allow_updates = on_db((db) => db.execute(sql`DROP TRIGGER test_refuse_update ON auth_session`))
 
 report_skipped_postgres("SessionRepo")

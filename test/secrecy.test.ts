@@ -11,53 +11,10 @@ import {
   SessionTouches,
 } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
-import { create_account, on_db } from "./support/fixtures.ts"
+import { create_account, on_db, with_refused } from "./support/fixtures.ts"
+import { make_recorder, span_text } from "./support/recorder.ts"
 
 const FULL_HASH = /[0-9a-f]{64}/
-
-/** Everything a scenario writes to logs and spans, as text. */
-const make_recorder = () => {
-  const logs: Array<string> = []
-  const spans: Array<Tracer.NativeSpan> = []
-  const logger = Logger.map(Logger.formatLogFmt, (line) => {
-    logs.push(line)
-  })
-  const tracer = Tracer.make({
-    span(options) {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    },
-  })
-  const span_text = () =>
-    spans.map((span) =>
-      JSON.stringify({
-        name: span.name,
-        attributes: [...span.attributes],
-        events: span.events,
-        // what an exporter sends: the failure, not the value a span's effect returned
-        status:
-          span.status._tag !== "Ended"
-            ? "open"
-            : Exit.isFailure(span.status.exit)
-              ? Cause.pretty(span.status.exit.cause)
-              : "ok",
-      }),
-    )
-  return { logs, spans, logger, tracer, span_text }
-}
-
-const refuse_updates = on_db(async (db) => {
-  await db.execute(sql`
-    CREATE OR REPLACE FUNCTION test_refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN RAISE EXCEPTION 'updates refused'; END $$`)
-  await db.execute(sql`
-    CREATE OR REPLACE TRIGGER test_refuse_update BEFORE UPDATE ON auth_session
-    FOR EACH ROW EXECUTE FUNCTION test_refuse_update()`)
-})
-const allow_updates = on_db((db) =>
-  db.execute(sql`DROP TRIGGER IF EXISTS test_refuse_update ON auth_session`),
-)
 
 for (const backend of backends) {
   layer(backend.layer)(`secrecy on ${backend.name}`, (it) => {
@@ -95,10 +52,7 @@ for (const backend of backends) {
             const [first, second] = tokens
             // a touch that fails, and one that extends
             yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
-            yield* refuse_updates
-            yield* repo.validate(first as string)
-            yield* touches.await_idle
-            yield* allow_updates
+            yield* with_refused("UPDATE", Effect.andThen(repo.validate(first as string), touches.await_idle))
             yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS)
             yield* repo.authenticate(second as string)
             yield* repo.list_all_active()
@@ -117,7 +71,7 @@ for (const backend of backends) {
             database: JSON.stringify(stored),
             logs: recorder.logs.join("\n"),
             errors: errors.join("\n"),
-            spans: recorder.span_text().join("\n"),
+            spans: recorder.spans.map(span_text).join("\n"),
           }
           console.log(
             `secrecy: ${recorder.logs.length} log lines, ${recorder.spans.length} spans, ${errors.length / 2} errors, ${tokens.length} tokens checked`,

@@ -10,7 +10,7 @@ import {
   SessionRepo,
   type SessionTouches,
 } from "../../src/index.ts"
-import { recording_layer } from "./recorder.ts"
+import { suite_recorder } from "./recorder.ts"
 
 /** What every conformance suite runs against: a migrated, empty database and the repo on it. */
 export type TestServices = Database | Db | SessionRepo | SessionTouches
@@ -34,7 +34,7 @@ const with_repo = (database: Layer.Layer<Database | Db, unknown>): Layer.Layer<T
   SessionRepo.layer.pipe(
     Layer.provideMerge(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(database))),
     // every log line and span is recorded and checked for secrets after the file
-    Layer.provideMerge(recording_layer),
+    Layer.provideMerge(suite_recorder.layer),
     Layer.orDie,
   )
 

@@ -106,11 +106,11 @@ export const count_matching = (statements: ReadonlyArray<string>, pattern: RegEx
   statements.filter((statement) => pattern.test(statement)).length
 
 /**
- * Locks the given sessions (FOR UPDATE) in a transaction that stays open until
- * the returned effect releases it. On PGlite the open transaction also holds
- * the only connection.
+ * Runs `lock` in a transaction that stays open until the returned effect
+ * releases it, so whatever `lock` locked stays locked meanwhile. On PGlite the
+ * open transaction also holds the only connection.
  */
-export const hold_session_locks = (ids: ReadonlyArray<string>) =>
+export const hold_in_transaction = (lock: (tx: Tx["Service"]) => Promise<unknown>) =>
   Effect.gen(function* () {
     const database = yield* Database
     const locked = yield* Deferred.make<void>()
@@ -118,15 +118,7 @@ export const hold_session_locks = (ids: ReadonlyArray<string>) =>
     const holder = yield* Effect.forkChild(
       database.transaction(
         Effect.gen(function* () {
-          yield* Tx.use((tx) =>
-            Effect.promise(() =>
-              tx
-                .select({ id: auth_session.id })
-                .from(auth_session)
-                .where(inArray(auth_session.id, [...ids]))
-                .for("update"),
-            ),
-          )
+          yield* Tx.use((tx) => Effect.promise(() => lock(tx)))
           yield* Deferred.succeed(locked, undefined)
           yield* Deferred.await(release)
         }),
@@ -135,3 +127,31 @@ export const hold_session_locks = (ids: ReadonlyArray<string>) =>
     yield* Deferred.await(locked)
     return Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(holder)))
   })
+
+/** Locks the given sessions FOR UPDATE until released (see `hold_in_transaction`). */
+export const hold_session_locks = (ids: ReadonlyArray<string>) =>
+  hold_in_transaction((tx) =>
+    tx
+      .select({ id: auth_session.id })
+      .from(auth_session)
+      .where(inArray(auth_session.id, [...ids]))
+      .for("update"),
+  )
+
+/**
+ * Runs `effect` while every `UPDATE` or `DELETE` statement on auth_session
+ * fails (a trigger raises), to inject a database failure at that point.
+ */
+export const with_refused = <A, E, R>(statement: "UPDATE" | "DELETE", effect: Effect.Effect<A, E, R>) => {
+  const trigger = sql.raw(`test_refuse_${statement.toLowerCase()}`)
+  const refuse = on_db(async (db) => {
+    await db.execute(sql`
+      CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused by the test'; END $$`)
+    await db.execute(sql`
+      CREATE OR REPLACE TRIGGER ${trigger} BEFORE ${sql.raw(statement)} ON auth_session
+      FOR EACH STATEMENT EXECUTE FUNCTION test_refuse()`)
+  })
+  const allow = on_db((db) => db.execute(sql`DROP TRIGGER IF EXISTS ${trigger} ON auth_session`))
+  return Effect.andThen(refuse, effect).pipe(Effect.ensuring(allow))
+}

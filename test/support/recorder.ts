@@ -1,29 +1,5 @@
 import { Cause, Exit, Layer, Logger, Tracer } from "effect"
 
-/**
- * Every log line and span of the suites that run on the test backends, so a
- * check after each file can prove no secret reached them (see secrecy-check.ts).
- */
-export const recorded_logs: Array<string> = []
-export const recorded_spans: Array<Tracer.NativeSpan> = []
-
-const capture = Logger.map(Logger.formatLogFmt, (line) => {
-  recorded_logs.push(line)
-})
-
-const recording_tracer = Tracer.make({
-  span(options) {
-    const span = new Tracer.NativeSpan(options)
-    recorded_spans.push(span)
-    return span
-  },
-})
-
-export const recording_layer = Layer.mergeAll(
-  Logger.layer([capture], { mergeWithExisting: true }),
-  Layer.succeed(Tracer.Tracer, recording_tracer),
-)
-
 /** What an exporter would send of a span: name, attributes, events, and a failure's cause. */
 export const span_text = (span: Tracer.NativeSpan): string =>
   JSON.stringify({
@@ -35,3 +11,37 @@ export const span_text = (span: Tracer.NativeSpan): string =>
         ? Cause.pretty(span.status.exit.cause)
         : null,
   })
+
+/** Keeps every log line and span of the effects it is provided to. */
+export const make_recorder = () => {
+  const logs: Array<string> = []
+  const spans: Array<Tracer.NativeSpan> = []
+  const logger = Logger.map(Logger.formatLogFmt, (line) => {
+    logs.push(line)
+  })
+  const tracer = Tracer.make({
+    span(options) {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    },
+  })
+  return {
+    logs,
+    spans,
+    logger,
+    tracer,
+    /** As a layer, keeping the loggers already installed. */
+    layer: Layer.mergeAll(
+      Logger.layer([logger], { mergeWithExisting: true }),
+      Layer.succeed(Tracer.Tracer, tracer),
+    ),
+    texts: () => [...logs, ...spans.map(span_text)],
+  }
+}
+
+/**
+ * Everything the backend suites of one test file log and trace; checked for
+ * secrets after the file (see secrecy-check.ts).
+ */
+export const suite_recorder = make_recorder()
