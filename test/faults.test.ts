@@ -1,10 +1,11 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Exit, Option } from "effect"
+import { Effect, Exit } from "effect"
 import { TestClock } from "effect/testing"
 import postgres from "postgres"
 import { SessionRepo } from "../src/index.ts"
 import { postgres_backend, report_skipped_postgres, server_url } from "./support/backends.ts"
+import { tally_validations, watch_unhandled_rejections } from "./support/faults.ts"
 import { create_account, on_db } from "./support/fixtures.ts"
 
 const VALIDATIONS = 1000
@@ -40,11 +41,7 @@ if (postgres_backend !== undefined) {
           const owner = yield* create_account()
           const { token } = yield* repo.create_session(owner.id)
           const db_name = yield* current_database
-          let unhandled = 0
-          const count_unhandled = () => {
-            unhandled++
-          }
-          process.on("unhandledRejection", count_unhandled)
+          const unhandled = watch_unhandled_rejections()
 
           let started = 0
           const durations: Array<number> = []
@@ -72,21 +69,7 @@ if (postgres_backend !== undefined) {
             { concurrency: "unbounded" },
           )
 
-          let sessions = 0
-          let retryable = 0
-          for (const exit of exits) {
-            if (Exit.isSuccess(exit)) {
-              assert.isTrue(Option.isSome(exit.value))
-              sessions++
-              continue
-            }
-            const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-            assert.isDefined(error, `a validation died instead of failing: ${String(exit.cause)}`)
-            const failure = (error as { error: { _tag: string; is_retryable: boolean } }).error
-            assert.strictEqual(failure._tag, "DbError")
-            assert.isTrue(failure.is_retryable)
-            retryable++
-          }
+          const { sessions, retryable } = tally_validations(exits)
 
           // the pool serves again, quickly
           const started_at = yield* TestClock.withLive(Effect.sync(() => Date.now()))
@@ -99,15 +82,15 @@ if (postgres_backend !== undefined) {
             if (!recovered) yield* TestClock.withLive(Effect.sleep(10))
           }
           const recovery_ms = (yield* TestClock.withLive(Effect.sync(() => Date.now()))) - started_at
-          process.off("unhandledRejection", count_unhandled)
+          unhandled.stop()
           console.log(
             `faults: ${terminated} connections terminated; ${sessions} sessions, ${retryable} retryable DbErrors, ` +
-              `recovered in ${recovery_ms} ms, ${unhandled} unhandled rejections, slowest call ${Math.max(...durations)} ms`,
+              `recovered in ${recovery_ms} ms, ${unhandled.count} unhandled rejections, slowest call ${Math.max(...durations)} ms`,
           )
           assert.isAbove(terminated, 0)
           assert.strictEqual(sessions + retryable, VALIDATIONS)
           assert.isTrue(recovered, "the pool did not serve again within 2 s")
-          assert.strictEqual(unhandled, 0)
+          assert.strictEqual(unhandled.count, 0)
         }),
       // under a full parallel run a reconnect can take the whole connect timeout more than once
       120_000,

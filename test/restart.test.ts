@@ -1,10 +1,11 @@
 import { exec } from "node:child_process"
 import { promisify } from "node:util"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Effect, Exit, Option } from "effect"
+import { Effect, Exit } from "effect"
 import { TestClock } from "effect/testing"
 import { SessionRepo } from "../src/index.ts"
 import { postgres_backend } from "./support/backends.ts"
+import { tally_validations, watch_unhandled_rejections } from "./support/faults.ts"
 import { create_account } from "./support/fixtures.ts"
 
 // Restarting the server would break every other suite running at the same
@@ -24,11 +25,7 @@ if (postgres_backend !== undefined && restart_command !== undefined) {
           const repo = yield* SessionRepo
           const owner = yield* create_account()
           const { token } = yield* repo.create_session(owner.id)
-          let unhandled = 0
-          const count_unhandled = () => {
-            unhandled++
-          }
-          process.on("unhandledRejection", count_unhandled)
+          const unhandled = watch_unhandled_rejections()
           let running = true
           const load = Effect.gen(function* () {
             const exits = []
@@ -54,32 +51,17 @@ if (postgres_backend !== undefined && restart_command !== undefined) {
             return recovered_at === undefined ? undefined : recovered_at - server_up
           })
           const [exits, recovery_ms] = yield* Effect.all([loaders, restart], { concurrency: "unbounded" })
-          process.off("unhandledRejection", count_unhandled)
+          unhandled.stop()
           const all = exits.flat()
-          let sessions = 0
-          let retryable = 0
-          for (const exit of all) {
-            if (Exit.isSuccess(exit)) {
-              assert.isTrue(Option.isSome(exit.value))
-              sessions++
-              continue
-            }
-            const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as
-              | { error: { _tag: string; is_retryable: boolean } }
-              | undefined
-            assert.isDefined(failure, `a call died: ${String(exit.cause)}`)
-            assert.strictEqual(failure?.error._tag, "DbError")
-            assert.isTrue(failure?.error.is_retryable)
-            retryable++
-          }
+          const { sessions, retryable } = tally_validations(all)
           console.log(
             `restart: ${all.length} calls, ${sessions} sessions, ${retryable} retryable DbErrors, ` +
-              `served again ${recovery_ms} ms after the server was back, ${unhandled} unhandled rejections`,
+              `served again ${recovery_ms} ms after the server was back, ${unhandled.count} unhandled rejections`,
           )
           assert.isDefined(recovery_ms)
           assert.isBelow(recovery_ms ?? Number.POSITIVE_INFINITY, 2000)
           assert.isAbove(retryable, 0, "the restart was not noticed")
-          assert.strictEqual(unhandled, 0)
+          assert.strictEqual(unhandled.count, 0)
         }),
     )
   })
