@@ -9,10 +9,12 @@ import { tally_validations, watch_unhandled_rejections } from "./support/faults.
 import { create_account } from "./support/fixtures.ts"
 
 // Restarting the server would break every other suite running at the same
-// time, so this file runs alone, in its own CI step, with PG_RESTART_COMMAND set.
+// time, so this file runs alone, by hand, with PG_RESTART_COMMAND set. It is not
+// a CI step yet: one CI run hung here for 60 s (not reproduced in 4 runs by
+// hand), which is still to be diagnosed.
 const restart_command = process.env.PG_RESTART_COMMAND
 if (restart_command === undefined)
-  console.warn("[restart] SKIPPED: PG_RESTART_COMMAND is not set (CI runs it alone)")
+  console.warn("[restart] SKIPPED: PG_RESTART_COMMAND is not set (run this file alone, by hand)")
 
 const now = TestClock.withLive(Effect.sync(() => Date.now()))
 
