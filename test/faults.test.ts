@@ -10,6 +10,10 @@ import { create_account, on_db } from "./support/fixtures.ts"
 
 const VALIDATIONS = 1000
 const CONCURRENCY = 32
+const ROUNDS = 3
+const SLOWEST_CALL_MS = 5000
+
+const now = TestClock.withLive(Effect.sync(() => Date.now()))
 
 /** Terminates every backend of this test database that the app's pool holds. */
 const terminate_app_connections = (database: string) =>
@@ -34,7 +38,7 @@ const current_database = on_db((db) => db.execute(sql`SELECT current_database() 
 if (postgres_backend !== undefined) {
   layer(postgres_backend.layer)("faults on postgres", (it) => {
     it.effect(
-      `every backend killed during ${VALIDATIONS} validations at concurrency ${CONCURRENCY}: each ends as a session or a retryable DbError, and the pool recovers`,
+      `every backend killed during ${VALIDATIONS} validations at concurrency ${CONCURRENCY}, ${ROUNDS} times: each call ends as a session or a retryable DbError within ${SLOWEST_CALL_MS} ms, and the pool recovers`,
       () =>
         Effect.gen(function* () {
           const repo = yield* SessionRepo
@@ -43,57 +47,60 @@ if (postgres_backend !== undefined) {
           const db_name = yield* current_database
           const unhandled = watch_unhandled_rejections()
 
-          let started = 0
-          const durations: Array<number> = []
-          const killer = Effect.gen(function* () {
-            // wait until the run is under way, then cut every connection
-            while (started < 100) yield* TestClock.withLive(Effect.sleep(1))
-            return yield* terminate_app_connections(db_name)
+          const round = Effect.gen(function* () {
+            let started = 0
+            const durations: Array<number> = []
+            const killer = Effect.gen(function* () {
+              // wait until the run is under way, then cut every connection
+              while (started < 100) yield* TestClock.withLive(Effect.sleep(1))
+              return yield* terminate_app_connections(db_name)
+            })
+            const [exits, terminated] = yield* Effect.all(
+              [
+                Effect.forEach(
+                  Array.from({ length: VALIDATIONS }),
+                  () =>
+                    Effect.suspend(() => {
+                      started++
+                      const began = Date.now()
+                      return Effect.exit(repo.validate(token)).pipe(
+                        Effect.tap(() => Effect.sync(() => durations.push(Date.now() - began))),
+                      )
+                    }),
+                  { concurrency: CONCURRENCY },
+                ),
+                killer,
+              ],
+              { concurrency: "unbounded" },
+            )
+            const { sessions, retryable } = tally_validations(exits)
+
+            // the pool serves again, quickly
+            const started_at = yield* now
+            let recovered = false
+            while (!recovered && (yield* now) - started_at < 2000) {
+              recovered = Exit.isSuccess(yield* Effect.exit(repo.validate(token)))
+              if (!recovered) yield* TestClock.withLive(Effect.sleep(10))
+            }
+            const recovery_ms = (yield* now) - started_at
+            const slowest_ms = Math.max(...durations)
+            console.log(
+              `faults: ${terminated} connections terminated; ${sessions} sessions, ${retryable} retryable DbErrors, ` +
+                `recovered in ${recovery_ms} ms, slowest call ${slowest_ms} ms`,
+            )
+            assert.isAbove(terminated, 0)
+            assert.strictEqual(sessions + retryable, VALIDATIONS)
+            assert.isTrue(recovered, "the pool did not serve again within 2 s")
+            // postgres.js alone leaves some calls waiting for the 10 s connect timeout here
+            assert.isBelow(slowest_ms, SLOWEST_CALL_MS)
           })
-          const [exits, terminated] = yield* Effect.all(
-            [
-              Effect.forEach(
-                Array.from({ length: VALIDATIONS }),
-                () =>
-                  Effect.suspend(() => {
-                    started++
-                    const began = Date.now()
-                    return Effect.exit(repo.validate(token)).pipe(
-                      Effect.tap(() => Effect.sync(() => durations.push(Date.now() - began))),
-                    )
-                  }),
-                { concurrency: CONCURRENCY },
-              ),
-              killer,
-            ],
-            { concurrency: "unbounded" },
-          )
-
-          const { sessions, retryable } = tally_validations(exits)
-
-          // the pool serves again, quickly
-          const started_at = yield* TestClock.withLive(Effect.sync(() => Date.now()))
-          let recovered = false
-          while (
-            !recovered &&
-            (yield* TestClock.withLive(Effect.sync(() => Date.now()))) - started_at < 2000
-          ) {
-            recovered = Exit.isSuccess(yield* Effect.exit(repo.validate(token)))
-            if (!recovered) yield* TestClock.withLive(Effect.sleep(10))
-          }
-          const recovery_ms = (yield* TestClock.withLive(Effect.sync(() => Date.now()))) - started_at
+          for (let i = 0; i < ROUNDS; i++) yield* round
           unhandled.stop()
-          console.log(
-            `faults: ${terminated} connections terminated; ${sessions} sessions, ${retryable} retryable DbErrors, ` +
-              `recovered in ${recovery_ms} ms, ${unhandled.count} unhandled rejections, slowest call ${Math.max(...durations)} ms`,
-          )
-          assert.isAbove(terminated, 0)
-          assert.strictEqual(sessions + retryable, VALIDATIONS)
-          assert.isTrue(recovered, "the pool did not serve again within 2 s")
+          console.log(`faults: ${unhandled.count} unhandled rejections in ${ROUNDS} rounds`)
           assert.strictEqual(unhandled.count, 0)
         }),
-      // under a full parallel run a reconnect can take the whole connect timeout more than once
-      120_000,
+      // a call that never settles (postgres.js alone strands some) fails the test here
+      60_000,
     )
   })
 } else {

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs"
+import { createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
@@ -18,6 +19,44 @@ describe("layer_pglite", () => {
       yield* Effect.andThen(migrate, create_account()).pipe(Effect.provide(database))
       const accounts = yield* on_db((db) => db.$count(account)).pipe(Effect.provide(database))
       assert.strictEqual(accounts, 1)
+    }),
+  )
+})
+
+describe("layer_postgres_from_config without a server", () => {
+  it.live("DATABASE_CONNECT_TIMEOUT bounds the wait for a server that never answers", () =>
+    Effect.gen(function* () {
+      // accepts connections and never says a word
+      const sockets: Array<Socket> = []
+      const silent = createServer((socket) => void sockets.push(socket))
+      const port = yield* Effect.acquireRelease(
+        Effect.callback<number>((resume) => {
+          silent.listen(0, "127.0.0.1", () =>
+            resume(Effect.succeed((silent.address() as { port: number }).port)),
+          )
+        }),
+        () =>
+          Effect.sync(() => {
+            for (const socket of sockets) socket.destroy()
+            silent.close()
+          }),
+      )
+      const config = ConfigProvider.fromEnvRecord({
+        DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres`,
+        DATABASE_CONNECT_TIMEOUT: "1",
+      })
+      const began = Date.now()
+      const error = yield* Effect.flip(
+        migrate.pipe(
+          Effect.provide(layer_postgres_from_config),
+          Effect.provide(ConfigProvider.layer(config)),
+        ),
+      )
+      const waited_ms = Date.now() - began
+      assert.strictEqual(error._tag, "DbError")
+      assert.isTrue(error._tag === "DbError" && error.is_retryable)
+      // the driver's own default would wait 30 s, the layer's 10 s
+      assert.isBelow(waited_ms, 5000)
     }),
   )
 })

@@ -6,6 +6,7 @@ import { type Database, database_context, type StatementObserver, statement_logg
 import type { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
+import { make_guarded_socket } from "./pg-socket.ts"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -18,11 +19,7 @@ export interface PostgresOptions {
    * off behind PgBouncer in transaction pooling mode.
    */
   readonly prepare?: boolean
-  /**
-   * Seconds a new connection may take to be ready (default 10; postgres.js
-   * would wait 30). After the server drops connections, a query can wait for a
-   * reconnect this long before failing with a retryable `DbError`.
-   */
+  /** Seconds a new connection may take to be ready (default 10; postgres.js would wait 30). */
   readonly connect_timeout_seconds?: number
 }
 
@@ -46,6 +43,12 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
             backoff: reconnect_delay_seconds,
             onnotice: () => {},
             connection: { application_name: "effect-session-repo" },
+            // The array-type lookup on each new connection is a floating
+            // promise in postgres.js: a connection killed during it raises an
+            // unhandled rejection. Drizzle parses array columns itself.
+            fetch_types: false,
+            // documented by postgres.js but missing from its types
+            ...({ socket: make_guarded_socket() } as object),
           }),
         ),
         (client) => Effect.promise(() => client.end({ timeout: 5 })),
@@ -65,6 +68,9 @@ export const layer_postgres_from_config: Layer.Layer<Database | Db, DbError | Co
       const url = yield* Config.Redacted("DATABASE_URL")
       const pool_size = yield* Config.Int("DATABASE_POOL_SIZE").pipe(Config.withDefault(10))
       const prepare = yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true))
-      return layer_postgres({ url, pool_size, prepare })
+      const connect_timeout_seconds = yield* Config.Int("DATABASE_CONNECT_TIMEOUT").pipe(
+        Config.withDefault(10),
+      )
+      return layer_postgres({ url, pool_size, prepare, connect_timeout_seconds })
     }),
   )
