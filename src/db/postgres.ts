@@ -7,6 +7,7 @@ import type { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
 import { make_guarded_socket } from "./pg-socket.ts"
+import { gate_pool } from "./pool-gate.ts"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -31,10 +32,11 @@ const reconnect_delay_seconds = (retries: number): number =>
 export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
+      const pool_size = options.pool_size ?? 10
       const client = yield* Effect.acquireRelease(
         Effect.sync(() =>
           postgres(Redacted.value(options.url), {
-            max: options.pool_size ?? 10,
+            max: pool_size,
             prepare: options.prepare ?? true,
             connect_timeout: options.connect_timeout_seconds ?? 10,
             // postgres.js waits up to 20 s between reconnects after repeated
@@ -54,6 +56,7 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
         (client) => Effect.promise(() => client.end({ timeout: 5 })),
       )
       const pool = drizzle({ client, logger: statement_logger(options.on_statement) })
+      gate_pool(pool, pool_size)
       return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
     }),
   )

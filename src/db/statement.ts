@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle } from "./handle.ts"
+import { through_gate } from "./pool-gate.ts"
 
 interface Prepared<Result> {
   execute(placeholders?: Record<string, unknown>): Promise<Result>
@@ -8,7 +9,11 @@ interface Prepared<Result> {
 
 interface Preparable<Result> {
   prepare(name: string): Prepared<Result>
+  toSQL(): { sql: string; params: Array<unknown> }
 }
+
+/** Every statement's builder by name, so tests can EXPLAIN the exact SQL sent. */
+export const statement_catalog = new Map<string, (db: Drizzle) => Preparable<unknown>>()
 
 /**
  * A query built once per handle as a named prepared statement with
@@ -20,6 +25,7 @@ export const statement = <Params extends Record<string, unknown>, Result>(
   name: string,
   build: (db: Drizzle) => Preparable<Result>,
 ): ((params: Params) => Effect.Effect<Result, DbError, Db>) => {
+  statement_catalog.set(name, build)
   // Keyed by handle: the pool's entry lives as long as the pool, a
   // transaction's is collected with it.
   const cache = new WeakMap<Drizzle, Prepared<Result>>()
@@ -33,9 +39,12 @@ export const statement = <Params extends Record<string, unknown>, Result>(
   }
   return (params) =>
     Db.use((db) =>
-      Effect.tryPromise({
-        try: () => prepared_for(db).execute(params),
-        catch: (error) => DbError.from(name, error),
-      }),
+      through_gate(
+        db,
+        Effect.tryPromise({
+          try: () => prepared_for(db).execute(params),
+          catch: (error) => DbError.from(name, error),
+        }),
+      ),
     )
 }

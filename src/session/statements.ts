@@ -180,16 +180,15 @@ export const delete_expired_batch = statement<{ now: Date; batch_size: number },
   (db) =>
     db
       .delete(auth_session)
+      // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
+      // over a sequential scan of the whole table (test/explain.test.ts)
       .where(
-        inArray(
-          auth_session.id,
-          db
-            .select({ id: auth_session.id })
-            .from(auth_session)
-            .where(lte(auth_session.expires_at, at("now")))
-            .limit(ph("batch_size"))
-            .for("update", { skipLocked: true }),
-        ),
+        sql`${auth_session.id} = ANY(ARRAY(${db
+          .select({ id: auth_session.id })
+          .from(auth_session)
+          .where(lte(auth_session.expires_at, at("now")))
+          .limit(ph("batch_size"))
+          .for("update", { skipLocked: true })}))`,
       )
       .returning({ id: auth_session.id }),
 )

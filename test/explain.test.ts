@@ -1,0 +1,100 @@
+import { assert, describe, layer } from "@effect/vitest"
+import { sql } from "drizzle-orm"
+import { Effect } from "effect"
+import { statement_catalog } from "../src/db/statement.ts"
+import { Database, Tx } from "../src/index.ts"
+import "../src/session/statements.ts"
+import { postgres_backend, report_skipped_postgres } from "./support/backends.ts"
+
+const SESSIONS = 200_000
+const ACCOUNTS = 10_000
+
+interface PlanNode {
+  readonly "Node Type": string
+  readonly "Relation Name"?: string
+  readonly "Index Name"?: string
+  readonly Plans?: ReadonlyArray<PlanNode>
+}
+const nodes_of = (node: PlanNode): Array<PlanNode> => [node, ...(node.Plans ?? []).flatMap(nodes_of)]
+
+/** A placeholder's value for EXPLAIN: real keys from the seeded table, times around now. */
+const values = (keys: { id: string; account_id: string }): Record<string, string> => {
+  const now = Date.now()
+  const at = (offset_ms: number) => new Date(now + offset_ms).toISOString()
+  return {
+    id: keys.id,
+    keep: keys.id,
+    account_id: keys.account_id,
+    now: at(0),
+    expires_at: at(30 * 86_400_000),
+    extended_expires_at: at(30 * 86_400_000),
+    extend_before: at(15 * 86_400_000),
+    stale_before: at(-60_000),
+    limit: "50",
+    max_sessions: "5",
+    batch_size: "1000",
+  }
+}
+
+const name_of = (param: unknown): string => {
+  const p = param as { name?: string; value?: { name?: string } }
+  return String(p.name ?? p.value?.name)
+}
+
+// The planner only shows its real choices on a table of realistic size.
+if (postgres_backend !== undefined) {
+  layer(postgres_backend.layer, { timeout: 60_000 })("query plans on postgres", (it) => {
+    it.effect(`every statement reads auth_session through an index at ${SESSIONS} rows`, () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        yield* database.transaction(
+          Tx.use((tx) =>
+            Effect.promise(async () => {
+              await tx.execute(sql`
+                INSERT INTO account (username) SELECT 'explain-' || i FROM generate_series(1, ${ACCOUNTS}) i`)
+              await tx.execute(sql`
+                WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM account)
+                INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
+                SELECT encode(sha256(convert_to(i::text, 'UTF8')), 'hex'), numbered.id,
+                       now() - i * interval '1 second',
+                       CASE WHEN i % 10 = 0 THEN now() - interval '1 day' ELSE now() + interval '30 days' END,
+                       now() - (i % 3600) * interval '1 second'
+                FROM generate_series(1, ${SESSIONS}) i JOIN numbered ON numbered.n = i % ${ACCOUNTS}`)
+              await tx.execute(sql`ANALYZE auth_session`)
+              await tx.execute(sql`ANALYZE account`)
+              const [keys] = (await tx.execute(
+                sql`SELECT id, account_id FROM auth_session WHERE expires_at > now() LIMIT 1`,
+              )) as unknown as Array<{ id: string; account_id: string }>
+              const by_name = values(keys as { id: string; account_id: string })
+              for (const [name, build] of statement_catalog) {
+                const query = build(tx).toSQL()
+                const args = query.params.map((param) => `'${by_name[name_of(param)]}'`)
+                await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))
+                const [row] = (await tx.execute(
+                  sql.raw(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args.join(", ")})`),
+                )) as unknown as Array<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>
+                await tx.execute(sql.raw("DEALLOCATE explained"))
+                const plan = nodes_of(
+                  (row as { "QUERY PLAN": Array<{ Plan: PlanNode }> })["QUERY PLAN"][0]?.Plan as PlanNode,
+                )
+                const on_sessions = plan.filter((node) => node["Relation Name"] === "auth_session")
+                console.log(
+                  `explain ${name}: ${on_sessions.map((node) => `${node["Node Type"]}${node["Index Name"] ? ` using ${node["Index Name"]}` : ""}`).join(", ") || "no scan of auth_session"}`,
+                )
+                assert.notInclude(
+                  on_sessions.map((node) => node["Node Type"]),
+                  "Seq Scan",
+                  `${name} scans auth_session sequentially`,
+                )
+              }
+            }),
+          ),
+        )
+      }),
+    )
+  })
+} else {
+  describe("query plans", () => {
+    report_skipped_postgres("query plans")
+  })
+}
