@@ -216,7 +216,10 @@ try {
       a_b: number | undefined
       a_c?: number | undefined
     }> = []
-    for (const [operation, variants] of Object.entries(operations)) {
+    const only = process.env.BENCH_ONLY // e.g. "validate"
+    for (const [operation, variants] of Object.entries(operations).filter(
+      ([name]) => !only || name === only,
+    )) {
       for (const concurrency of CONCURRENCIES) {
         const figures = await compare(variants, concurrency)
         for (const [variant, f] of figures) rows.push({ operation, concurrency, variant, ...f })

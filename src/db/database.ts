@@ -2,7 +2,6 @@ import type { Logger } from "drizzle-orm/logger"
 import { Cause, Context, Effect, Exit, Option, Semaphore } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle, Tx } from "./handle.ts"
-import { through_gate } from "./pool-gate.ts"
 
 export interface DatabaseShape {
   /**
@@ -85,7 +84,7 @@ const make_database = (pool: Drizzle, migrate: Effect.Effect<void, DbError>): Da
     Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
       Option.isSome(outer)
         ? savepoint_turn(outer.value).withPermits(1)(run_in_transaction(outer.value, effect))
-        : through_gate(pool, run_in_transaction(pool, effect)),
+        : run_in_transaction(pool, effect),
     ),
   migrate,
 })

@@ -7,7 +7,6 @@ import type { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
 import { make_guarded_socket } from "./pg-socket.ts"
-import { gate_pool } from "./pool-gate.ts"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -56,7 +55,6 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
         (client) => Effect.promise(() => client.end({ timeout: 5 })),
       )
       const pool = drizzle({ client, logger: statement_logger(options.on_statement) })
-      gate_pool(pool, pool_size)
       return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
     }),
   )

@@ -1,7 +1,6 @@
 import { Effect } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle } from "./handle.ts"
-import { through_gate } from "./pool-gate.ts"
 
 interface Prepared<Result> {
   execute(placeholders?: Record<string, unknown>): Promise<Result>
@@ -39,12 +38,9 @@ export const statement = <Params extends Record<string, unknown>, Result>(
   }
   return (params) =>
     Db.use((db) =>
-      through_gate(
-        db,
-        Effect.tryPromise({
-          try: () => prepared_for(db).execute(params),
-          catch: (error) => DbError.from(name, error),
-        }),
-      ),
+      Effect.tryPromise({
+        try: () => prepared_for(db).execute(params),
+        catch: (error) => DbError.from(name, error),
+      }),
     )
 }
