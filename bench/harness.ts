@@ -5,6 +5,8 @@ export interface Figures {
   readonly ops_per_s: number
   readonly p50_ms: number
   readonly p99_ms: number
+  /** CPU time of this process per operation: steadier than throughput on a shared machine. */
+  readonly cpu_us_per_op: number
 }
 
 /** Runs `op` from `concurrency` workers for `seconds`; returns its latencies (ms) and the elapsed time. */
@@ -19,19 +21,25 @@ export const run_for = async (op: () => Promise<unknown>, concurrency: number, s
     }
   }
   const started = performance.now()
+  const cpu_before = process.cpuUsage()
   await Promise.all(Array.from({ length: concurrency }, worker))
-  return { latencies, seconds: (performance.now() - started) / 1000 }
+  const cpu = process.cpuUsage(cpu_before)
+  return { latencies, seconds: (performance.now() - started) / 1000, cpu_us: cpu.user + cpu.system }
 }
 
-/** Throughput and p50/p99 latency over several measured slices of one operation. */
-export const summarize = (slices: ReadonlyArray<{ latencies: Array<number>; seconds: number }>): Figures => {
+/** Throughput, p50/p99 latency and CPU per operation over several measured slices of one operation. */
+export const summarize = (
+  slices: ReadonlyArray<{ latencies: Array<number>; seconds: number; cpu_us: number }>,
+): Figures => {
   const latencies = slices.flatMap((slice) => slice.latencies).sort((x, y) => x - y)
   const seconds = slices.reduce((sum, slice) => sum + slice.seconds, 0)
+  const cpu_us = slices.reduce((sum, slice) => sum + slice.cpu_us, 0)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
   return {
     ops_per_s: Math.round(latencies.length / seconds),
     p50_ms: round3(at(0.5)),
     p99_ms: round3(at(0.99)),
+    cpu_us_per_op: Math.round((10 * cpu_us) / latencies.length) / 10,
   }
 }
 

@@ -10,6 +10,21 @@ import { fresh_postgres_database, report_skipped_postgres, server_url } from "./
 import { create_account, on_db } from "./support/fixtures.ts"
 
 describe("layer_pglite", () => {
+  it.live(
+    "gives Drizzle date and time values as text, microseconds included, as Drizzle's own PGlite setup does",
+    () =>
+      Effect.gen(function* () {
+        const rows = yield* on_db((db) =>
+          db.execute(
+            sql`SELECT '2026-01-02 03:04:05.123456+00'::timestamptz AS at, '1 day'::interval AS span`,
+          ),
+        ).pipe(Effect.provide(layer_pglite()))
+        const row = (rows as unknown as { rows: Array<{ at: unknown; span: unknown }> }).rows[0]
+        assert.strictEqual(row?.at, "2026-01-02 03:04:05.123456+00")
+        assert.strictEqual(row?.span, "1 day")
+      }),
+  )
+
   it.live("persists to data_dir across restarts", () =>
     Effect.gen(function* () {
       const data_dir = mkdtempSync(join(tmpdir(), "esr-pglite-"))

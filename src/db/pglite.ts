@@ -7,6 +7,7 @@ import { type Database, database_context, type StatementObserver, statement_logg
 import { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
+import { skip_installed_parsers, text_parsers } from "./pglite-client.ts"
 
 export interface PgliteOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -27,13 +28,19 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
           try: () => {
             // PGlite creates the last folder only; a fresh checkout has no parents
             if (options.data_dir !== undefined) mkdirSync(options.data_dir, { recursive: true })
-            return PGlite.create(options.data_dir)
+            return PGlite.create({
+              ...(options.data_dir === undefined ? {} : { dataDir: options.data_dir }),
+              parsers: text_parsers,
+            })
           },
           catch: (error) => DbError.from("pglite.open", error),
         }),
         (client) => Effect.promise(() => client.close()),
       )
-      const pool = drizzle({ client, logger: statement_logger(options.on_statement) })
+      const pool = drizzle({
+        client: skip_installed_parsers(client),
+        logger: statement_logger(options.on_statement),
+      })
       return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
     }),
   )
