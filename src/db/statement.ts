@@ -11,6 +11,26 @@ interface Preparable<Result> {
   toSQL(): { sql: string; params: Array<unknown> }
 }
 
+/** What a Drizzle handle runs its queries through: its connection (`client`) and its logger. */
+interface Session {
+  readonly client: unknown
+  readonly logger: unknown
+}
+
+// Drizzle keeps these on the handle and on each prepared query (not public API;
+// a handle without them is simply built anew).
+const session_of = (db: Drizzle): Session | undefined => {
+  const session = (db as unknown as { session?: Partial<Session> }).session
+  return session?.client !== undefined && session.logger !== undefined ? (session as Session) : undefined
+}
+
+/** A copy of `prepared` that sends through `session`'s connection. */
+const bound_to = <P extends object>(prepared: P, session: Session): P =>
+  Object.assign(Object.create(Object.getPrototypeOf(prepared)) as P, prepared, {
+    client: session.client,
+    logger: session.logger,
+  })
+
 /** Every statement's builder by name, so tests can EXPLAIN the exact SQL sent. */
 export const statement_catalog = new Map<string, (db: Drizzle) => Preparable<unknown>>()
 
@@ -28,10 +48,25 @@ export const statement = <Params extends Record<string, unknown>, Result>(
   // Keyed by handle: the pool's entry lives as long as the pool, a
   // transaction's is collected with it.
   const cache = new WeakMap<Drizzle, Prepared<Result>>()
+  // One built query per driver: a new handle (every transaction has one) gets
+  // a copy bound to its connection instead of a rebuild, which cost 80-110 µs
+  // of CPU per statement.
+  const built = new Map<object, Prepared<Result>>()
   const prepared_for = (db: Drizzle): Prepared<Result> => {
     let prepared = cache.get(db)
     if (prepared === undefined) {
-      prepared = build(db).prepare(name)
+      const session = session_of(db)
+      const template = session === undefined ? undefined : built.get(Object.getPrototypeOf(session))
+      prepared =
+        template !== undefined && session !== undefined
+          ? bound_to(template, session)
+          : build(db).prepare(name)
+      // the template keeps no connection, so a closed pool is not held
+      if (template === undefined && session !== undefined)
+        built.set(
+          Object.getPrototypeOf(session),
+          bound_to(prepared, { client: undefined, logger: undefined }),
+        )
       cache.set(db, prepared)
     }
     return prepared
