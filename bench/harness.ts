@@ -1,5 +1,7 @@
-// Measuring helpers for the benchmarks: throughput and latency of one
-// operation run by N concurrent workers for a fixed time.
+// Helpers for the benchmarks: throughput, latency and CPU of one operation run
+// by N concurrent workers for a fixed time; a database of the run's own; results.
+import { writeFileSync } from "node:fs"
+import postgres from "postgres"
 
 export interface Figures {
   readonly ops_per_s: number
@@ -53,3 +55,28 @@ export const machine = async (): Promise<string> => {
   const cpu = os.cpus()[0]?.model ?? "unknown cpu"
   return `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, Node ${process.version}`
 }
+
+/** DATABASE_URL: the PostgreSQL benchmarks need a server. */
+export const server_url = (script: string): string => {
+  const url = process.env.DATABASE_URL
+  if (url === undefined) throw new Error(`npm run ${script} needs DATABASE_URL (a PostgreSQL server)`)
+  return url
+}
+
+/** A database of the benchmark's own on `server`; `drop` removes it. */
+export const create_database = async (server: string, label: string) => {
+  const admin = postgres(server, { max: 1, onnotice: () => {} })
+  const name = `esr_${label}_${process.pid}`
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  const url = new URL(server)
+  url.pathname = `/${name}`
+  const drop = async () => {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.end()
+  }
+  return { url: url.toString(), drop }
+}
+
+/** Writes a benchmark's figures next to the scripts (bench/*.json, not committed). */
+export const write_results = (file: string, results: unknown): void =>
+  writeFileSync(new URL(`./${file}`, import.meta.url), `${JSON.stringify(results, null, 2)}\n`)

@@ -9,7 +9,6 @@
 // Writes bench/results.json. Every slice gets fresh pools: postgres.js slows
 // down the longer one pool runs pipelined (see the "sustained" part).
 import { execFileSync } from "node:child_process"
-import { writeFileSync } from "node:fs"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
 import {
@@ -19,10 +18,18 @@ import {
   migrate,
   SessionRepo,
 } from "../src/index.ts"
-import { type Figures, machine, ratio, run_for, summarize } from "./harness.ts"
+import {
+  create_database,
+  type Figures,
+  machine,
+  ratio,
+  run_for,
+  server_url,
+  summarize,
+  write_results,
+} from "./harness.ts"
 
-const SERVER = process.env.DATABASE_URL
-if (SERVER === undefined) throw new Error("npm run bench needs DATABASE_URL (a PostgreSQL server)")
+const SERVER = server_url("bench")
 const POOL = 10
 const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const ROUNDS = 2
@@ -31,10 +38,7 @@ const ACCOUNTS = 10_000
 const SESSIONS = 100_000
 const parts = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["operations", "pgbench"]
 
-const admin = postgres(SERVER, { max: 1, onnotice: () => {} })
-const database = `esr_bench_${process.pid}`
-const url = new URL(SERVER)
-url.pathname = `/${database}`
+const { url, drop } = await create_database(SERVER, "bench")
 
 interface Opened {
   readonly op: () => Promise<unknown>
@@ -50,7 +54,7 @@ const with_repo =
       SessionRepo.layer.pipe(
         Layer.provideMerge(
           layer_postgres({
-            url: Redacted.make(url.toString()),
+            url: Redacted.make(url),
             pool_size: POOL,
             on_statement: () => void statements++,
           }),
@@ -62,7 +66,7 @@ const with_repo =
 const with_raw =
   (make_op: (sql: postgres.Sql) => () => Promise<unknown>): (() => Opened) =>
   () => {
-    const sql = postgres(url.toString(), { max: POOL, onnotice: () => {} })
+    const sql = postgres(url, { max: POOL, onnotice: () => {} })
     return { op: make_op(sql), close: () => sql.end() }
   }
 
@@ -80,20 +84,26 @@ const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) =>
   return new Map([...slices].map(([name, measured]) => [name, summarize(measured)]))
 }
 
+const server_version = async () => {
+  const sql = postgres(SERVER, { max: 1, onnotice: () => {} })
+  const version = String((await sql`SHOW server_version`)[0]?.server_version)
+  await sql.end()
+  return version
+}
+
 const results: Record<string, unknown> = {
   machine: await machine(),
-  postgres: String((await admin`SHOW server_version`)[0]?.server_version),
+  postgres: await server_version(),
   pool_size: POOL,
   slice_seconds: SLICE_SECONDS,
   rounds: ROUNDS,
 }
 
-await admin.unsafe(`CREATE DATABASE ${database}`)
 try {
-  const setup = ManagedRuntime.make(layer_postgres({ url: Redacted.make(url.toString()), pool_size: 2 }))
+  const setup = ManagedRuntime.make(layer_postgres({ url: Redacted.make(url), pool_size: 2 }))
   await setup.runPromise(migrate)
   await setup.dispose()
-  const seed = postgres(url.toString(), { max: 1, onnotice: () => {} })
+  const seed = postgres(url, { max: 1, onnotice: () => {} })
   await seed`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${ACCOUNTS}) i`
   const accounts = (await seed`SELECT id FROM account`).map((row) => String(row.id))
   const tokens: Array<string> = []
@@ -254,12 +264,9 @@ try {
 
   if (parts.includes("pgbench")) {
     // the server's own ceiling for a point select on this machine
-    const pgbench_db = `${database}_pgbench`
-    await admin.unsafe(`CREATE DATABASE ${pgbench_db}`)
+    const { url: target, drop: drop_pgbench } = await create_database(SERVER, "bench_pgbench")
     try {
-      const target = new URL(SERVER)
-      target.pathname = `/${pgbench_db}`
-      execFileSync("pgbench", ["-i", "-q", "-s", "10", target.toString()], { stdio: "ignore" })
+      execFileSync("pgbench", ["-i", "-q", "-s", "10", target], { stdio: "ignore" })
       const tps: Record<number, number> = {}
       for (const concurrency of CONCURRENCIES) {
         const output = execFileSync(
@@ -275,7 +282,7 @@ try {
             String(Math.min(concurrency, 2)),
             "-T",
             String(SLICE_SECONDS * 2),
-            target.toString(),
+            target,
           ],
           { encoding: "utf8" },
         )
@@ -284,11 +291,10 @@ try {
       }
       results.pgbench_select_only_tps = tps
     } finally {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${pgbench_db} WITH (FORCE)`)
+      await drop_pgbench()
     }
   }
-  writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+  write_results("results.json", results)
 } finally {
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-  await admin.end()
+  await drop()
 }

@@ -1,7 +1,6 @@
 // npm run bench:pglite: validate on embedded PGlite (in memory), SessionRepo
 // against the same query on the raw PGlite client, alternating, one caller at
 // a time (PGlite has one connection). Writes bench/pglite.json.
-import { writeFileSync } from "node:fs"
 import type { PGlite } from "@electric-sql/pglite"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import {
@@ -12,7 +11,7 @@ import {
   migrate,
   SessionRepo,
 } from "../src/index.ts"
-import { machine, ratio, run_for, summarize } from "./harness.ts"
+import { machine, ratio, run_for, summarize, write_results } from "./harness.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const SESSIONS = 10_000
@@ -54,10 +53,7 @@ try {
   const a_b = ratio(figures["a: SessionRepo"], figures["b: raw PGlite"])
   console.table(figures)
   console.log(`PGlite validate, one caller: a/b ${a_b}`)
-  writeFileSync(
-    new URL("./pglite.json", import.meta.url),
-    `${JSON.stringify({ machine: await machine(), sessions: SESSIONS, figures, a_b }, null, 2)}\n`,
-  )
+  write_results("pglite.json", { machine: await machine(), sessions: SESSIONS, figures, a_b })
 } finally {
   await runtime.dispose()
 }

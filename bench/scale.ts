@@ -2,7 +2,6 @@
 // one of 1,000,000 (measured in alternating slices), then a cleanup of the
 // 500,000 expired rows of the large table in batches while validations keep
 // running (PostgreSQL at DATABASE_URL). Writes bench/scale.json.
-import { writeFileSync } from "node:fs"
 import { Effect, Fiber, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
 import {
@@ -12,32 +11,25 @@ import {
   migrate,
   SessionRepo,
 } from "../src/index.ts"
-import { machine, run_for, summarize } from "./harness.ts"
+import { create_database, machine, run_for, server_url, summarize, write_results } from "./harness.ts"
 
-const SERVER = process.env.DATABASE_URL
-if (SERVER === undefined) throw new Error("npm run bench:scale needs DATABASE_URL (a PostgreSQL server)")
+const SERVER = server_url("bench:scale")
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const KNOWN = 1000
 const LARGE = 1_000_000
 const EXPIRED = 500_000
 const ACCOUNTS = 10_000
 
-const admin = postgres(SERVER, { max: 1, onnotice: () => {} })
 const tokens = Array.from({ length: KNOWN }, () => Effect.runSync(generate_session_token))
 
 /** A database of its own holding the KNOWN sessions plus `filler` generated ones (the first EXPIRED of them expired). */
 const open_database = async (label: string, filler: number) => {
-  const name = `esr_scale_${label}_${process.pid}`
-  await admin.unsafe(`CREATE DATABASE ${name}`)
-  const url = new URL(SERVER)
-  url.pathname = `/${name}`
+  const { url, drop } = await create_database(SERVER, `scale_${label}`)
   const runtime = ManagedRuntime.make(
-    SessionRepo.layer.pipe(
-      Layer.provideMerge(layer_postgres({ url: Redacted.make(url.toString()), pool_size: 10 })),
-    ),
+    SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: 10 }))),
   )
   await runtime.runPromise(migrate)
-  const sql = postgres(url.toString(), { max: 1, onnotice: () => {} })
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
   await sql`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${ACCOUNTS}) i`
   const accounts = (await sql`SELECT id FROM account`).map((row) => String(row.id))
   await sql`INSERT INTO auth_session ${sql(
@@ -64,7 +56,7 @@ const open_database = async (label: string, filler: number) => {
   for (let i = 0; i < 500; i++) await validate()
   const close = async () => {
     await runtime.dispose()
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await drop()
   }
   return { rows, runtime, validate, close }
 }
@@ -116,20 +108,12 @@ try {
   console.log(
     `p50 at 1M / at 1k: ${p50_ratio.toFixed(2)} (target ≤ 1.2); p99 during cleanup / idle: ${p99_ratio.toFixed(2)} (target ≤ 3)`,
   )
-  writeFileSync(
-    new URL("./scale.json", import.meta.url),
-    `${JSON.stringify(
-      {
-        machine: await machine(),
-        validate_p50: { small_rows: small.rows, large_rows: large.rows, at_1k, at_1m, ratio: p50_ratio },
-        cleanup: { deleted, seconds: cleanup_seconds, idle, under_cleanup, p99_ratio },
-      },
-      null,
-      2,
-    )}\n`,
-  )
+  write_results("scale.json", {
+    machine: await machine(),
+    validate_p50: { small_rows: small.rows, large_rows: large.rows, at_1k, at_1m, ratio: p50_ratio },
+    cleanup: { deleted, seconds: cleanup_seconds, idle, under_cleanup, p99_ratio },
+  })
 } finally {
   await small.close()
   await large.close()
-  await admin.end()
 }

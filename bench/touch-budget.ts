@@ -1,7 +1,6 @@
 // npm run bench:touches: 1,000 validations a second over 100 sessions for 5
 // minutes of TestClock time against PostgreSQL (DATABASE_URL); counts the rows
 // really written with a trigger. The origin writes on every validation.
-import { writeFileSync } from "node:fs"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import postgres from "postgres"
@@ -12,26 +11,20 @@ import {
   SessionRepo,
   SessionTouches,
 } from "../src/index.ts"
-import { machine } from "./harness.ts"
+import { create_database, machine, server_url, write_results } from "./harness.ts"
 
-const SERVER = process.env.DATABASE_URL
-if (SERVER === undefined) throw new Error("npm run bench:touches needs DATABASE_URL (a PostgreSQL server)")
 const SESSIONS = 100
 const PER_SECOND = 1000
 const SECONDS = 5 * 60
 
-const admin = postgres(SERVER, { max: 1, onnotice: () => {} })
-const database = `esr_touches_${process.pid}`
-await admin.unsafe(`CREATE DATABASE ${database}`)
-const url = new URL(SERVER)
-url.pathname = `/${database}`
+const { url, drop } = await create_database(server_url("bench:touches"), "touches")
 const runtime = ManagedRuntime.make(
   SessionRepo.layer.pipe(
-    Layer.provideMerge(layer_postgres({ url: Redacted.make(url.toString()), pool_size: 10 })),
+    Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: 10 })),
     Layer.provideMerge(TestClock.layer()),
   ),
 )
-const sql = postgres(url.toString(), { max: 1, onnotice: () => {} })
+const sql = postgres(url, { max: 1, onnotice: () => {} })
 try {
   await runtime.runPromise(migrate)
   await sql`CREATE TABLE session_writes (session_id text NOT NULL)`
@@ -79,10 +72,9 @@ try {
     origin_writes_per_session_per_minute: (PER_SECOND * 60) / SESSIONS,
   }
   console.log(results)
-  writeFileSync(new URL("./touch-budget.json", import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+  write_results("touch-budget.json", results)
 } finally {
   await sql.end()
   await runtime.dispose()
-  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-  await admin.end()
+  await drop()
 }
