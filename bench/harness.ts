@@ -1,7 +1,9 @@
 // Helpers for the benchmarks: throughput, latency and CPU of one operation run
 // by N concurrent workers for a fixed time; a database of the run's own; results.
 import { writeFileSync } from "node:fs"
+import { Effect, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
+import { generate_session_token, hash_session_token, layer_postgres, migrate } from "../src/index.ts"
 
 export interface Figures {
   readonly ops_per_s: number
@@ -80,3 +82,35 @@ export const create_database = async (server: string, label: string) => {
 /** Writes a benchmark's figures next to the scripts (bench/*.json, not committed). */
 export const write_results = (file: string, results: unknown): void =>
   writeFileSync(new URL(`./${file}`, import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+
+/**
+ * Migrates the database at `url` and fills it with `sessions` live sessions
+ * spread over `accounts` accounts, all seen just now (validations are in the
+ * steady state: no touch due). Returns the account ids and the raw tokens.
+ */
+export const seed_sessions = async (url: string, counts: { accounts: number; sessions: number }) => {
+  const setup = ManagedRuntime.make(layer_postgres({ url: Redacted.make(url), pool_size: 2 }))
+  await setup.runPromise(migrate)
+  await setup.dispose()
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  await sql`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${counts.accounts}) i`
+  const accounts = (await sql`SELECT id FROM account`).map((row) => String(row.id))
+  const tokens: Array<string> = []
+  for (let start = 0; start < counts.sessions; start += 5000) {
+    const rows = []
+    for (let i = start; i < Math.min(start + 5000, counts.sessions); i++) {
+      const token = Effect.runSync(generate_session_token)
+      tokens.push(token)
+      rows.push({
+        id: hash_session_token(token),
+        account_id: accounts[i % accounts.length] as string,
+        expires_at: new Date(Date.now() + 30 * 86_400_000),
+        last_seen_at: new Date(),
+      })
+    }
+    await sql`INSERT INTO auth_session ${sql(rows)}`
+  }
+  await sql`VACUUM ANALYZE`
+  await sql.end()
+  return { accounts, tokens }
+}

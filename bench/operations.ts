@@ -11,19 +11,14 @@
 import { execFileSync } from "node:child_process"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
-import {
-  generate_session_token,
-  hash_session_token,
-  layer_postgres,
-  migrate,
-  SessionRepo,
-} from "../src/index.ts"
+import { generate_session_token, hash_session_token, layer_postgres, SessionRepo } from "../src/index.ts"
 import {
   create_database,
   type Figures,
   machine,
   ratio,
   run_for,
+  seed_sessions,
   server_url,
   summarize,
   write_results,
@@ -100,30 +95,7 @@ const results: Record<string, unknown> = {
 }
 
 try {
-  const setup = ManagedRuntime.make(layer_postgres({ url: Redacted.make(url), pool_size: 2 }))
-  await setup.runPromise(migrate)
-  await setup.dispose()
-  const seed = postgres(url, { max: 1, onnotice: () => {} })
-  await seed`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${ACCOUNTS}) i`
-  const accounts = (await seed`SELECT id FROM account`).map((row) => String(row.id))
-  const tokens: Array<string> = []
-  for (let start = 0; start < SESSIONS; start += 5000) {
-    const rows = []
-    for (let i = start; i < start + 5000; i++) {
-      const token = Effect.runSync(generate_session_token)
-      tokens.push(token)
-      // seen just now: validations are in the steady state, no touch due
-      rows.push({
-        id: hash_session_token(token),
-        account_id: accounts[i % ACCOUNTS] as string,
-        expires_at: new Date(Date.now() + 30 * 86_400_000),
-        last_seen_at: new Date(),
-      })
-    }
-    await seed`INSERT INTO auth_session ${seed(rows)}`
-  }
-  await seed`VACUUM ANALYZE`
-  await seed.end()
+  const { accounts, tokens } = await seed_sessions(url, { accounts: ACCOUNTS, sessions: SESSIONS })
   console.log(`seeded ${SESSIONS} sessions over ${ACCOUNTS} accounts; ${results.machine}`)
 
   const random_token = () => tokens[Math.floor(Math.random() * tokens.length)] as string

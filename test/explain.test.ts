@@ -66,7 +66,7 @@ if (postgres_backend !== undefined) {
                 sql`SELECT id, account_id FROM auth_session WHERE expires_at > now() LIMIT 1`,
               )) as unknown as Array<{ id: string; account_id: string }>
               const by_name = values(keys as { id: string; account_id: string })
-              for (const [name, build] of statement_catalog) {
+              for (const [name, { build }] of statement_catalog) {
                 const query = build(tx).toSQL()
                 const args = query.params.map((param) => `'${by_name[name_of(param)]}'`)
                 await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))

@@ -1,5 +1,5 @@
 import type { Logger } from "drizzle-orm/logger"
-import { Cause, Context, Effect, Exit, Option, Semaphore } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, Option, Semaphore } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle, Tx } from "./handle.ts"
 
@@ -30,22 +30,24 @@ class Rollback<E> {
  * savepoints; the effect runs in the callback with the caller's services.
  */
 const run_in_transaction = <A, E, R>(handle: Drizzle, effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const context = yield* Effect.context<Exclude<R, Tx | Db>>()
-    const run_in = Effect.runPromiseExitWith(context)
-    return yield* Effect.callback<A, E | DbError>((resume) => {
-      const abort = new AbortController()
-      let started = false
+  Effect.flatMap(Effect.context<Exclude<R, Tx | Db>>(), (context) =>
+    Effect.callback<A, E | DbError>((resume) => {
+      let fiber: Fiber.Fiber<A, E> | undefined
+      let interrupted = false
       const settled = handle
-        .transaction(async (tx) => {
-          started = true
-          // Interrupted while waiting for a connection: roll back without running the effect.
-          if (abort.signal.aborted) throw new Rollback(Cause.interrupt())
-          const bound = Context.make(Tx, tx).pipe(Context.add(Db, tx))
-          const exit = await run_in(Effect.provideContext(effect, bound), { signal: abort.signal })
-          if (Exit.isFailure(exit)) throw new Rollback(exit.cause)
-          return exit.value
-        })
+        .transaction(
+          (tx) =>
+            new Promise<A>((commit, rollback) => {
+              // Interrupted while waiting for a connection: roll back without running the effect.
+              if (interrupted) return rollback(new Rollback(Cause.interrupt()))
+              const bound = Context.add(Context.add(context, Tx, tx), Db, tx) as Context.Context<R>
+              // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
+              fiber = Effect.runForkWith(bound)(effect)
+              fiber.addObserver((exit) =>
+                Exit.isSuccess(exit) ? commit(exit.value) : rollback(new Rollback(exit.cause)),
+              )
+            }),
+        )
         .then(
           (value) => resume(Effect.succeed(value)),
           (error: unknown) =>
@@ -60,11 +62,13 @@ const run_in_transaction = <A, E, R>(handle: Drizzle, effect: Effect.Effect<A, E
       // transaction still waiting for a connection is not waited for: it rolls
       // itself back as soon as it gets one.
       return Effect.suspend(() => {
-        abort.abort()
-        return started ? Effect.promise(() => settled) : Effect.void
+        interrupted = true
+        if (fiber === undefined) return Effect.void
+        fiber.interruptUnsafe()
+        return Effect.promise(() => settled)
       })
-    })
-  })
+    }),
+  )
 
 // Savepoints on one connection nest strictly: rolling back to one also undoes
 // every savepoint opened after it. So concurrent nested transactions in one

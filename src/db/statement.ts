@@ -31,8 +31,18 @@ const bound_to = <P extends object>(prepared: P, session: Session): P =>
     logger: session.logger,
   })
 
-/** Every statement's builder by name, so tests can EXPLAIN the exact SQL sent. */
-export const statement_catalog = new Map<string, (db: Drizzle) => Preparable<unknown>>()
+/**
+ * Every statement by name: its builder, so tests can EXPLAIN the exact SQL
+ * sent, and its prepared query on a handle, so benchmarks can time the driver
+ * path without Effect.
+ */
+export const statement_catalog = new Map<
+  string,
+  {
+    readonly build: (db: Drizzle) => Preparable<unknown>
+    readonly prepared: (db: Drizzle) => Prepared<unknown>
+  }
+>()
 
 /**
  * A query built once per handle as a named prepared statement with
@@ -44,7 +54,6 @@ export const statement = <Params extends Record<string, unknown>, Result>(
   name: string,
   build: (db: Drizzle) => Preparable<Result>,
 ): ((params: Params) => Effect.Effect<Result, DbError, Db>) => {
-  statement_catalog.set(name, build)
   // Keyed by handle: the pool's entry lives as long as the pool, a
   // transaction's is collected with it.
   const cache = new WeakMap<Drizzle, Prepared<Result>>()
@@ -71,6 +80,7 @@ export const statement = <Params extends Record<string, unknown>, Result>(
     }
     return prepared
   }
+  statement_catalog.set(name, { build, prepared: prepared_for })
   return (params) =>
     Db.use((db) =>
       Effect.tryPromise({

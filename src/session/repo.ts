@@ -132,7 +132,8 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           return { token: Redacted.make(token), session }
         })
 
-        const authenticate = Effect.fn("SessionRepo.authenticate")(function* (token: TokenInput) {
+        // no span: it runs on every request (see query_session_get_valid)
+        const authenticate = Effect.fnUntraced(function* (token: TokenInput) {
           const raw = token_value(token)
           if (!is_session_token(raw)) return Option.none<Authenticated>()
           const token_hash = hash_session_token(raw)
@@ -167,7 +168,8 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
             Option.map((authenticated) => authenticated.session),
           )
 
-        const revoke = Effect.fn("SessionRepo.revoke")(function* (token: TokenInput) {
+        // the span is query_session_revoke_by_hash's
+        const revoke = Effect.fnUntraced(function* (token: TokenInput) {
           const raw = token_value(token)
           if (!is_session_token(raw)) return
           yield* on_current(query_session_revoke_by_hash(hash_session_token(raw))).pipe(

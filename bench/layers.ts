@@ -1,0 +1,199 @@
+// npm run bench:layers: where the time of one validate and one create_session
+// goes, layer by layer, on the real PostgreSQL server (DATABASE_URL):
+//   raw postgres.js → Drizzle prepared query → Effect statement (Db) →
+//   query function (input checks, Clock) → SessionRepo
+// and, for validate, the cost of the spans it does not open.
+// Every layer runs the same SQL on the same data (npm run bench's 100,000
+// sessions over 10,000 accounts). The layers take turns call by call at
+// concurrency 1, so a neighbour stealing the shared CPU slows them all alike;
+// each layer's mean latency is then compared with raw postgres.js.
+// Writes bench/layers.json.
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import postgres from "postgres"
+import { statement_catalog } from "../src/db/statement.ts"
+import {
+  Database,
+  Db,
+  type Drizzle,
+  generate_session_token,
+  hash_session_token,
+  layer_postgres,
+  query_create_session,
+  query_session_enforce_limit,
+  query_session_get_valid,
+  SessionRepo,
+} from "../src/index.ts"
+import {
+  evict_sessions,
+  insert_session,
+  lock_account,
+  select_valid_session,
+} from "../src/session/statements.ts"
+import { create_database, machine, round3, seed_sessions, server_url, write_results } from "./harness.ts"
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const POOL = 10
+const LIFETIME_MS = 30 * 86_400_000
+const SERVER = server_url("bench:layers")
+const { url, drop } = await create_database(SERVER, "layers")
+
+// what Effect.fn would add to the validation path, which opens no span
+const with_span = Effect.fn("one")(query_session_get_valid)
+const with_two_spans = Effect.fn("two")(with_span)
+
+type Layers = ReadonlyArray<readonly [name: string, op: () => Promise<unknown>]>
+
+/** Runs the layers in turn, one call each, for `seconds`; returns each layer's latencies. */
+const take_turns = async (layers: Layers, seconds: number) => {
+  const latencies = layers.map(() => [] as Array<number>)
+  const deadline = performance.now() + seconds * 1000
+  // each round starts one layer later: no layer always follows the same one
+  for (let round = 0; performance.now() < deadline; round++) {
+    for (let turn = 0; turn < layers.length; turn++) {
+      const index = (round + turn) % layers.length
+      const start = performance.now()
+      await layers[index]?.[1]()
+      latencies[index]?.push(performance.now() - start)
+    }
+  }
+  const raw_mean = mean(latencies[0] ?? [])
+  return layers.map(([name], index) => {
+    const sorted = (latencies[index] ?? []).sort((x, y) => x - y)
+    const at = (q: number) => sorted[Math.floor(q * (sorted.length - 1))] ?? 0
+    return {
+      layer: name,
+      calls: sorted.length,
+      mean_ms: round3(mean(sorted)),
+      p50_ms: round3(at(0.5)),
+      p99_ms: round3(at(0.99)),
+      // throughput at concurrency 1 relative to raw postgres.js
+      vs_raw: Math.round((100 * raw_mean) / mean(sorted)) / 100,
+    }
+  })
+}
+const mean = (xs: ReadonlyArray<number>) => xs.reduce((sum, x) => sum + x, 0) / Math.max(1, xs.length)
+
+try {
+  const { accounts, tokens } = await seed_sessions(url, { accounts: 10_000, sessions: 100_000 })
+  const runtime = ManagedRuntime.make(
+    SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: POOL }))),
+  )
+  const run = <A, E>(effect: Effect.Effect<A, E, SessionRepo | Database | Db>) => runtime.runPromise(effect)
+  const { pool, database } = await run(
+    Effect.gen(function* () {
+      return { pool: yield* Db, database: yield* Database }
+    }),
+  )
+  const sql = postgres(url, { max: POOL, onnotice: () => {} })
+
+  const random_token = () => tokens[Math.floor(Math.random() * tokens.length)] as string
+  const random_account = () => accounts[Math.floor(Math.random() * accounts.length)] as string
+  const new_hash = () => hash_session_token(Effect.runSync(generate_session_token))
+  // the repo's own prepared query on a handle, executed without Effect
+  const drizzle_execute = (name: string, db: Drizzle, params: Record<string, unknown>) =>
+    statement_catalog.get(name)?.prepared(db).execute(params)
+
+  const validate: Layers = [
+    [
+      "raw postgres.js",
+      () =>
+        sql`SELECT id, account_id, created_at, expires_at, last_seen_at FROM auth_session
+            WHERE id = ${hash_session_token(random_token())} AND expires_at > ${new Date()}`,
+    ],
+    [
+      "Drizzle prepared query",
+      () =>
+        drizzle_execute("session_get_valid", pool, {
+          id: hash_session_token(random_token()),
+          now: new Date(),
+        }) as Promise<unknown>,
+    ],
+    [
+      "Effect statement",
+      () => run(select_valid_session({ id: hash_session_token(random_token()), now: new Date() })),
+    ],
+    ["query function", () => run(query_session_get_valid(hash_session_token(random_token())))],
+    ["query function, 1 span", () => run(with_span(hash_session_token(random_token())))],
+    ["query function, 2 spans", () => run(with_two_spans(hash_session_token(random_token())))],
+    ["SessionRepo.validate", () => run(SessionRepo.use((repo) => repo.validate(random_token())))],
+  ]
+
+  const create: Layers = [
+    [
+      "raw postgres.js",
+      () => {
+        const [id, account_id, now] = [new_hash(), random_account(), new Date()]
+        return sql.begin(async (tx) => {
+          await tx`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
+                   VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + LIFETIME_MS)}, ${now})
+                   RETURNING *`
+          await tx`SELECT id FROM account WHERE id = ${account_id} FOR NO KEY UPDATE`
+          await tx`DELETE FROM auth_session WHERE account_id = ${account_id} AND (expires_at <= ${now} OR id IN (
+                     SELECT id FROM auth_session WHERE account_id = ${account_id} AND expires_at > ${now}
+                     ORDER BY id = ${id} DESC, created_at DESC, id DESC OFFSET ${5})) RETURNING id`
+        })
+      },
+    ],
+    [
+      "Drizzle prepared queries",
+      () => {
+        const [id, account_id, now] = [new_hash(), random_account(), new Date()]
+        return pool.transaction(async (tx) => {
+          const expires_at = new Date(now.getTime() + LIFETIME_MS)
+          await drizzle_execute("session_insert", tx, { id, account_id, now, expires_at })
+          await drizzle_execute("account_lock", tx, { account_id })
+          await drizzle_execute("session_enforce_limit", tx, { account_id, now, max_sessions: 5, keep: id })
+        })
+      },
+    ],
+    [
+      "Effect transaction + statements",
+      () => {
+        const [id, account_id, now] = [new_hash(), random_account(), new Date()]
+        return run(
+          database.transaction(
+            Effect.gen(function* () {
+              const expires_at = new Date(now.getTime() + LIFETIME_MS)
+              yield* insert_session({ id, account_id, now, expires_at })
+              yield* lock_account({ account_id })
+              yield* evict_sessions({ account_id, now, max_sessions: 5, keep: id })
+            }),
+          ),
+        )
+      },
+    ],
+    [
+      "query functions",
+      () => {
+        const [id, account_id] = [new_hash(), random_account()]
+        return run(
+          database.transaction(
+            Effect.gen(function* () {
+              yield* query_create_session(id, account_id, new Date(Date.now() + LIFETIME_MS))
+              yield* query_session_enforce_limit(account_id, 5, { keep: id })
+            }),
+          ),
+        )
+      },
+    ],
+    [
+      "SessionRepo.create_session",
+      () => run(SessionRepo.use((repo) => repo.create_session(random_account()))),
+    ],
+  ]
+
+  const results: Record<string, unknown> = { machine: await machine(), seconds_per_operation: SECONDS }
+  for (const [operation, layers] of Object.entries({ validate, "create with limit": create })) {
+    for (const [, op] of layers) for (let i = 0; i < 200; i++) await op() // prepare, warm the JIT
+    const rows = await take_turns(layers, SECONDS)
+    console.log(`${operation}, concurrency 1, layers taking turns call by call:`)
+    console.table(rows)
+    results[operation] = rows
+  }
+  console.log(results.machine)
+  write_results("layers.json", results)
+  await sql.end()
+  await runtime.dispose()
+} finally {
+  await drop()
+}
