@@ -7,7 +7,9 @@
 //       unconditional touch update on every request
 // Parts: "operations" and "pgbench" (the default), "sustained".
 // Writes bench/results.json. Every slice gets fresh pools: postgres.js slows
-// down the longer one pool runs pipelined (see the "sustained" part).
+// down the longer one pool runs pipelined (see the "sustained" part). Six
+// short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per slice):
+// with two long ones, drift of the shared machine moved create's a/b by 0.2.
 import { execFileSync } from "node:child_process"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
@@ -26,8 +28,9 @@ import {
 
 const SERVER = server_url("bench")
 const POOL = 10
-const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
-const ROUNDS = 2
+const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 1)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
+const WARMUP_SECONDS = 2
 const CONCURRENCIES = [1, 32]
 const ACCOUNTS = 10_000
 const SESSIONS = 100_000
@@ -68,6 +71,13 @@ const with_raw =
 /** Runs every variant of one operation in alternating order; returns each variant's figures. */
 const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) => {
   const slices = new Map<string, Array<Awaited<ReturnType<typeof run_for>>>>()
+  // Warm the JIT first, as a running server is: the repo's longer call path
+  // needs seconds of calls to reach its steady speed, the driver's far less.
+  for (const [, open] of variants) {
+    const { op, close } = open()
+    await run_for(op, concurrency, WARMUP_SECONDS)
+    await close()
+  }
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, open] of round % 2 === 0 ? variants : [...variants].reverse()) {
       const { op, close } = open()
