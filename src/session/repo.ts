@@ -8,9 +8,9 @@ import type { AccountNotFound, InvalidInput } from "./errors.ts"
 import { require_account_id, require_max_sessions } from "./input.ts"
 import { SessionPolicy } from "./policy.ts"
 import {
-  query_create_session,
+  create_session_untraced,
+  enforce_limit_untraced,
   query_session_cleanup_expired,
-  query_session_enforce_limit,
   query_session_get_valid,
   query_session_list_all_active,
   query_session_list_for_account,
@@ -120,12 +120,12 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           const session = yield* database.transaction(
             Effect.gen(function* () {
               const now = yield* Clock.currentTimeMillis
-              const created = yield* query_create_session(
+              const created = yield* create_session_untraced(
                 token_hash,
                 owner,
                 new Date(now + policy.lifetime_ms),
               )
-              yield* query_session_enforce_limit(owner, max_sessions, { keep: token_hash })
+              yield* enforce_limit_untraced(owner, max_sessions, { keep: token_hash })
               return created
             }),
           )
