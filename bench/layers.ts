@@ -2,12 +2,14 @@
 // goes, layer by layer, on the real PostgreSQL server (DATABASE_URL):
 //   raw postgres.js → Drizzle prepared query → Effect statement (Db) →
 //   query function (input checks, Clock) → SessionRepo
-// and, for validate, the cost of the spans it does not open.
+// and, for validate, the cost of the spans it does not open. Each layer's
+// socket writes and bytes per call show that all send the same traffic.
 // Every layer runs the same SQL on the same data (npm run bench's 100,000
 // sessions over 10,000 accounts). The layers take turns call by call at
 // concurrency 1, so a neighbour stealing the shared CPU slows them all alike;
 // each layer's mean latency is then compared with raw postgres.js.
 // Writes bench/layers.json.
+import net from "node:net"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
 import { statement_catalog } from "../src/db/statement.ts"
@@ -71,6 +73,23 @@ const take_turns = async (layers: Layers, seconds: number) => {
     }
   })
 }
+/** What one call sends to the server: socket writes and bytes, over `calls` calls made one at a time. */
+const wire_per_call = async (op: () => Promise<unknown>, calls: number) => {
+  const write = net.Socket.prototype.write
+  let [writes, bytes] = [0, 0]
+  net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
+    writes++
+    bytes += (args[0] as { length: number }).length
+    return write.apply(this, args)
+  } as typeof write
+  try {
+    for (let i = 0; i < calls; i++) await op()
+  } finally {
+    net.Socket.prototype.write = write
+  }
+  return { writes: writes / calls, bytes: Math.round(bytes / calls) }
+}
+
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((sum, x) => sum + x, 0) / Math.max(1, xs.length)
 
 try {
@@ -185,7 +204,13 @@ try {
   const results: Record<string, unknown> = { machine: await machine(), seconds_per_operation: SECONDS }
   for (const [operation, layers] of Object.entries({ validate, "create with limit": create })) {
     for (const [, op] of layers) for (let i = 0; i < 200; i++) await op() // prepare, warm the JIT
-    const rows = await take_turns(layers, SECONDS)
+    const wire = new Map<string, { writes: number; bytes: number }>()
+    for (const [name, op] of layers) wire.set(name, await wire_per_call(op, 200))
+    const rows = (await take_turns(layers, SECONDS)).map((row) => ({
+      ...row,
+      writes_per_call: wire.get(row.layer)?.writes,
+      bytes_per_call: wire.get(row.layer)?.bytes,
+    }))
     console.log(`${operation}, concurrency 1, layers taking turns call by call:`)
     console.table(rows)
     results[operation] = rows
