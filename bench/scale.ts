@@ -11,7 +11,15 @@ import {
   migrate,
   SessionRepo,
 } from "../src/index.ts"
-import { create_database, machine, run_for, server_url, summarize, write_results } from "./harness.ts"
+import {
+  create_database,
+  machine,
+  run_for,
+  seen_ahead,
+  server_url,
+  summarize,
+  write_results,
+} from "./harness.ts"
 
 const SERVER = server_url("bench:scale")
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
@@ -37,7 +45,7 @@ const open_database = async (label: string, filler: number) => {
       id: hash_session_token(token),
       account_id: accounts[i % ACCOUNTS] as string,
       expires_at: new Date(Date.now() + 30 * 86_400_000),
-      last_seen_at: new Date(),
+      last_seen_at: seen_ahead(),
     })),
   )}`
   await sql`
