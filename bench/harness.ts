@@ -3,7 +3,13 @@
 import { writeFileSync } from "node:fs"
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
-import { generate_session_token, hash_session_token, layer_postgres, migrate } from "../src/index.ts"
+import {
+  AUTH_SESSION_LIFETIME_MS,
+  generate_session_token,
+  hash_session_token,
+  layer_postgres,
+  migrate,
+} from "../src/index.ts"
 
 export interface Figures {
   readonly ops_per_s: number
@@ -111,7 +117,7 @@ export const seed_sessions = async (url: string, counts: { accounts: number; ses
       rows.push({
         id: hash_session_token(token),
         account_id: accounts[i % accounts.length] as string,
-        expires_at: new Date(Date.now() + 30 * 86_400_000),
+        expires_at: new Date(Date.now() + AUTH_SESSION_LIFETIME_MS),
         last_seen_at: seen_ahead(),
       })
     }

@@ -14,6 +14,7 @@ import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
 import { statement_catalog } from "../src/db/statement.ts"
 import {
+  AUTH_SESSION_LIFETIME_MS,
   Database,
   Db,
   type Drizzle,
@@ -35,7 +36,6 @@ import { create_database, machine, round3, seed_sessions, server_url, write_resu
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const POOL = 10
-const LIFETIME_MS = 30 * 86_400_000
 const SERVER = server_url("bench:layers")
 const { url, drop } = await create_database(SERVER, "layers")
 
@@ -144,7 +144,7 @@ try {
         const [id, account_id, now] = [new_hash(), random_account(), new Date()]
         return sql.begin(async (tx) => {
           await tx`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
-                   VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + LIFETIME_MS)}, ${now})
+                   VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)}, ${now})
                    RETURNING *`
           await tx`SELECT id FROM account WHERE id = ${account_id} FOR NO KEY UPDATE`
           await tx`DELETE FROM auth_session WHERE account_id = ${account_id} AND (expires_at <= ${now} OR id IN (
@@ -158,7 +158,7 @@ try {
       () => {
         const [id, account_id, now] = [new_hash(), random_account(), new Date()]
         return pool.transaction(async (tx) => {
-          const expires_at = new Date(now.getTime() + LIFETIME_MS)
+          const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
           await drizzle_execute("session_insert", tx, { id, account_id, now, expires_at })
           await drizzle_execute("account_lock", tx, { account_id })
           await drizzle_execute("session_enforce_limit", tx, { account_id, now, max_sessions: 5, keep: id })
@@ -172,7 +172,7 @@ try {
         return run(
           database.transaction(
             Effect.gen(function* () {
-              const expires_at = new Date(now.getTime() + LIFETIME_MS)
+              const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
               yield* insert_session({ id, account_id, now, expires_at })
               yield* lock_account({ account_id })
               yield* evict_sessions({ account_id, now, max_sessions: 5, keep: id })
@@ -188,7 +188,7 @@ try {
         return run(
           database.transaction(
             Effect.gen(function* () {
-              yield* query_create_session(id, account_id, new Date(Date.now() + LIFETIME_MS))
+              yield* query_create_session(id, account_id, new Date(Date.now() + AUTH_SESSION_LIFETIME_MS))
               yield* query_session_enforce_limit(account_id, 5, { keep: id })
             }),
           ),

@@ -4,18 +4,12 @@
 // running (PostgreSQL at DATABASE_URL). Writes bench/scale.json.
 import { Effect, Fiber, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
-import {
-  generate_session_token,
-  hash_session_token,
-  layer_postgres,
-  migrate,
-  SessionRepo,
-} from "../src/index.ts"
+import { layer_postgres, SessionRepo } from "../src/index.ts"
 import {
   create_database,
   machine,
   run_for,
-  seen_ahead,
+  seed_sessions,
   server_url,
   summarize,
   write_results,
@@ -28,26 +22,14 @@ const LARGE = 1_000_000
 const EXPIRED = 500_000
 const ACCOUNTS = 10_000
 
-const tokens = Array.from({ length: KNOWN }, () => Effect.runSync(generate_session_token))
-
-/** A database of its own holding the KNOWN sessions plus `filler` generated ones (the first EXPIRED of them expired). */
+/** A database of its own holding KNOWN sessions plus `filler` generated ones (the first EXPIRED of them expired). */
 const open_database = async (label: string, filler: number) => {
   const { url, drop } = await create_database(SERVER, `scale_${label}`)
+  const { tokens } = await seed_sessions(url, { accounts: ACCOUNTS, sessions: KNOWN })
   const runtime = ManagedRuntime.make(
     SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: 10 }))),
   )
-  await runtime.runPromise(migrate)
   const sql = postgres(url, { max: 1, onnotice: () => {} })
-  await sql`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${ACCOUNTS}) i`
-  const accounts = (await sql`SELECT id FROM account`).map((row) => String(row.id))
-  await sql`INSERT INTO auth_session ${sql(
-    tokens.map((token, i) => ({
-      id: hash_session_token(token),
-      account_id: accounts[i % ACCOUNTS] as string,
-      expires_at: new Date(Date.now() + 30 * 86_400_000),
-      last_seen_at: seen_ahead(),
-    })),
-  )}`
   await sql`
     WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM account)
     INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
