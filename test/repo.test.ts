@@ -184,8 +184,12 @@ for (const backend of backends) {
         const repo = yield* SessionRepo
         const owner = yield* create_account()
         const { token, session } = yield* repo.create_session(owner.id)
-        const fresh = yield* repo.authenticate(token)
-        assert.isFalse(Option.getOrThrow(fresh).extended)
+        // with every pool connection open, the concurrent reads below all go out at once
+        const fresh = yield* Effect.all(
+          Array.from({ length: 20 }, () => repo.authenticate(token)),
+          { concurrency: "unbounded" },
+        )
+        assert.isFalse(fresh.some((outcome) => Option.getOrThrow(outcome).extended))
         yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
         const { result, statements } = yield* statements_of(
           Effect.all(
@@ -197,11 +201,12 @@ for (const backend of backends) {
         // the row already holds what each caller was told: no wait for a background write
         assert.strictEqual((yield* session_row(session.id))?.expires_at.getTime(), expected)
         assert.strictEqual(count_matching(statements, /^update "auth_session"/), 1)
-        for (const outcome of result) {
-          const authenticated = Option.getOrThrow(outcome)
-          assert.isTrue(authenticated.extended)
-          assert.strictEqual(authenticated.session.expires_at.getTime(), expected)
-        }
+        // every caller is told the row's expiry; a read that came after the write
+        // found it extended already and has nothing to re-send
+        const authenticated = result.map(Option.getOrThrow)
+        assert.isTrue(authenticated.some((outcome) => outcome.extended))
+        for (const outcome of authenticated)
+          assert.strictEqual(outcome.session.expires_at.getTime(), expected)
         // extended now: the next request has nothing to do
         assert.isFalse(Option.getOrThrow(yield* repo.authenticate(token)).extended)
       }),
