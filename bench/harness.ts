@@ -53,6 +53,14 @@ export const summarize = (
   }
 }
 
+export const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((x, y) => x - y)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? 0)
+    : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
+
 export const round3 = (x: number): number => Math.round(x * 1000) / 1000
 
 export const ratio = (x: Figures | undefined, y: Figures | undefined): number | undefined =>

@@ -7,37 +7,30 @@
 //       unconditional touch update on every request
 // Parts: "operations" and "pgbench" (the default), "sustained".
 // Writes bench/results.json. Every slice gets fresh pools: postgres.js slows
-// down the longer one pool runs pipelined (see the "sustained" part). Six
-// short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per slice):
-// with two long ones, drift of the shared machine moved create's a/b by 0.2.
+// down the longer one pool runs pipelined (see the "sustained" part). Ten
+// short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per slice),
+// and each ratio is the median of the rounds' own: with two long rounds and
+// pooled counts, drift of the shared machine moved create's a/b by 0.2.
 import { execFileSync } from "node:child_process"
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
-import {
-  AUTH_SESSION_LIFETIME_MS,
-  generate_session_token,
-  hash_session_token,
-  layer_postgres,
-  SessionRepo,
-} from "../src/index.ts"
 import {
   create_database,
   type Figures,
   machine,
-  ratio,
+  median,
   run_for,
   seed_sessions,
   server_url,
   summarize,
   write_results,
 } from "./harness.ts"
+import { bench_operations, POOL, type Variant } from "./variants.ts"
 
 const SERVER = server_url("bench")
-const POOL = 10
-const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 1)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
+const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 0.6)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
 const PGBENCH_SECONDS = 4
-const WARMUP_SECONDS = 2
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
 const CONCURRENCIES = [1, 32]
 const ACCOUNTS = 10_000
 const SESSIONS = 100_000
@@ -45,37 +38,14 @@ const parts = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["opera
 
 const { url, drop } = await create_database(SERVER, "bench")
 
-interface Opened {
-  readonly op: () => Promise<unknown>
-  readonly close: () => Promise<unknown>
-}
-type Variant = readonly [name: string, open: () => Opened]
-
 let statements = 0
-const with_repo =
-  (make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>): (() => Opened) =>
-  () => {
-    const runtime = ManagedRuntime.make(
-      SessionRepo.layer.pipe(
-        Layer.provideMerge(
-          layer_postgres({
-            url: Redacted.make(url),
-            pool_size: POOL,
-            on_statement: () => void statements++,
-          }),
-        ),
-      ),
-    )
-    return { op: () => runtime.runPromise(SessionRepo.use(make_op)), close: () => runtime.dispose() }
-  }
-const with_raw =
-  (make_op: (sql: postgres.Sql) => () => Promise<unknown>): (() => Opened) =>
-  () => {
-    const sql = postgres(url, { max: POOL, onnotice: () => {} })
-    return { op: make_op(sql), close: () => sql.end() }
-  }
 
-/** Runs every variant of one operation in alternating order; returns each variant's figures. */
+/**
+ * Runs every variant of one operation in alternating order; returns each
+ * variant's figures and its throughput in each round. Neighbouring slices of
+ * one round share the machine's state, so a/b is the median of the rounds'
+ * own ratios: one slice hit by a neighbour's burst does not move it.
+ */
 const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) => {
   const slices = new Map<string, Array<Awaited<ReturnType<typeof run_for>>>>()
   // Warm the JIT first, as a running server is: the repo's longer call path
@@ -93,7 +63,17 @@ const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) =>
       await close()
     }
   }
-  return new Map([...slices].map(([name, measured]) => [name, summarize(measured)]))
+  const per_round = (name: string | undefined) =>
+    (slices.get(name ?? "") ?? []).map((slice) => slice.latencies.length / slice.seconds)
+  const paired_ratio = (x: string | undefined, y: string | undefined) => {
+    const [xs, ys] = [per_round(x), per_round(y)]
+    if (xs.length === 0 || xs.length !== ys.length) return undefined
+    return Math.round(100 * median(xs.map((ops, i) => ops / (ys[i] as number)))) / 100
+  }
+  return {
+    figures: new Map([...slices].map(([name, measured]) => [name, summarize(measured)])),
+    paired_ratio,
+  }
 }
 
 const server_version = async () => {
@@ -115,93 +95,13 @@ try {
   const { accounts, tokens } = await seed_sessions(url, { accounts: ACCOUNTS, sessions: SESSIONS })
   console.log(`seeded ${SESSIONS} sessions over ${ACCOUNTS} accounts; ${results.machine}`)
 
-  const random_token = () => tokens[Math.floor(Math.random() * tokens.length)] as string
-  const random_account = () => accounts[Math.floor(Math.random() * accounts.length)] as string
-  let next_revoke = 0
-  const revoke_token = () => tokens[next_revoke++ % tokens.length] as string
-  const columns = "id, account_id, created_at, expires_at, last_seen_at"
-
-  const operations: Record<string, ReadonlyArray<Variant>> = {
-    validate: [
-      ["a: SessionRepo", with_repo((repo) => repo.validate(random_token()))],
-      [
-        "b: raw postgres.js",
-        with_raw(
-          (sql) => () =>
-            sql`SELECT ${sql.unsafe(columns)} FROM auth_session
-                WHERE id = ${hash_session_token(random_token())} AND expires_at > ${new Date()}`,
-        ),
-      ],
-      [
-        "c: origin (select + update)",
-        with_raw((sql) => async () => {
-          const id = hash_session_token(random_token())
-          const now = new Date()
-          await sql`SELECT ${sql.unsafe(columns)} FROM auth_session WHERE id = ${id} AND expires_at > ${now}`
-          await sql`UPDATE auth_session SET last_seen_at = ${now} WHERE id = ${id}`
-        }),
-      ],
-    ],
-    "list for account": [
-      ["a: SessionRepo", with_repo((repo) => repo.list_for_account(random_account(), { limit: 50 }))],
-      [
-        "b: raw postgres.js",
-        with_raw(
-          (sql) => () =>
-            sql`SELECT ${sql.unsafe(columns)} FROM auth_session
-                WHERE account_id = ${random_account()} AND expires_at > ${new Date()}
-                ORDER BY created_at DESC, id DESC LIMIT 50`,
-        ),
-      ],
-    ],
-    "list all active": [
-      ["a: SessionRepo", with_repo((repo) => repo.list_all_active({ limit: 50 }))],
-      [
-        "b: raw postgres.js",
-        with_raw(
-          (sql) => () =>
-            sql`SELECT s.id, s.account_id, s.created_at, s.expires_at, s.last_seen_at, a.username
-                FROM auth_session s JOIN account a ON a.id = s.account_id
-                WHERE s.expires_at > ${new Date()} ORDER BY s.last_seen_at DESC, s.id DESC LIMIT 50`,
-        ),
-      ],
-    ],
-    "create with limit": [
-      ["a: SessionRepo", with_repo((repo) => repo.create_session(random_account()))],
-      [
-        "b: raw postgres.js",
-        with_raw((sql) => () => {
-          const account_id = random_account()
-          const id = hash_session_token(Effect.runSync(generate_session_token))
-          const now = new Date()
-          return sql.begin(async (tx) => {
-            await tx`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
-                     VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)}, ${now})
-                     RETURNING *`
-            await tx`SELECT id FROM account WHERE id = ${account_id} FOR NO KEY UPDATE`
-            await tx`DELETE FROM auth_session WHERE account_id = ${account_id} AND (expires_at <= ${now} OR id IN (
-                       SELECT id FROM auth_session WHERE account_id = ${account_id} AND expires_at > ${now}
-                       ORDER BY id = ${id} DESC, created_at DESC, id DESC OFFSET ${5})) RETURNING id`
-          })
-        }),
-      ],
-    ],
-    // last: it deletes the seeded sessions (once all are gone, the DELETE finds no row)
-    revoke: [
-      ["a: SessionRepo", with_repo((repo) => repo.revoke(revoke_token()))],
-      [
-        "b: raw postgres.js",
-        with_raw(
-          (sql) => () =>
-            sql`DELETE FROM auth_session WHERE id = ${hash_session_token(revoke_token())} RETURNING id`,
-        ),
-      ],
-    ],
-  }
+  const operations = bench_operations(url, { accounts, tokens }, () => void statements++)
 
   if (parts.includes("operations")) {
     // steady-state validation: statements sent per call, and how many were writes
-    const { op, close } = with_repo((repo) => repo.validate(random_token()))()
+    const [, open_repo] = operations.validate?.[0] ?? []
+    if (open_repo === undefined) throw new Error("no validate variant")
+    const { op, close } = open_repo()
     await op()
     statements = 0
     for (let i = 0; i < 1000; i++) await op()
@@ -220,13 +120,13 @@ try {
       ([name]) => !only || name === only,
     )) {
       for (const concurrency of CONCURRENCIES) {
-        const figures = await compare(variants, concurrency)
+        const { figures, paired_ratio } = await compare(variants, concurrency)
         for (const [variant, f] of figures) rows.push({ operation, concurrency, variant, ...f })
-        const [a, b, c] = variants.map(([name]) => figures.get(name))
-        ratios.push({ operation, concurrency, a_b: ratio(a, b), ...(c ? { a_c: ratio(a, c) } : {}) })
-        console.log(
-          `${operation} at concurrency ${concurrency}: a/b ${ratio(a, b)}${c ? `, a/c ${ratio(a, c)}` : ""}`,
-        )
+        const [a, b, c] = variants.map(([name]) => name)
+        const a_b = paired_ratio(a, b)
+        const a_c = c === undefined ? undefined : paired_ratio(a, c)
+        ratios.push({ operation, concurrency, a_b, ...(a_c === undefined ? {} : { a_c }) })
+        console.log(`${operation} at concurrency ${concurrency}: a/b ${a_b}${a_c ? `, a/c ${a_c}` : ""}`)
       }
     }
     console.table(rows)

@@ -1,0 +1,188 @@
+// npm run bench:overhead: the client CPU each layer of the stack adds to a
+// call, without a server. Drizzle's postgres.js driver runs on a stand-in for
+// the postgres.js client that answers every query at once with a fixed row,
+// so only JavaScript is timed: no socket, no server, no waiting. For validate,
+// revoke and create with limit, the same call runs through
+//   the stand-in client directly → Drizzle's prepared queries → Effect
+//   statements (Db) → query functions (input checks, Clock, spans) → SessionRepo
+// one call at a time, each layer in turn for many rounds; the median µs per
+// call is reported. (npm run bench:layers times the same layers against the
+// real server.) Writes bench/overhead.json.
+import { drizzle } from "drizzle-orm/postgres-js"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { database_context } from "../src/db/database.ts"
+import { statement_catalog } from "../src/db/statement.ts"
+import {
+  AUTH_SESSION_LIFETIME_MS,
+  Database,
+  type Db,
+  type Drizzle,
+  generate_session_token,
+  hash_session_token,
+  query_create_session,
+  query_session_enforce_limit,
+  query_session_get_valid,
+  query_session_revoke_by_hash,
+  SessionRepo,
+} from "../src/index.ts"
+import {
+  delete_session,
+  evict_sessions,
+  insert_session,
+  lock_account,
+  select_valid_session,
+} from "../src/session/statements.ts"
+import { machine, median, write_results } from "./harness.ts"
+
+const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 20_000)
+const ROUNDS = 7
+
+const ACCOUNT = "0b6f5a3c-3f1e-4a57-9c7e-2d2f4b1a9e10"
+// a live session, seen ahead: validations find it and owe no touch
+const ahead = (ms: number) => new Date(Date.now() + ms).toISOString()
+const SESSION_ROW = ["a".repeat(64), ACCOUNT, ahead(0), ahead(AUTH_SESSION_LIFETIME_MS), ahead(600_000)]
+
+/** What a postgres.js client answers, at once: one session row, or one id for the rest. */
+interface StandIn {
+  readonly options: { readonly parsers: object; readonly serializers: object }
+  unsafe(
+    query: string,
+    params?: unknown,
+    options?: unknown,
+  ): Promise<unknown> & { values(): Promise<unknown> }
+  begin(body: (client: StandIn) => Promise<unknown>): Promise<unknown>
+}
+const stand_in: StandIn = {
+  options: { parsers: {}, serializers: {} },
+  unsafe: (query) => {
+    const rows = query.startsWith("select") || query.startsWith("insert") ? [SESSION_ROW] : [[ACCOUNT]]
+    return Object.assign(Promise.resolve(rows), { values: () => Promise.resolve(rows) })
+  },
+  begin: (body) => Promise.resolve(stand_in).then(body),
+}
+
+const pool = drizzle({ client: stand_in as never }) as unknown as Drizzle
+const runtime = ManagedRuntime.make(
+  SessionRepo.layer.pipe(Layer.provideMerge(Layer.succeedContext(database_context(pool, async () => {})))),
+)
+const run = <A, E>(effect: Effect.Effect<A, E, SessionRepo | Database | Db>) => runtime.runPromise(effect)
+const database = await run(Database)
+const prepared = (name: string, db: Drizzle) => {
+  const statement = statement_catalog.get(name)
+  if (statement === undefined) throw new Error(`no statement ${name}`)
+  return statement.prepared(db)
+}
+const token = Effect.runSync(generate_session_token)
+const new_hash = () => hash_session_token(Effect.runSync(generate_session_token))
+
+type Layers = ReadonlyArray<readonly [name: string, call: () => Promise<unknown>]>
+
+const operations: Record<string, Layers> = {
+  validate: [
+    ["stand-in client", () => stand_in.unsafe("select", [hash_session_token(token), new Date()]).values()],
+    [
+      "Drizzle prepared query",
+      () => prepared("session_get_valid", pool).execute({ id: hash_session_token(token), now: new Date() }),
+    ],
+    ["Effect statement", () => run(select_valid_session({ id: hash_session_token(token), now: new Date() }))],
+    ["query function", () => run(query_session_get_valid(hash_session_token(token)))],
+    ["SessionRepo.validate", () => run(SessionRepo.use((repo) => repo.validate(token)))],
+  ],
+  revoke: [
+    ["stand-in client", () => stand_in.unsafe("delete", [hash_session_token(token)]).values()],
+    [
+      "Drizzle prepared query",
+      () => prepared("session_revoke_by_hash", pool).execute({ id: hash_session_token(token) }),
+    ],
+    ["Effect statement", () => run(delete_session({ id: hash_session_token(token) }))],
+    ["query function (1 span)", () => run(query_session_revoke_by_hash(hash_session_token(token)))],
+    ["SessionRepo.revoke", () => run(SessionRepo.use((repo) => repo.revoke(token)))],
+  ],
+  "create with limit": [
+    [
+      "stand-in client",
+      () => {
+        const [id, now] = [new_hash(), new Date()]
+        return stand_in.begin(async (tx) => {
+          await tx.unsafe("insert", [id, ACCOUNT, now]).values()
+          await tx.unsafe("lock", [ACCOUNT]).values()
+          await tx.unsafe("delete", [ACCOUNT, now, id, 5]).values()
+        })
+      },
+    ],
+    [
+      "Drizzle prepared queries",
+      () => {
+        const [id, now] = [new_hash(), new Date()]
+        return pool.transaction(async (tx) => {
+          const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
+          await prepared("session_insert", tx).execute({ id, account_id: ACCOUNT, now, expires_at })
+          await prepared("account_lock", tx).execute({ account_id: ACCOUNT })
+          await prepared("session_enforce_limit", tx).execute({
+            account_id: ACCOUNT,
+            now,
+            max_sessions: 5,
+            keep: id,
+          })
+        })
+      },
+    ],
+    [
+      "Effect transaction + statements",
+      () => {
+        const [id, now] = [new_hash(), new Date()]
+        return run(
+          database.transaction(
+            Effect.gen(function* () {
+              const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
+              yield* insert_session({ id, account_id: ACCOUNT, now, expires_at })
+              yield* lock_account({ account_id: ACCOUNT })
+              yield* evict_sessions({ account_id: ACCOUNT, now, max_sessions: 5, keep: id })
+            }),
+          ),
+        )
+      },
+    ],
+    [
+      "query functions (2 spans)",
+      () => {
+        const id = new_hash()
+        return run(
+          database.transaction(
+            Effect.gen(function* () {
+              yield* query_create_session(id, ACCOUNT, new Date(Date.now() + AUTH_SESSION_LIFETIME_MS))
+              yield* query_session_enforce_limit(ACCOUNT, 5, { keep: id })
+            }),
+          ),
+        )
+      },
+    ],
+    ["SessionRepo.create_session", () => run(SessionRepo.use((repo) => repo.create_session(ACCOUNT)))],
+  ],
+}
+
+const results: Record<string, unknown> = { machine: await machine(), calls_per_round: CALLS_PER_ROUND }
+for (const [operation, layers] of Object.entries(operations)) {
+  const rounds = layers.map(() => [] as Array<number>)
+  // the first round warms the JIT and is not counted
+  for (let round = 0; round <= ROUNDS; round++) {
+    for (const [index, [, call]] of layers.entries()) {
+      const start = performance.now()
+      for (let i = 0; i < CALLS_PER_ROUND; i++) await call()
+      if (round > 0) rounds[index]?.push((1000 * (performance.now() - start)) / CALLS_PER_ROUND)
+    }
+  }
+  let previous = 0
+  const rows = layers.map(([layer], index) => {
+    const us = median(rounds[index] ?? [])
+    const row = { layer, "µs per call": us.toFixed(1), "added by this layer": (us - previous).toFixed(1) }
+    previous = us
+    return row
+  })
+  console.log(`${operation}: client CPU per call, no server (median of ${ROUNDS} rounds):`)
+  console.table(rows)
+  results[operation] = rows
+}
+console.log(results.machine)
+write_results("overhead.json", results)
+await runtime.dispose()

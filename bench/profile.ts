@@ -1,0 +1,168 @@
+// npm run bench:profile [-- operation ...]: where the time of one operation
+// goes, for (a) SessionRepo and (b) raw postgres.js, each run alone with one
+// caller on the real PostgreSQL server (DATABASE_URL), on npm run bench's data:
+// 1. a CPU profile, its samples grouped (waiting for the server, socket
+//    writes, postgres.js, Drizzle, Effect, this project, garbage collection,
+//    the rest) and shown as µs per operation;
+// 2. without the profiler, the call's timeline on the wire: µs before its
+//    first socket write, waiting for each reply, and in the client between a
+//    reply and the next write or the call's end.
+// Writes bench/profile.json and the profiles as bench/profiles/*.cpuprofile
+// (open them in Chrome DevTools).
+import { mkdirSync, writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
+import net from "node:net"
+import { create_database, machine, run_for, seed_sessions, server_url, write_results } from "./harness.ts"
+import { bench_operations } from "./variants.ts"
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
+// a sample every 200 µs: finer sampling slows the profiled code itself
+const SAMPLING_INTERVAL_US = 200
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string }
+}
+interface Profile {
+  readonly nodes: ReadonlyArray<ProfileNode>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+}
+
+const GROUPS = [
+  "waiting (idle)",
+  "socket writes",
+  "postgres.js",
+  "drizzle-orm",
+  "effect",
+  "this project (src/)",
+  "garbage collection",
+  "rest (Node, hashing, bench)",
+] as const
+type Group = (typeof GROUPS)[number]
+
+const group_of = ({ functionName, url }: ProfileNode["callFrame"]): Group => {
+  if (functionName === "(idle)") return "waiting (idle)"
+  if (functionName === "(garbage collector)") return "garbage collection"
+  if (url === "" && /^write(Buffer|v|Utf8String|Latin1String)$/.test(functionName)) return "socket writes"
+  if (url.includes("/node_modules/postgres/")) return "postgres.js"
+  if (url.includes("/node_modules/drizzle-orm/")) return "drizzle-orm"
+  if (url.includes("/node_modules/effect/")) return "effect"
+  if (url.includes("/src/") && !url.includes("/node_modules/")) return "this project (src/)"
+  return "rest (Node, hashing, bench)"
+}
+
+/** µs per operation in each group. */
+const per_operation = (profile: Profile, operations: number): Record<Group, number> => {
+  const group_by_node = new Map(profile.nodes.map((node) => [node.id, group_of(node.callFrame)]))
+  const totals = Object.fromEntries(GROUPS.map((group) => [group, 0])) as Record<Group, number>
+  profile.samples.forEach((node, i) => {
+    const group = group_by_node.get(node) ?? "rest (Node, hashing, bench)"
+    totals[group] += profile.timeDeltas[i] ?? 0
+  })
+  for (const group of GROUPS) totals[group] = Math.round(totals[group] / operations)
+  return totals
+}
+
+/**
+ * Runs `op` one call at a time for `seconds`, timing socket writes and
+ * incoming data. Returns µs per call: in the client before the first write,
+ * waiting from each write to its reply (per statement, in order), and in the
+ * client after each reply (until the next write, or the call's end).
+ */
+const wire_timeline = async (op: () => Promise<unknown>, seconds: number) => {
+  let marks: Array<{ write: boolean; at: number }> = []
+  // incoming data is timed where the stream receives it (push): the layer's
+  // guarded sockets wrap their own emit
+  const socket = net.Socket.prototype
+  const [write, push] = [socket.write, socket.push]
+  socket.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
+    marks.push({ write: true, at: performance.now() })
+    return write.apply(this, args)
+  } as typeof write
+  socket.push = function (this: net.Socket, ...args: Parameters<typeof push>) {
+    if (args[0] !== null) marks.push({ write: false, at: performance.now() })
+    return push.apply(this, args)
+  }
+  const waits: Array<number> = []
+  let [calls, before, after] = [0, 0, 0]
+  try {
+    const deadline = performance.now() + seconds * 1000
+    while (performance.now() < deadline) {
+      marks = []
+      const start = performance.now()
+      await op()
+      const end = performance.now()
+      if (marks[0]?.write !== true) continue
+      calls++
+      before += marks[0].at - start
+      let [statement, sent, replied] = [0, 0, 0]
+      for (const mark of marks) {
+        if (mark.write && replied > 0) [after, replied] = [after + mark.at - replied, 0]
+        if (mark.write && sent === 0) sent = mark.at
+        if (!mark.write && sent > 0) {
+          waits[statement] = (waits[statement] ?? 0) + mark.at - sent
+          ;[statement, sent, replied] = [statement + 1, 0, mark.at]
+        }
+      }
+      if (replied > 0) after += end - replied
+    }
+  } finally {
+    socket.write = write
+    socket.push = push
+  }
+  const us = (total: number) => Math.round((1000 * total) / Math.max(1, calls))
+  return {
+    "client before the first write": us(before),
+    "waiting for replies": us(waits.reduce((sum, wait) => sum + wait, 0)),
+    "waiting, per statement": waits.map(us).join(" "),
+    "client after replies": us(after),
+  }
+}
+
+const SERVER = server_url("bench:profile")
+const { url, drop } = await create_database(SERVER, "profile")
+const inspector = new Session()
+inspector.connect()
+try {
+  const seeded = await seed_sessions(url, { accounts: 10_000, sessions: 100_000 })
+  const operations = bench_operations(url, seeded)
+  const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(operations)
+  const out = new URL("./profiles/", import.meta.url)
+  mkdirSync(out, { recursive: true })
+  await inspector.post("Profiler.enable")
+  await inspector.post("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US })
+  const results: Record<string, unknown> = { machine: await machine(), seconds: SECONDS }
+  for (const operation of chosen) {
+    const rows: Array<Record<string, string | number>> = []
+    const timelines: Array<Record<string, string | number>> = []
+    for (const [variant, open] of (operations[operation] ?? []).slice(0, 2)) {
+      const { op, close } = open()
+      await run_for(op, 1, WARMUP_SECONDS)
+      await inspector.post("Profiler.start")
+      const run = await run_for(op, 1, SECONDS)
+      const { profile } = await inspector.post("Profiler.stop")
+      timelines.push({ variant, ...(await wire_timeline(op, SECONDS)) })
+      await close()
+      const calls = run.latencies.length
+      writeFileSync(
+        new URL(`${operation}-${variant.slice(0, 1)}.cpuprofile`.replaceAll(" ", "-"), out),
+        JSON.stringify(profile),
+      )
+      const groups = per_operation(profile as unknown as Profile, calls)
+      const total = Object.values(groups).reduce((sum, us) => sum + us, 0)
+      rows.push({ variant, "ops/s": Math.round(calls / run.seconds), "µs per op": total, ...groups })
+    }
+    console.log(`${operation}, one caller, µs per operation by where the samples fell:`)
+    console.table(rows)
+    console.log(`${operation}, one caller, µs per operation on the wire (no profiler):`)
+    console.table(timelines)
+    results[operation] = { profile: rows, wire: timelines }
+  }
+  console.log(results.machine)
+  write_results("profile.json", results)
+} finally {
+  inspector.disconnect()
+  await drop()
+}
