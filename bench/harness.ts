@@ -1,6 +1,7 @@
 // Helpers for the benchmarks: throughput, latency and CPU of one operation run
 // by N concurrent workers for a fixed time; a database of the run's own; results.
 import { writeFileSync } from "node:fs"
+import { pathToFileURL } from "node:url"
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
 import {
@@ -93,9 +94,19 @@ export const create_database = async (server: string, label: string) => {
   return { url: url.toString(), drop }
 }
 
-/** Writes a benchmark's figures next to the scripts (bench/*.json, not committed). */
+/**
+ * Where the benchmarks write their figures: bench/ (bench/*.json and
+ * bench/profiles/ are not committed), or BENCH_RESULTS_DIR, as CI sets so its
+ * short runs do not replace figures of full runs.
+ */
+export const results_dir = (): URL =>
+  process.env.BENCH_RESULTS_DIR === undefined
+    ? new URL("./", import.meta.url)
+    : pathToFileURL(process.env.BENCH_RESULTS_DIR.replace(/\/?$/, "/"))
+
+/** Writes a benchmark's figures to results_dir(). */
 export const write_results = (file: string, results: unknown): void =>
-  writeFileSync(new URL(`./${file}`, import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+  writeFileSync(new URL(file, results_dir()), `${JSON.stringify(results, null, 2)}\n`)
 
 /**
  * A `last_seen_at` that keeps validations in the steady state (no touch due)

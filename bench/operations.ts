@@ -24,7 +24,7 @@ import {
   summarize,
   write_results,
 } from "./harness.ts"
-import { bench_operations, POOL, type Variant } from "./variants.ts"
+import { bench_operations, is_operation, OPERATIONS, POOL, SEED, type Variant } from "./variants.ts"
 
 const SERVER = server_url("bench")
 const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 0.6)
@@ -32,9 +32,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
 const PGBENCH_SECONDS = 4
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
 const CONCURRENCIES = [1, 32]
-const ACCOUNTS = 10_000
-const SESSIONS = 100_000
 const parts = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["operations", "pgbench"]
+const only = process.env.BENCH_ONLY // e.g. "validate"
+if (only !== undefined && !is_operation(only)) throw new Error(`BENCH_ONLY: one of ${OPERATIONS.join(", ")}`)
 
 const { url, drop } = await create_database(SERVER, "bench")
 
@@ -83,23 +83,22 @@ const server_version = async () => {
   return version
 }
 
-const results: Record<string, unknown> = {
-  machine: await machine(),
-  postgres: await server_version(),
-  pool_size: POOL,
-  slice_seconds: SLICE_SECONDS,
-  rounds: ROUNDS,
-}
-
 try {
-  const { accounts, tokens } = await seed_sessions(url, { accounts: ACCOUNTS, sessions: SESSIONS })
-  console.log(`seeded ${SESSIONS} sessions over ${ACCOUNTS} accounts; ${results.machine}`)
+  const results: Record<string, unknown> = {
+    machine: await machine(),
+    postgres: await server_version(),
+    pool_size: POOL,
+    slice_seconds: SLICE_SECONDS,
+    rounds: ROUNDS,
+  }
+  const { accounts, tokens } = await seed_sessions(url, SEED)
+  console.log(`seeded ${SEED.sessions} sessions over ${SEED.accounts} accounts; ${results.machine}`)
 
   const operations = bench_operations(url, { accounts, tokens }, () => void statements++)
 
   if (parts.includes("operations")) {
     // steady-state validation: statements sent per call, and how many were writes
-    const [, open_repo] = operations.validate?.[0] ?? []
+    const [, open_repo] = operations.validate[0] ?? []
     if (open_repo === undefined) throw new Error("no validate variant")
     const { op, close } = open_repo()
     await op()
@@ -115,7 +114,6 @@ try {
       a_b: number | undefined
       a_c?: number | undefined
     }> = []
-    const only = process.env.BENCH_ONLY // e.g. "validate"
     for (const [operation, variants] of Object.entries(operations).filter(
       ([name]) => !only || name === only,
     )) {

@@ -1,13 +1,15 @@
 // npm run bench:overhead: the client CPU each layer of the stack adds to a
 // call, without a server. Drizzle's postgres.js driver runs on a stand-in for
 // the postgres.js client that answers every query at once with a fixed row,
-// so only JavaScript is timed: no socket, no server, no waiting. For validate,
+// so only JavaScript runs: no socket, no server, no waiting. For validate,
 // revoke and create with limit, the same call runs through
 //   the stand-in client directly → Drizzle's prepared queries → Effect
-//   statements (Db) → query functions (input checks, Clock, spans) → SessionRepo
-// one call at a time, each layer in turn for many rounds; the median µs per
-// call is reported. (npm run bench:layers times the same layers against the
-// real server.) Writes bench/overhead.json.
+//   statements (Db) → the query functions as SessionRepo runs them (input
+//   checks, Clock; revoke's span) → SessionRepo
+// one call at a time, each layer in turn (the order rotating) for several
+// rounds; the median of each layer's process CPU time per call is reported.
+// (npm run bench:layers times the same layers against the real server.)
+// Writes overhead.json to bench/ or BENCH_RESULTS_DIR.
 import { drizzle } from "drizzle-orm/postgres-js"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { database_context } from "../src/db/database.ts"
@@ -19,12 +21,11 @@ import {
   type Drizzle,
   generate_session_token,
   hash_session_token,
-  query_create_session,
-  query_session_enforce_limit,
   query_session_get_valid,
   query_session_revoke_by_hash,
   SessionRepo,
 } from "../src/index.ts"
+import { create_session_untraced, enforce_limit_untraced } from "../src/session/queries.ts"
 import {
   delete_session,
   evict_sessions,
@@ -85,7 +86,7 @@ const operations: Record<string, Layers> = {
       () => prepared("session_get_valid", pool).execute({ id: hash_session_token(token), now: new Date() }),
     ],
     ["Effect statement", () => run(select_valid_session({ id: hash_session_token(token), now: new Date() }))],
-    ["query function", () => run(query_session_get_valid(hash_session_token(token)))],
+    ["query function (check, Clock)", () => run(query_session_get_valid(hash_session_token(token)))],
     ["SessionRepo.validate", () => run(SessionRepo.use((repo) => repo.validate(token)))],
   ],
   revoke: [
@@ -95,7 +96,7 @@ const operations: Record<string, Layers> = {
       () => prepared("session_revoke_by_hash", pool).execute({ id: hash_session_token(token) }),
     ],
     ["Effect statement", () => run(delete_session({ id: hash_session_token(token) }))],
-    ["query function (1 span)", () => run(query_session_revoke_by_hash(hash_session_token(token)))],
+    ["query function (check, span)", () => run(query_session_revoke_by_hash(hash_session_token(token)))],
     ["SessionRepo.revoke", () => run(SessionRepo.use((repo) => repo.revoke(token)))],
   ],
   "create with limit": [
@@ -144,14 +145,14 @@ const operations: Record<string, Layers> = {
       },
     ],
     [
-      "query functions (2 spans)",
+      "query functions' bodies (checks, Clock)",
       () => {
         const id = new_hash()
         return run(
           database.transaction(
             Effect.gen(function* () {
-              yield* query_create_session(id, ACCOUNT, new Date(Date.now() + AUTH_SESSION_LIFETIME_MS))
-              yield* query_session_enforce_limit(ACCOUNT, 5, { keep: id })
+              yield* create_session_untraced(id, ACCOUNT, new Date(Date.now() + AUTH_SESSION_LIFETIME_MS))
+              yield* enforce_limit_untraced(ACCOUNT, 5, { keep: id })
             }),
           ),
         )
@@ -161,15 +162,25 @@ const operations: Record<string, Layers> = {
   ],
 }
 
+/** Process CPU time (µs) of `calls` calls made one at a time. */
+const cpu_of = async (call: () => Promise<unknown>, calls: number) => {
+  const before = process.cpuUsage()
+  for (let i = 0; i < calls; i++) await call()
+  const used = process.cpuUsage(before)
+  return used.user + used.system
+}
+
 const results: Record<string, unknown> = { machine: await machine(), calls_per_round: CALLS_PER_ROUND }
 for (const [operation, layers] of Object.entries(operations)) {
   const rounds = layers.map(() => [] as Array<number>)
-  // the first round warms the JIT and is not counted
+  // the first round warms the JIT and is not counted; each round starts one layer later
   for (let round = 0; round <= ROUNDS; round++) {
-    for (const [index, [, call]] of layers.entries()) {
-      const start = performance.now()
-      for (let i = 0; i < CALLS_PER_ROUND; i++) await call()
-      if (round > 0) rounds[index]?.push((1000 * (performance.now() - start)) / CALLS_PER_ROUND)
+    for (let turn = 0; turn < layers.length; turn++) {
+      const index = (round + turn) % layers.length
+      const [, call] = layers[index] ?? []
+      if (call === undefined) continue
+      const cpu_us = await cpu_of(call, CALLS_PER_ROUND)
+      if (round > 0) rounds[index]?.push(cpu_us / CALLS_PER_ROUND)
     }
   }
   let previous = 0

@@ -7,13 +7,21 @@
 // 2. without the profiler, the call's timeline on the wire: µs before its
 //    first socket write, waiting for each reply, and in the client between a
 //    reply and the next write or the call's end.
-// Writes bench/profile.json and the profiles as bench/profiles/*.cpuprofile
-// (open them in Chrome DevTools).
+// Writes profile.json and the profiles as profiles/*.cpuprofile (open them in
+// Chrome DevTools) to bench/ or BENCH_RESULTS_DIR.
 import { mkdirSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 import net from "node:net"
-import { create_database, machine, run_for, seed_sessions, server_url, write_results } from "./harness.ts"
-import { bench_operations } from "./variants.ts"
+import {
+  create_database,
+  machine,
+  results_dir,
+  run_for,
+  seed_sessions,
+  server_url,
+  write_results,
+} from "./harness.ts"
+import { bench_operations, is_operation, OPERATIONS, SEED } from "./variants.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
@@ -57,34 +65,46 @@ const group_of = ({ functionName, url }: ProfileNode["callFrame"]): Group => {
 const per_operation = (profile: Profile, operations: number): Record<Group, number> => {
   const group_by_node = new Map(profile.nodes.map((node) => [node.id, group_of(node.callFrame)]))
   const totals = Object.fromEntries(GROUPS.map((group) => [group, 0])) as Record<Group, number>
+  // timeDeltas[i] is the gap before sample i: a sample stands for the time until the next one
   profile.samples.forEach((node, i) => {
     const group = group_by_node.get(node) ?? "rest (Node, hashing, bench)"
-    totals[group] += profile.timeDeltas[i] ?? 0
+    totals[group] += profile.timeDeltas[i + 1] ?? 0
   })
   for (const group of GROUPS) totals[group] = Math.round(totals[group] / operations)
   return totals
 }
 
+/** Replaces `object[key]` until the returned function puts back what was there. */
+const patch = <T extends object, K extends keyof T>(object: T, key: K, value: T[K]): (() => void) => {
+  const own = Object.getOwnPropertyDescriptor(object, key)
+  object[key] = value
+  return () => (own === undefined ? delete object[key] : Object.defineProperty(object, key, own))
+}
+
 /**
- * Runs `op` one call at a time for `seconds`, timing socket writes and
- * incoming data. Returns µs per call: in the client before the first write,
- * waiting from each write to its reply (per statement, in order), and in the
- * client after each reply (until the next write, or the call's end).
+ * Runs `op` one call at a time for `seconds`, timing its socket writes and the
+ * data coming back. Returns µs per call: in the client before the first write;
+ * waiting, from each write to the last data received before the next write
+ * (per statement, in order); and in the client after each reply (until the
+ * next write, or the call's end).
  */
 const wire_timeline = async (op: () => Promise<unknown>, seconds: number) => {
   let marks: Array<{ write: boolean; at: number }> = []
-  // incoming data is timed where the stream receives it (push): the layer's
-  // guarded sockets wrap their own emit
+  const is_output = (stream: unknown) => stream === process.stdout || stream === process.stderr
   const socket = net.Socket.prototype
   const [write, push] = [socket.write, socket.push]
-  socket.write = function (this: net.Socket, ...args: Parameters<typeof write>) {
-    marks.push({ write: true, at: performance.now() })
-    return write.apply(this, args)
-  } as typeof write
-  socket.push = function (this: net.Socket, ...args: Parameters<typeof push>) {
-    if (args[0] !== null) marks.push({ write: false, at: performance.now() })
-    return push.apply(this, args)
-  }
+  // incoming data is timed where the stream receives it (push): the layer's
+  // guarded sockets wrap their own emit
+  const restores = [
+    patch(socket, "write", function (this: net.Socket, ...args: Parameters<typeof write>) {
+      if (!is_output(this)) marks.push({ write: true, at: performance.now() })
+      return write.apply(this, args)
+    } as typeof write),
+    patch(socket, "push", function (this: net.Socket, ...args: Parameters<typeof push>) {
+      if (args[0] !== null && !is_output(this)) marks.push({ write: false, at: performance.now() })
+      return push.apply(this, args)
+    }),
+  ]
   const waits: Array<number> = []
   let [calls, before, after] = [0, 0, 0]
   try {
@@ -97,20 +117,30 @@ const wire_timeline = async (op: () => Promise<unknown>, seconds: number) => {
       if (marks[0]?.write !== true) continue
       calls++
       before += marks[0].at - start
+      // a reply ends with the last data before the next write
       let [statement, sent, replied] = [0, 0, 0]
-      for (const mark of marks) {
-        if (mark.write && replied > 0) [after, replied] = [after + mark.at - replied, 0]
-        if (mark.write && sent === 0) sent = mark.at
-        if (!mark.write && sent > 0) {
-          waits[statement] = (waits[statement] ?? 0) + mark.at - sent
-          ;[statement, sent, replied] = [statement + 1, 0, mark.at]
-        }
+      const close_reply = () => {
+        waits[statement] = (waits[statement] ?? 0) + replied - sent
+        statement++
+        sent = 0
       }
-      if (replied > 0) after += end - replied
+      for (const mark of marks) {
+        if (mark.write) {
+          if (replied > 0) {
+            close_reply()
+            after += mark.at - replied
+            replied = 0
+          }
+          if (sent === 0) sent = mark.at
+        } else if (sent > 0) replied = mark.at
+      }
+      if (replied > 0) {
+        close_reply()
+        after += end - replied
+      }
     }
   } finally {
-    socket.write = write
-    socket.push = push
+    for (const restore of restores) restore()
   }
   const us = (total: number) => Math.round((1000 * total) / Math.max(1, calls))
   return {
@@ -122,17 +152,18 @@ const wire_timeline = async (op: () => Promise<unknown>, seconds: number) => {
 }
 
 const SERVER = server_url("bench:profile")
+const named = process.argv.slice(2)
+const unknown = named.filter((name) => !is_operation(name))
+if (unknown.length > 0)
+  throw new Error(`no operation ${unknown.join(", ")}; choose from ${OPERATIONS.join(", ")}`)
+const chosen = named.length > 0 ? named.filter(is_operation) : OPERATIONS
+
 const { url, drop } = await create_database(SERVER, "profile")
 const inspector = new Session()
 inspector.connect()
 try {
-  const seeded = await seed_sessions(url, { accounts: 10_000, sessions: 100_000 })
-  const operations = bench_operations(url, seeded)
-  const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : Object.keys(operations)
-  const unknown = chosen.filter((name) => operations[name] === undefined)
-  if (unknown.length > 0)
-    throw new Error(`no operation ${unknown.join(", ")}; choose from ${Object.keys(operations).join(", ")}`)
-  const out = new URL("./profiles/", import.meta.url)
+  const operations = bench_operations(url, await seed_sessions(url, SEED))
+  const out = new URL("./profiles/", results_dir())
   mkdirSync(out, { recursive: true })
   await inspector.post("Profiler.enable")
   await inspector.post("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US })
@@ -140,7 +171,7 @@ try {
   for (const operation of chosen) {
     const rows: Array<Record<string, string | number>> = []
     const timelines: Array<Record<string, string | number>> = []
-    for (const [variant, open] of (operations[operation] ?? []).slice(0, 2)) {
+    for (const [variant, open] of operations[operation].slice(0, 2)) {
       const { op, close } = open()
       await run_for(op, 1, WARMUP_SECONDS)
       await inspector.post("Profiler.start")

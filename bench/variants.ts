@@ -14,6 +14,21 @@ import {
 
 /** Connections in every variant's pool. */
 export const POOL = 10
+/** The data the variants run on (seed_sessions). */
+export const SEED = { accounts: 10_000, sessions: 100_000 }
+
+/** The operations, in the order they run: revoke last, as it deletes the seeded sessions. */
+export const OPERATIONS = [
+  "validate",
+  "list for account",
+  "list all active",
+  "create with limit",
+  "revoke",
+] as const
+export type Operation = (typeof OPERATIONS)[number]
+
+export const is_operation = (name: string): name is Operation =>
+  (OPERATIONS as ReadonlyArray<string>).includes(name)
 
 export interface Opened {
   readonly op: () => Promise<unknown>
@@ -29,7 +44,7 @@ export const bench_operations = (
   url: string,
   seeded: { readonly accounts: ReadonlyArray<string>; readonly tokens: ReadonlyArray<string> },
   on_statement?: () => void,
-): Record<string, ReadonlyArray<Variant>> => {
+): Record<Operation, ReadonlyArray<Variant>> => {
   const with_repo =
     (make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>): (() => Opened) =>
     () => {
@@ -125,7 +140,7 @@ export const bench_operations = (
         }),
       ],
     ],
-    // last: it deletes the seeded sessions (once all are gone, the DELETE finds no row)
+    // once every seeded session is revoked, the DELETEs find no row
     revoke: [
       ["a: SessionRepo", with_repo((repo) => repo.revoke(revoke_token()))],
       [
