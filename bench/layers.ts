@@ -33,6 +33,7 @@ import {
   select_valid_session,
 } from "../src/session/statements.ts"
 import { create_database, machine, round3, seed_sessions, server_url, write_results } from "./harness.ts"
+import { raw_create_session, raw_get_valid, SEED } from "./variants.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const POOL = 10
@@ -93,7 +94,7 @@ const wire_per_call = async (op: () => Promise<unknown>, calls: number) => {
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((sum, x) => sum + x, 0) / Math.max(1, xs.length)
 
 try {
-  const { accounts, tokens } = await seed_sessions(url, { accounts: 10_000, sessions: 100_000 })
+  const { accounts, tokens } = await seed_sessions(url, SEED)
   const runtime = ManagedRuntime.make(
     SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: POOL }))),
   )
@@ -113,12 +114,7 @@ try {
     statement_catalog.get(name)?.prepared(db).execute(params)
 
   const validate: Layers = [
-    [
-      "raw postgres.js",
-      () =>
-        sql`SELECT id, account_id, created_at, expires_at, last_seen_at FROM auth_session
-            WHERE id = ${hash_session_token(random_token())} AND expires_at > ${new Date()}`,
-    ],
+    ["raw postgres.js", () => raw_get_valid(sql, hash_session_token(random_token()))],
     [
       "Drizzle prepared query",
       () =>
@@ -138,21 +134,7 @@ try {
   ]
 
   const create: Layers = [
-    [
-      "raw postgres.js",
-      () => {
-        const [id, account_id, now] = [new_hash(), random_account(), new Date()]
-        return sql.begin(async (tx) => {
-          await tx`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
-                   VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)}, ${now})
-                   RETURNING *`
-          await tx`SELECT id FROM account WHERE id = ${account_id} FOR NO KEY UPDATE`
-          await tx`DELETE FROM auth_session WHERE account_id = ${account_id} AND (expires_at <= ${now} OR id IN (
-                     SELECT id FROM auth_session WHERE account_id = ${account_id} AND expires_at > ${now}
-                     ORDER BY id = ${id} DESC, created_at DESC, id DESC OFFSET ${5})) RETURNING id`
-        })
-      },
-    ],
+    ["raw postgres.js", () => raw_create_session(sql, random_account())],
     [
       "Drizzle prepared queries",
       () => {

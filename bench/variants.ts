@@ -36,6 +36,27 @@ export interface Opened {
 }
 export type Variant = readonly [name: string, open: () => Opened]
 
+const COLUMNS = "id, account_id, created_at, expires_at, last_seen_at"
+
+/** The repo's validation read, hand-written on raw postgres.js. */
+export const raw_get_valid = (sql: postgres.Sql, token_hash: string) =>
+  sql`SELECT ${sql.unsafe(COLUMNS)} FROM auth_session WHERE id = ${token_hash} AND expires_at > ${new Date()}`
+
+/** The repo's create with limit (insert, account lock, eviction past 5), hand-written on raw postgres.js. */
+export const raw_create_session = (sql: postgres.Sql, account_id: string) => {
+  const id = hash_session_token(Effect.runSync(generate_session_token))
+  const now = new Date()
+  return sql.begin(async (tx) => {
+    await tx`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
+             VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)}, ${now})
+             RETURNING *`
+    await tx`SELECT id FROM account WHERE id = ${account_id} FOR NO KEY UPDATE`
+    await tx`DELETE FROM auth_session WHERE account_id = ${account_id} AND (expires_at <= ${now} OR id IN (
+               SELECT id FROM auth_session WHERE account_id = ${account_id} AND expires_at > ${now}
+               ORDER BY id = ${id} DESC, created_at DESC, id DESC OFFSET ${5})) RETURNING id`
+  })
+}
+
 /**
  * Every operation's variants on the database at `url`, seeded with `accounts`
  * and `tokens` (seed_sessions). `on_statement` sees each statement the repo sends.
@@ -73,25 +94,17 @@ export const bench_operations = (
   const random_account = () => accounts[Math.floor(Math.random() * accounts.length)] as string
   let next_revoke = 0
   const revoke_token = () => tokens[next_revoke++ % tokens.length] as string
-  const columns = "id, account_id, created_at, expires_at, last_seen_at"
 
   return {
     validate: [
       ["a: SessionRepo", with_repo((repo) => repo.validate(random_token()))],
-      [
-        "b: raw postgres.js",
-        with_raw(
-          (sql) => () =>
-            sql`SELECT ${sql.unsafe(columns)} FROM auth_session
-                WHERE id = ${hash_session_token(random_token())} AND expires_at > ${new Date()}`,
-        ),
-      ],
+      ["b: raw postgres.js", with_raw((sql) => () => raw_get_valid(sql, hash_session_token(random_token())))],
       [
         "c: origin (select + update)",
         with_raw((sql) => async () => {
           const id = hash_session_token(random_token())
           const now = new Date()
-          await sql`SELECT ${sql.unsafe(columns)} FROM auth_session WHERE id = ${id} AND expires_at > ${now}`
+          await sql`SELECT ${sql.unsafe(COLUMNS)} FROM auth_session WHERE id = ${id} AND expires_at > ${now}`
           await sql`UPDATE auth_session SET last_seen_at = ${now} WHERE id = ${id}`
         }),
       ],
@@ -102,7 +115,7 @@ export const bench_operations = (
         "b: raw postgres.js",
         with_raw(
           (sql) => () =>
-            sql`SELECT ${sql.unsafe(columns)} FROM auth_session
+            sql`SELECT ${sql.unsafe(COLUMNS)} FROM auth_session
                 WHERE account_id = ${random_account()} AND expires_at > ${new Date()}
                 ORDER BY created_at DESC, id DESC LIMIT ${50}`,
         ),
@@ -122,23 +135,7 @@ export const bench_operations = (
     ],
     "create with limit": [
       ["a: SessionRepo", with_repo((repo) => repo.create_session(random_account()))],
-      [
-        "b: raw postgres.js",
-        with_raw((sql) => () => {
-          const account_id = random_account()
-          const id = hash_session_token(Effect.runSync(generate_session_token))
-          const now = new Date()
-          return sql.begin(async (tx) => {
-            await tx`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
-                     VALUES (${id}, ${account_id}, ${now}, ${new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)}, ${now})
-                     RETURNING *`
-            await tx`SELECT id FROM account WHERE id = ${account_id} FOR NO KEY UPDATE`
-            await tx`DELETE FROM auth_session WHERE account_id = ${account_id} AND (expires_at <= ${now} OR id IN (
-                       SELECT id FROM auth_session WHERE account_id = ${account_id} AND expires_at > ${now}
-                       ORDER BY id = ${id} DESC, created_at DESC, id DESC OFFSET ${5})) RETURNING id`
-          })
-        }),
-      ],
+      ["b: raw postgres.js", with_raw((sql) => () => raw_create_session(sql, random_account()))],
     ],
     // once every seeded session is revoked, the DELETEs find no row
     revoke: [
