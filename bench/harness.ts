@@ -1,6 +1,6 @@
 // Helpers for the benchmarks: throughput, latency and CPU of one operation run
 // by N concurrent workers for a fixed time; a database of the run's own; results.
-import { writeFileSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import postgres from "postgres"
@@ -104,9 +104,11 @@ export const results_dir = (): URL =>
     ? new URL("./", import.meta.url)
     : pathToFileURL(process.env.BENCH_RESULTS_DIR.replace(/\/?$/, "/"))
 
-/** Writes a benchmark's figures to results_dir(). */
-export const write_results = (file: string, results: unknown): void =>
+/** Writes a benchmark's figures to results_dir(), creating it if needed. */
+export const write_results = (file: string, results: unknown): void => {
+  mkdirSync(results_dir(), { recursive: true })
   writeFileSync(new URL(file, results_dir()), `${JSON.stringify(results, null, 2)}\n`)
+}
 
 /**
  * A `last_seen_at` that keeps validations in the steady state (no touch due)
