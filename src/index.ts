@@ -7,6 +7,7 @@ export { migrate } from "./db/migrate.ts"
 export { MIGRATIONS_FOLDER } from "./db/migrations.ts"
 export { layer_pglite, type PgliteOptions } from "./db/pglite.ts"
 export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from "./db/postgres.ts"
+export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.ts"
 export {
   clear_session_cookie,
   SessionCookie,

@@ -28,13 +28,41 @@ describe("DbError", () => {
     })
   }
 
+  // node-postgres gives a lost connection no code, only a message
+  for (const message of [
+    "Connection terminated unexpectedly",
+    "Client has encountered a connection error and is not queryable",
+    "timeout exceeded when trying to connect",
+  ]) {
+    it(`node-postgres's "${message}" is a retryable connection error`, () => {
+      const error = DbError.from("op", new DrizzleQueryError("select 1", [], new Error(message)))
+      assert.strictEqual(error.reason, "connection")
+      assert.isTrue(error.is_retryable)
+      assert.notInclude(error.message, message)
+    })
+  }
+
+  it("a lost connection at COMMIT says the transaction may have committed; a server error there does not", () => {
+    const lost = DbError.from("transaction.commit", new Error("Connection terminated unexpectedly"), {
+      at_commit: true,
+    })
+    assert.isTrue(lost.commit_unknown)
+    assert.isTrue(lost.is_retryable)
+    assert.include(lost.message, "may have committed")
+    const refused = DbError.from("transaction.commit", Object.assign(new Error("x"), { code: "40001" }), {
+      at_commit: true,
+    })
+    assert.isUndefined(refused.commit_unknown)
+    assert.strictEqual(refused.reason, "serialization")
+  })
+
   it("the message names operation, reason, SQLSTATE and constraint, never parameters or detail", () => {
     const hash = hash_session_token("secret")
     const driver = Object.assign(
       new Error(`duplicate key value violates unique constraint "auth_session_pkey"`),
       {
         code: "23505",
-        constraint_name: "auth_session_pkey",
+        constraint: "auth_session_pkey",
         detail: `Key (id)=(${hash}) already exists.`,
       },
     )

@@ -65,9 +65,11 @@ if (postgres_backend !== undefined) {
                 FROM generate_series(1, ${SESSIONS}) i JOIN numbered ON numbered.n = i % ${ACCOUNTS}`)
                 await tx.execute(sql`ANALYZE auth_session`)
                 await tx.execute(sql`ANALYZE account`)
-                const [keys] = (await tx.execute(
-                  sql`SELECT id, account_id FROM auth_session WHERE expires_at > now() LIMIT 1`,
-                )) as unknown as Array<{ id: string; account_id: string }>
+                const [keys] = (
+                  (await tx.execute(
+                    sql`SELECT id, account_id FROM auth_session WHERE expires_at > now() LIMIT 1`,
+                  )) as { rows: Array<{ id: string; account_id: string }> }
+                ).rows
                 const by_name = values(keys as { id: string; account_id: string })
                 // Statements are prepared once per connection, and after five runs
                 // PostgreSQL may keep a generic plan made without the values:
@@ -79,9 +81,11 @@ if (postgres_backend !== undefined) {
                   const query = build(tx).toSQL()
                   const args = query.params.map((param) => `'${by_name[name_of(param)]}'`)
                   await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))
-                  const [row] = (await tx.execute(
-                    sql.raw(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args.join(", ")})`),
-                  )) as unknown as Array<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>
+                  const [row] = (
+                    (await tx.execute(
+                      sql.raw(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args.join(", ")})`),
+                    )) as { rows: Array<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }> }
+                  ).rows
                   await tx.execute(sql.raw("DEALLOCATE explained"))
                   const plan = nodes_of(
                     (row as { "QUERY PLAN": Array<{ Plan: PlanNode }> })["QUERY PLAN"][0]?.Plan as PlanNode,

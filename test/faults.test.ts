@@ -1,110 +1,84 @@
-import { assert, describe, layer } from "@effect/vitest"
-import { sql } from "drizzle-orm"
-import { Effect, Exit } from "effect"
-import { TestClock } from "effect/testing"
-import postgres from "postgres"
-import { SessionRepo } from "../src/index.ts"
-import { postgres_backend, report_skipped_postgres, server_url } from "./support/backends.ts"
-import { tally_validations, watch_unhandled_rejections } from "./support/faults.ts"
-import { create_account, on_db } from "./support/fixtures.ts"
+import type pg from "pg"
+import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { READ_RETRY_WINDOW_MS } from "../src/index.ts"
+import { admin_client } from "./support/admin.ts"
+import { server_url } from "./support/backends.ts"
+import {
+  FAULT_MAX_SESSIONS,
+  failure_text,
+  kill_every_second,
+  run_fault_service,
+  server_has_tls,
+} from "./support/fault-service.ts"
 
-const VALIDATIONS = 1000
-const CONCURRENCY = 32
-const ROUNDS = 3
-const SLOWEST_CALL_MS = 5000
+// Connection loss as a user's service meets it: the service runs in a child
+// Node process with no handlers (test/fault/service.ts), where an uncaught
+// exception or unhandled rejection ends the process, and every backend it
+// holds is terminated once a second. Over plain TCP and over TLS.
 
-const now = TestClock.withLive(Effect.sync(() => Date.now()))
+const SECONDS = 8
+const CLOSE_BOUND_MS = 1000
 
-/** Terminates every backend of this test database that the app's pool holds. */
-const terminate_app_connections = (database: string) =>
-  Effect.promise(async () => {
-    const admin = postgres(server_url as string, { max: 1, onnotice: () => {} })
-    try {
-      const rows = await admin`
-        SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
-        WHERE datname = ${database} AND application_name = 'effect-session-repo'`
-      return rows.length
-    } finally {
-      await admin.end()
-    }
-  })
-
-/** This test file's own database (PostgreSQL only). */
-const current_database = on_db((db) => db.execute(sql`SELECT current_database() AS name`)).pipe(
-  Effect.map((rows) => String((rows as unknown as Array<{ name: string }>)[0]?.name)),
-)
-
-// Faults need a real server: PGlite has no connections to lose.
-if (postgres_backend !== undefined) {
-  layer(postgres_backend.layer)("faults on postgres", (it) => {
-    it.effect(
-      `every backend killed during ${VALIDATIONS} validations at concurrency ${CONCURRENCY}, ${ROUNDS} times: each call ends as a session or a retryable DbError within ${SLOWEST_CALL_MS} ms, and the pool recovers`,
-      () =>
-        Effect.gen(function* () {
-          const repo = yield* SessionRepo
-          const owner = yield* create_account()
-          const { token } = yield* repo.create_session(owner.id)
-          const db_name = yield* current_database
-          const unhandled = watch_unhandled_rejections()
-
-          const round = Effect.gen(function* () {
-            let started = 0
-            const durations: Array<number> = []
-            const killer = Effect.gen(function* () {
-              // wait until the run is under way, then cut every connection
-              while (started < 100) yield* TestClock.withLive(Effect.sleep(1))
-              return yield* terminate_app_connections(db_name)
-            })
-            const [exits, terminated] = yield* Effect.all(
-              [
-                Effect.forEach(
-                  Array.from({ length: VALIDATIONS }),
-                  () =>
-                    Effect.suspend(() => {
-                      started++
-                      const began = Date.now()
-                      return Effect.exit(repo.validate(token)).pipe(
-                        Effect.tap(() => Effect.sync(() => durations.push(Date.now() - began))),
-                      )
-                    }),
-                  { concurrency: CONCURRENCY },
-                ),
-                killer,
-              ],
-              { concurrency: "unbounded" },
-            )
-            const { sessions, retryable } = tally_validations(exits)
-
-            // the pool serves again, quickly
-            const started_at = yield* now
-            let recovered = false
-            while (!recovered && (yield* now) - started_at < 2000) {
-              recovered = Exit.isSuccess(yield* Effect.exit(repo.validate(token)))
-              if (!recovered) yield* TestClock.withLive(Effect.sleep(10))
-            }
-            const recovery_ms = (yield* now) - started_at
-            const slowest_ms = Math.max(...durations)
-            console.log(
-              `faults: ${terminated} connections terminated; ${sessions} sessions, ${retryable} retryable DbErrors, ` +
-                `recovered in ${recovery_ms} ms, slowest call ${slowest_ms} ms`,
-            )
-            assert.isAbove(terminated, 0)
-            assert.strictEqual(sessions + retryable, VALIDATIONS)
-            assert.isTrue(recovered, "the pool did not serve again within 2 s")
-            // postgres.js alone leaves some calls waiting for the 10 s connect timeout here
-            assert.isBelow(slowest_ms, SLOWEST_CALL_MS)
-          })
-          for (let i = 0; i < ROUNDS; i++) yield* round
-          unhandled.stop()
-          console.log(`faults: ${unhandled.count} unhandled rejections in ${ROUNDS} rounds`)
-          assert.strictEqual(unhandled.count, 0)
-        }),
-      // a call that never settles (postgres.js alone strands some) fails the test here
-      60_000,
-    )
+if (server_url === undefined) {
+  describe.skip("connection faults in a service process", () => {
+    it("needs DATABASE_URL", () => {})
   })
 } else {
-  describe("faults", () => {
-    report_skipped_postgres("faults")
+  const server = server_url
+  describe("connection faults in a service process", () => {
+    let admin: pg.Client
+    let tls = false
+    beforeAll(async () => {
+      admin = await admin_client(server)
+      tls = await server_has_tls(admin, "faults")
+    })
+    afterAll(() => admin?.end())
+
+    const run_with_kills = (scenario: "create" | "validate", transport: "tcp" | "tls") =>
+      run_fault_service({
+        admin,
+        server_url: server,
+        scenario,
+        transport,
+        seconds: SECONDS,
+        inject: (database, load_done) => kill_every_second(admin, database, load_done),
+      })
+
+    for (const transport of ["tcp", "tls"] as const) {
+      it(`${transport}: backends killed every second during creates: the process lives, every failure is a retryable DbError, no account passes its limit, the pool closes in under ${CLOSE_BOUND_MS} ms`, async (context) => {
+        if (transport === "tls" && !tls) return context.skip()
+        const run = await run_with_kills("create", transport)
+        const { report, injected: kills } = run
+        assert.isDefined(report, `no report: ${failure_text(run)}`)
+        console.log(`faults (${transport}, create): ${JSON.stringify({ kills, ...report })}`)
+        assert.strictEqual(run.code, 0, failure_text(run))
+        assert.deepStrictEqual(report?.handlers_at_start, { uncaught_exception: 0, unhandled_rejection: 0 })
+        assert.isAbove(kills.terminated, 0)
+        if (transport === "tls")
+          assert.strictEqual(kills.over_tls, kills.terminated, "a connection was not TLS")
+        assert.deepStrictEqual(report?.unexpected, [])
+        assert.isAbove(report?.ok ?? 0, 0)
+        assert.isAtMost(run.most_sessions, FAULT_MAX_SESSIONS)
+        assert.isTrue(report?.read_after_ok)
+        assert.isBelow(report?.close_ms ?? Number.POSITIVE_INFINITY, CLOSE_BOUND_MS)
+      }, 60_000)
+
+      it(`${transport}: backends killed every second during validations: the process lives and every read is served, retried on a new connection`, async (context) => {
+        if (transport === "tls" && !tls) return context.skip()
+        const run = await run_with_kills("validate", transport)
+        const { report, injected: kills } = run
+        assert.isDefined(report, `no report: ${failure_text(run)}`)
+        console.log(`faults (${transport}, validate): ${JSON.stringify({ kills, ...report })}`)
+        assert.strictEqual(run.code, 0, failure_text(run))
+        assert.deepStrictEqual(report?.handlers_at_start, { uncaught_exception: 0, unhandled_rejection: 0 })
+        assert.isAbove(kills.terminated, 0)
+        if (transport === "tls")
+          assert.strictEqual(kills.over_tls, kills.terminated, "a connection was not TLS")
+        // the server takes new connections at once after a kill: a read that retries never fails
+        assert.strictEqual(report?.ok, report?.calls, JSON.stringify(report?.failures))
+        assert.isBelow(report?.slowest_ms ?? Number.POSITIVE_INFINITY, READ_RETRY_WINDOW_MS)
+        assert.isBelow(report?.close_ms ?? Number.POSITIVE_INFINITY, CLOSE_BOUND_MS)
+      }, 60_000)
+    }
   })
 }

@@ -81,7 +81,7 @@ if (server_url !== undefined) {
   /** Named prepared statements on the pool's only connection. */
   const prepared_statements = on_db((db) =>
     db.execute(sql`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name <> ''`),
-  ).pipe(Effect.map((rows) => Number((rows as unknown as Array<{ n: number }>)[0]?.n)))
+  ).pipe(Effect.map((result) => Number((result as { rows: Array<{ n: number }> }).rows[0]?.n)))
 
   describe("layer_postgres_from_config", () => {
     for (const prepare of ["true", "false"]) {

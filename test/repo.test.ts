@@ -145,8 +145,10 @@ for (const backend of backends) {
         const due = yield* statements_of(validate_100)
         assert.strictEqual(yield* write_count(session.id), 1)
         assert.strictEqual((yield* session_row(session.id))?.last_seen_at.getTime(), yield* now_ms)
-        // the concurrent touches coalesced: one UPDATE sent, not one per request
-        assert.strictEqual(count_matching(due.statements, /^update "auth_session"/), 1)
+        // the concurrent touches coalesced: one UPDATE sent, not one per request. A
+        // second may follow: a read sent before the first touch committed and
+        // answered after it ended starts one, whose WHERE then writes nothing.
+        assert.isAtMost(count_matching(due.statements, /^update "auth_session"/), 2)
 
         // inside the interval: one SELECT per validation and nothing else
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS - 1)

@@ -42,7 +42,7 @@ if (postgres_backend !== undefined) {
               sql`SELECT session_id, count(*)::int AS n FROM test_session_writes GROUP BY session_id`,
             ),
           )
-          const per_session = (writes as unknown as Array<{ n: number }>).map((row) => row.n)
+          const per_session = (writes as unknown as { rows: Array<{ n: number }> }).rows.map((row) => row.n)
           const total = per_session.reduce((sum, n) => sum + n, 0)
           const budget = Math.ceil((SECONDS * 1000) / AUTH_SESSION_TOUCH_INTERVAL_MS)
           console.log(

@@ -1,5 +1,6 @@
+import { sql } from "drizzle-orm"
 import type { Logger } from "drizzle-orm/logger"
-import { Cause, Context, Effect, Exit, type Fiber, Option, Semaphore } from "effect"
+import { Context, Effect, Exit, Option, Semaphore } from "effect"
 import { DbError } from "./errors.ts"
 import { Db, type Drizzle, Tx } from "./handle.ts"
 
@@ -19,54 +20,40 @@ export interface DatabaseShape {
 /** The root database service (the pool). Its layers also provide `Db` bound to the pool. */
 export class Database extends Context.Service<Database, DatabaseShape>()("effect-session-repo/Database") {}
 
-/** Carries the inner effect's failure through the driver's rollback path. */
-class Rollback<E> {
-  constructor(readonly cause: Cause.Cause<E>) {}
-}
+/** A driver's outermost transaction: BEGIN on a connection of its own, then COMMIT or ROLLBACK. */
+export type RootTransaction = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+) => Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>
+
+let savepoint_count = 0
 
 /**
- * Runs `effect` inside `handle.transaction(...)`: a transaction on the pool, a
- * savepoint on a transaction handle. The driver owns BEGIN/COMMIT/ROLLBACK and
- * savepoints; the effect runs in the callback with the caller's services.
+ * `effect` inside a savepoint of the transaction `tx`: released on success,
+ * rolled back to on a failure, a defect or an interruption, and the cause
+ * comes out unchanged.
  */
-const run_in_transaction = <A, E, R>(handle: Drizzle, effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(Effect.context<Exclude<R, Tx | Db>>(), (context) =>
-    Effect.callback<A, E | DbError>((resume) => {
-      let fiber: Fiber.Fiber<A, E> | undefined
-      let interrupted = false
-      const settled = handle
-        .transaction(
-          (tx) =>
-            new Promise<A>((commit, rollback) => {
-              // Interrupted while waiting for a connection: roll back without running the effect.
-              if (interrupted) return rollback(new Rollback(Cause.interrupt()))
-              const bound = Context.add(Context.add(context, Tx, tx), Db, tx) as Context.Context<R>
-              // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
-              fiber = Effect.runForkWith(bound)(effect)
-              fiber.addObserver((exit) =>
-                Exit.isSuccess(exit) ? commit(exit.value) : rollback(new Rollback(exit.cause)),
-              )
-            }),
-        )
-        .then(
-          (value) => resume(Effect.succeed(value)),
-          (error: unknown) =>
-            resume(
-              error instanceof Rollback
-                ? Effect.failCause(error.cause as Cause.Cause<E>)
-                : Effect.fail(DbError.from("transaction", error)),
-            ),
-        )
-      // On interruption: interrupt the effect and wait for the rollback, so the
-      // connection is back in the pool when the interruption completes. A
-      // transaction still waiting for a connection is not waited for: it rolls
-      // itself back as soon as it gets one.
-      return Effect.suspend(() => {
-        interrupted = true
-        if (fiber === undefined) return Effect.void
-        fiber.interruptUnsafe()
-        return Effect.promise(() => settled)
-      })
+const in_savepoint = <A, E, R>(
+  tx: Drizzle,
+  effect: Effect.Effect<A, E, R>,
+): Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      const name = `esr_savepoint_${++savepoint_count}`
+      const send = (statement: string) =>
+        Effect.tryPromise({
+          try: () => tx.execute(sql.raw(statement)),
+          catch: (error) => DbError.from("transaction.savepoint", error),
+        })
+      yield* send(`SAVEPOINT ${name}`)
+      const bound = effect.pipe(Effect.provideService(Tx, tx), Effect.provideService(Db, tx))
+      const exit = yield* Effect.exit(restore(bound as Effect.Effect<A, E, Exclude<R, Tx | Db>>))
+      if (Exit.isSuccess(exit)) {
+        yield* send(`RELEASE SAVEPOINT ${name}`)
+        return exit.value
+      }
+      // a failed ROLLBACK TO leaves the outer transaction failing on its own
+      yield* Effect.ignore(send(`ROLLBACK TO SAVEPOINT ${name}`))
+      return yield* Effect.failCause(exit.cause)
     }),
   )
 
@@ -83,26 +70,27 @@ const savepoint_turn = (tx: Drizzle): Semaphore.Semaphore => {
   return turn
 }
 
-const make_database = (pool: Drizzle, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
-  transaction: (effect) =>
+const make_database = (root: RootTransaction, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
+  transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
       Option.isSome(outer)
-        ? savepoint_turn(outer.value).withPermits(1)(run_in_transaction(outer.value, effect))
-        : run_in_transaction(pool, effect),
-    ),
+        ? savepoint_turn(outer.value).withPermits(1)(in_savepoint(outer.value, effect))
+        : root(effect),
+    ) as Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>,
   migrate,
 })
 
 /** What a driver layer provides: `Database` over `pool`, and `Db` bound to the pool. */
 export const database_context = (
   pool: Drizzle,
+  root: RootTransaction,
   run_migrations: () => Promise<unknown>,
 ): Context.Context<Database | Db> => {
   const migrate = Effect.tryPromise({
     try: () => run_migrations(),
     catch: (error) => DbError.from("migrate", error),
   }).pipe(Effect.asVoid)
-  return Context.make(Database, make_database(pool, migrate)).pipe(Context.add(Db, pool))
+  return Context.make(Database, make_database(root, migrate)).pipe(Context.add(Db, pool))
 }
 
 export type StatementObserver = (sql: string) => void

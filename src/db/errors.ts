@@ -14,18 +14,26 @@ export type DbErrorReason = typeof DbErrorReason.Type
 
 const RETRYABLE: ReadonlySet<DbErrorReason> = new Set(["connection", "serialization", "deadlock", "timeout"])
 
-// Driver-level codes (postgres.js and Node sockets) that mean the connection is gone.
+// Driver-level codes (Node sockets, and CONNECTION_CLOSED below) that mean the connection is gone.
 const CONNECTION_CODES = new Set([
   "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "CONNECT_TIMEOUT",
   "ECONNREFUSED",
   "ECONNRESET",
   "EPIPE",
   "ETIMEDOUT",
   "ENOTFOUND",
   "EAI_AGAIN",
+])
+
+// node-postgres reports a lost or unobtainable connection as a plain Error
+// with no code; these are its messages (pg 8, pg-pool 3).
+const PG_CONNECTION_MESSAGES = new Set([
+  "Connection terminated unexpectedly",
+  "Connection terminated",
+  "Connection terminated due to connection timeout",
+  "Client has encountered a connection error and is not queryable",
+  "Client was closed and is not queryable",
+  "timeout exceeded when trying to connect",
 ])
 
 /** The one place where a SQLSTATE (or driver code) becomes a reason. */
@@ -48,10 +56,18 @@ export const classify_sqlstate = (code: string | undefined): DbErrorReason => {
 interface DriverErrorFields {
   readonly code?: unknown
   readonly constraint?: unknown
-  readonly constraint_name?: unknown
+  readonly message?: unknown
 }
 
 const string_field = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
+
+/** The SQLSTATE or driver code of an error; CONNECTION_CLOSED for node-postgres's code-less connection errors. */
+const driver_code = (driver: DriverErrorFields | undefined): string | undefined => {
+  const code = string_field(driver?.code)
+  if (code !== undefined) return code
+  const message = string_field(driver?.message)
+  return message !== undefined && PG_CONNECTION_MESSAGES.has(message) ? "CONNECTION_CLOSED" : undefined
+}
 
 /**
  * A database failure. The message names the operation, the reason, the SQLSTATE
@@ -63,26 +79,38 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
   reason: DbErrorReason,
   sqlstate: Schema.optional(Schema.String),
   constraint: Schema.optional(Schema.String),
+  /**
+   * The connection was lost while COMMIT was on its way: the transaction may
+   * or may not have committed. Retrying a create then may leave one extra
+   * session, whose token nobody holds; it counts against the limit until
+   * evicted or expired.
+   */
+  commit_unknown: Schema.optional(Schema.Boolean),
   message: Schema.String,
 }) {
   get is_retryable(): boolean {
     return RETRYABLE.has(this.reason)
   }
 
-  static from(operation: string, error: unknown): DbError {
+  static from(operation: string, error: unknown, options: { readonly at_commit?: boolean } = {}): DbError {
     // Drizzle wraps the driver error, and its own message lists the parameters.
     const driver = (error instanceof DrizzleQueryError ? error.cause : error) as DriverErrorFields | undefined
-    const sqlstate = string_field(driver?.code)
-    const constraint = string_field(driver?.constraint_name) ?? string_field(driver?.constraint)
+    const sqlstate = driver_code(driver)
+    const constraint = string_field(driver?.constraint)
     const reason = classify_sqlstate(sqlstate)
-    const details = [sqlstate && `SQLSTATE ${sqlstate}`, constraint && `constraint ${constraint}`].filter(
-      Boolean,
-    )
+    // a server error at COMMIT (say 40001) means rolled back; a lost connection means unknown
+    const commit_unknown = options.at_commit === true && reason === "connection"
+    const details = [
+      sqlstate && `SQLSTATE ${sqlstate}`,
+      constraint && `constraint ${constraint}`,
+      commit_unknown && "the transaction may have committed",
+    ].filter(Boolean)
     return new DbError({
       operation,
       reason,
       ...(sqlstate === undefined ? {} : { sqlstate }),
       ...(constraint === undefined ? {} : { constraint }),
+      ...(commit_unknown ? { commit_unknown } : {}),
       message: `${operation} failed: ${reason}${details.length > 0 ? ` (${details.join(", ")})` : ""}`,
     })
   }

@@ -8,6 +8,7 @@ import { DbError } from "./errors.ts"
 import type { Db } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
 import { skip_installed_parsers, text_parsers } from "./pglite-client.ts"
+import { callback_transaction } from "./pglite-transaction.ts"
 
 export interface PgliteOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -41,6 +42,8 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
         client: skip_installed_parsers(client),
         logger: statement_logger(options.on_statement),
       })
-      return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
+      return database_context(pool, callback_transaction(pool), () =>
+        migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }),
+      )
     }),
   )

@@ -1,61 +1,114 @@
-import { drizzle } from "drizzle-orm/postgres-js"
-import { migrate } from "drizzle-orm/postgres-js/migrator"
+import { drizzle } from "drizzle-orm/node-postgres"
+import { migrate } from "drizzle-orm/node-postgres/migrator"
 import { Config, Effect, Layer, Redacted } from "effect"
-import postgres from "postgres"
+import pg from "pg"
 import { type Database, database_context, type StatementObserver, statement_logger } from "./database.ts"
-import type { DbError } from "./errors.ts"
-import type { Db } from "./handle.ts"
+import { DbError } from "./errors.ts"
+import type { Db, Drizzle } from "./handle.ts"
 import { MIGRATIONS_FOLDER } from "./migrations.ts"
-import { make_guarded_socket } from "./pg-socket.ts"
+import { pool_transaction } from "./pool-transaction.ts"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
   readonly on_statement?: StatementObserver
+  /**
+   * A libpq-style connection string. `sslmode` keeps libpq's meaning:
+   * `require` encrypts without checking the certificate, `verify-full` checks
+   * it (with `sslrootcert` for a private CA).
+   */
   readonly url: Redacted.Redacted<string>
   /** Connections in the pool; a transaction holds one until it ends. */
   readonly pool_size?: number
   /**
-   * Named prepared statements (one round trip per query instead of two). Turn
-   * off behind PgBouncer in transaction pooling mode.
+   * Named prepared statements (parsed once per connection). Turn off behind
+   * PgBouncer in transaction pooling mode, which cannot keep them.
    */
   readonly prepare?: boolean
-  /** Seconds a new connection may take to be ready (default 10; postgres.js would wait 30). */
+  /** Seconds to wait for a connection, new or from the pool (default 10). */
   readonly connect_timeout_seconds?: number
 }
 
-/** Seconds before reconnect attempt `retries`: 50 ms, doubling, at most 0.5 s, with jitter. */
-const reconnect_delay_seconds = (retries: number): number =>
-  Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2)
+/**
+ * node-postgres reads `sslmode=require` as `verify-full` (and warns); libpq,
+ * psql and the URLs managed services hand out mean "encrypt, don't verify".
+ * This keeps libpq's meaning.
+ */
+const with_libpq_sslmode = (url: string): string =>
+  /[?&]sslmode=/.test(url) && !/[?&]uselibpqcompat=/.test(url)
+    ? `${url}${url.includes("?") ? "&" : "?"}uselibpqcompat=true`
+    : url
 
-/** `Database` and `Db` on a postgres.js pool; the pool is closed with the layer. */
+interface Queryable {
+  query(config: unknown, values?: unknown): unknown
+}
+
+/**
+ * `client` with every query sent unnamed: Drizzle names prepared statements
+ * when built with `.prepare(name)`, and PgBouncer in transaction mode hands
+ * each transaction to any server connection, where the name is unknown.
+ */
+const unnamed = <Client extends Queryable>(client: Client): Client =>
+  new Proxy(client, {
+    get(target, key) {
+      if (key === "query")
+        return (config: unknown, values?: unknown) =>
+          target.query(
+            typeof config === "object" && config !== null && "name" in config
+              ? { ...config, name: undefined }
+              : config,
+            values,
+          )
+      const value: unknown = Reflect.get(target, key, target)
+      return typeof value === "function" ? value.bind(target) : value
+    },
+  })
+
+/** `Database` and `Db` on a node-postgres pool; the pool is closed with the layer. */
 export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const pool_size = options.pool_size ?? 10
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          postgres(Redacted.value(options.url), {
-            max: pool_size,
-            prepare: options.prepare ?? true,
-            connect_timeout: options.connect_timeout_seconds ?? 10,
-            // postgres.js waits up to 20 s between reconnects after repeated
-            // failures (3^n / 100 s): after a server restart under load that
-            // left the pool idle for 15 s. Retry within half a second instead.
-            backoff: reconnect_delay_seconds,
-            onnotice: () => {},
-            connection: { application_name: "effect-session-repo" },
-            // The array-type lookup on each new connection is a floating
-            // promise in postgres.js: a connection killed during it raises an
-            // unhandled rejection. Drizzle parses array columns itself.
-            fetch_types: false,
-            // documented by postgres.js but missing from its types
-            ...({ socket: make_guarded_socket() } as object),
-          }),
-        ),
-        (client) => Effect.promise(() => client.end({ timeout: 5 })),
+      const pool = yield* Effect.acquireRelease(
+        Effect.try({
+          try: () =>
+            new pg.Pool({
+              connectionString: with_libpq_sslmode(Redacted.value(options.url)),
+              max: options.pool_size ?? 10,
+              connectionTimeoutMillis: (options.connect_timeout_seconds ?? 10) * 1000,
+              // notices a dead server (failover without a reset) within about a minute
+              keepAlive: true,
+              keepAliveInitialDelayMillis: 10_000,
+              application_name: "effect-session-repo",
+            }),
+          catch: (error) => DbError.from("postgres.open", error),
+        }),
+        (pool) => Effect.promise(() => pool.end()),
       )
-      const pool = drizzle({ client, logger: statement_logger(options.on_statement) })
-      return database_context(pool, () => migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }))
+      // An idle connection that dies is removed by the pool, which then emits
+      // 'error'; one that dies while checked out emits 'error' on its client,
+      // while the query in flight fails on its own. Without a listener either
+      // one is an uncaught exception that ends the process.
+      pool.on("error", () => {})
+      pool.on("connect", (client) => client.on("error", () => {}))
+
+      const prepare = options.prepare ?? true
+      const logger = statement_logger(options.on_statement)
+      const handle = (client: pg.Pool | pg.PoolClient) =>
+        drizzle({ client: prepare ? client : unnamed(client), logger })
+      // One handle per connection, kept as long as the connection lives: the
+      // prepared queries cached per handle (src/db/statement.ts) stay warm.
+      const handles = new WeakMap<pg.PoolClient, Drizzle>()
+      const handle_for = (client: pg.PoolClient): Drizzle => {
+        let found = handles.get(client)
+        if (found === undefined) {
+          found = handle(client)
+          handles.set(client, found)
+        }
+        return found
+      }
+      const on_pool = handle(pool)
+      return database_context(on_pool, pool_transaction(pool, handle_for), () =>
+        migrate(on_pool, { migrationsFolder: MIGRATIONS_FOLDER }),
+      )
     }),
   )
 

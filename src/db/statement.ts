@@ -46,18 +46,19 @@ export const statement_catalog = new Map<
 
 /**
  * A query built once per handle as a named prepared statement with
- * `sql.placeholder`s, then executed with values. postgres.js then skips the
- * Parse/Describe round trip on every later call (unless the client was made with
- * `prepare: false`, as PgBouncer in transaction mode needs).
+ * `sql.placeholder`s, then executed with values. node-postgres parses a named
+ * statement once per connection and later only binds and executes it (unless
+ * the layer was made with `prepare: false`, as PgBouncer in transaction mode
+ * needs: it then sends every query unnamed).
  */
 export const statement = <Params extends Record<string, unknown>, Result>(
   name: string,
   build: (db: Drizzle) => Preparable<Result>,
 ): ((params: Params) => Effect.Effect<Result, DbError, Db>) => {
-  // Keyed by handle: the pool's entry lives as long as the pool, a
-  // transaction's is collected with it.
+  // Keyed by handle: the pool's and each connection's entry live as long as
+  // they do; a PGlite transaction's is collected with it.
   const cache = new WeakMap<Drizzle, Prepared<Result>>()
-  // One built query per driver: a new handle (every transaction has one) gets
+  // One built query per driver: a new handle (a new connection, or a PGlite transaction) gets
   // a copy bound to its connection instead of a rebuild (the rebuilds were
   // most of create_session's extra CPU in npm run bench).
   const built = new Map<object, Prepared<Result>>()

@@ -2,6 +2,7 @@ import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
 import { Database } from "../db/database.ts"
 import type { DbError } from "../db/errors.ts"
 import { Db, Tx } from "../db/handle.ts"
+import { retry_read } from "../db/read-retry.ts"
 import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.ts"
 import type { AccountNotFound, InvalidInput } from "./errors.ts"
@@ -42,7 +43,9 @@ export interface SessionRepoShape {
   /**
    * Creates a session for the account in one transaction: insert, lock the
    * account row, evict past `max_sessions` (default from the policy). The new
-   * session always survives its own creation.
+   * session always survives its own creation. Not retried: a `DbError` with
+   * `commit_unknown` means the connection was lost during COMMIT, so the
+   * session may exist (its token is lost; it only counts against the limit).
    */
   readonly create_session: (
     account_id: string,
@@ -53,7 +56,8 @@ export interface SessionRepoShape {
    * without a query. One read; a touch of `last_seen_at` is started in the
    * background only when due. When less than the extend threshold remains, the
    * extension is written before returning and `extended` is true: re-send the
-   * cookie then, so it expires with the row.
+   * cookie then, so it expires with the row. Outside a transaction a lost
+   * connection is retried on a new one for up to `READ_RETRY_WINDOW_MS`.
    */
   readonly authenticate: (token: TokenInput) => Effect.Effect<Option.Option<Authenticated>, DbError>
   /** `authenticate`, for callers that do not manage a cookie. */
@@ -71,6 +75,7 @@ export interface SessionRepoShape {
     account_id: string,
     keep_session_id: string,
   ) => Effect.Effect<number, InvalidInput | DbError>
+  /** Live sessions of the account, newest first (a read: retried like `authenticate`). */
   readonly list_for_account: (
     account_id: string,
     options?: { readonly limit?: number },
@@ -106,6 +111,15 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
               Option.getOrElse(tx, () => pool),
             ),
           )
+        // Reads on the pool retry a lost connection by themselves (a new one
+        // is taken); inside a transaction the connection is the transaction's,
+        // and its loss is the caller's to handle.
+        const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
+          Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
+            Option.isSome(tx)
+              ? Effect.provideService(effect, Db, tx.value)
+              : retry_read(Effect.provideService(effect, Db, pool)),
+          )
 
         const create_session = Effect.fn("SessionRepo.create_session")(function* (
           account_id: string,
@@ -137,7 +151,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           const raw = token_value(token)
           if (!is_session_token(raw)) return Option.none<Authenticated>()
           const token_hash = hash_session_token(raw)
-          const session = yield* on_current(query_session_get_valid(token_hash)).pipe(
+          const session = yield* read_on_current(query_session_get_valid(token_hash)).pipe(
             // the hash of a well-formed token is always a valid argument
             Effect.catchTag("InvalidInput", Effect.die),
           )
@@ -189,8 +203,8 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           revoke_all_for_account: (account_id) =>
             on_current(query_session_revoke_all_for_account(account_id)),
           list_for_account: (account_id, options = {}) =>
-            on_current(query_session_list_for_account(account_id, options.limit)),
-          list_all_active: (options = {}) => on_current(query_session_list_all_active(options.limit)),
+            read_on_current(query_session_list_for_account(account_id, options.limit)),
+          list_all_active: (options = {}) => read_on_current(query_session_list_all_active(options.limit)),
           cleanup_expired: () => on_current(query_session_cleanup_expired()),
         })
       }),

@@ -1,6 +1,5 @@
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, type Scope } from "effect"
-import postgres from "postgres"
 import {
   type Database,
   type Db,
@@ -10,6 +9,7 @@ import {
   SessionRepo,
   type SessionTouches,
 } from "../../src/index.ts"
+import { admin_client } from "./admin.ts"
 import { suite_recorder } from "./recorder.ts"
 
 /** What every conformance suite runs against: a migrated, empty database and the repo on it. */
@@ -42,12 +42,12 @@ const with_repo = (database: Layer.Layer<Database | Db, unknown>): Layer.Layer<T
 export const fresh_postgres_database = (server_url: string): Effect.Effect<string, never, Scope.Scope> =>
   Effect.gen(function* () {
     const name = `esr_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
-    const admin = postgres(server_url, { max: 1, onnotice: () => {} })
+    const admin = yield* Effect.promise(() => admin_client(server_url))
     yield* Effect.acquireRelease(
-      Effect.promise(() => admin.unsafe(`CREATE DATABASE ${name}`)),
+      Effect.promise(() => admin.query(`CREATE DATABASE ${name}`)),
       () =>
         Effect.promise(async () => {
-          await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+          await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
           await admin.end()
         }),
     )

@@ -1,0 +1,58 @@
+import { Cause, Context, Effect, Exit, type Fiber } from "effect"
+import type { RootTransaction } from "./database.ts"
+import { DbError } from "./errors.ts"
+import { Db, type Drizzle, Tx } from "./handle.ts"
+
+/** Carries the inner effect's failure through the driver's rollback path. */
+class Rollback<E> {
+  constructor(readonly cause: Cause.Cause<E>) {}
+}
+
+/**
+ * Transactions on PGlite through Drizzle's `transaction(callback)`: PGlite has
+ * one connection, and only its own transaction API keeps every other
+ * statement out until the transaction ends. The effect runs in the callback
+ * with the caller's services plus `Tx` and `Db`; a failed `Exit` is thrown as
+ * a private `Rollback`, so the driver rolls back, and its cause comes out
+ * unchanged.
+ */
+export const callback_transaction =
+  (pool: Drizzle): RootTransaction =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(Effect.context<Exclude<R, Tx | Db>>(), (context) =>
+      Effect.callback<A, E | DbError>((resume) => {
+        let fiber: Fiber.Fiber<A, E> | undefined
+        let interrupted = false
+        const settled = pool
+          .transaction(
+            (tx) =>
+              new Promise<A>((commit, rollback) => {
+                // Interrupted while waiting for the connection: roll back without running the effect.
+                if (interrupted) return rollback(new Rollback(Cause.interrupt()))
+                const bound = Context.add(Context.add(context, Tx, tx), Db, tx) as Context.Context<R>
+                // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
+                fiber = Effect.runForkWith(bound)(effect)
+                fiber.addObserver((exit) =>
+                  Exit.isSuccess(exit) ? commit(exit.value) : rollback(new Rollback(exit.cause)),
+                )
+              }),
+          )
+          .then(
+            (value) => resume(Effect.succeed(value)),
+            (error: unknown) =>
+              resume(
+                error instanceof Rollback
+                  ? Effect.failCause(error.cause as Cause.Cause<E>)
+                  : Effect.fail(DbError.from("transaction", error)),
+              ),
+          )
+        // On interruption: interrupt the effect and wait for the rollback, so the
+        // connection is free when the interruption completes.
+        return Effect.suspend(() => {
+          interrupted = true
+          if (fiber === undefined) return Effect.void
+          fiber.interruptUnsafe()
+          return Effect.promise(() => settled)
+        })
+      }),
+    )

@@ -1,0 +1,85 @@
+import { Effect } from "effect"
+import type pg from "pg"
+import type { RootTransaction } from "./database.ts"
+import { DbError } from "./errors.ts"
+import { Db, type Drizzle, Tx } from "./handle.ts"
+
+/** A connection held by one transaction. */
+interface Held {
+  readonly client: pg.PoolClient
+  readonly handle: Drizzle
+  /** BEGIN went through and neither COMMIT nor ROLLBACK has been sent. */
+  open: boolean
+  /** A control statement failed: the connection is closed, not reused. */
+  broken: boolean
+}
+
+/**
+ * Waits for a pooled connection. A transaction interrupted while it waits (a
+ * timeout shedding load, say) takes none: one that arrives later goes straight
+ * back to the pool.
+ */
+const connect = (pool: pg.Pool): Effect.Effect<pg.PoolClient, DbError> =>
+  Effect.callback((resume) => {
+    let abandoned = false
+    pool.connect().then(
+      (client) => (abandoned ? client.release() : resume(Effect.succeed(client))),
+      (error: unknown) => {
+        if (!abandoned) resume(Effect.fail(DbError.from("transaction.connect", error)))
+      },
+    )
+    return Effect.sync(() => {
+      abandoned = true
+    })
+  })
+
+const send = (held: Held, statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
+  Effect.tryPromise({
+    try: () => held.client.query(statement),
+    catch: (error) =>
+      DbError.from(`transaction.${statement.toLowerCase()}`, error, { at_commit: statement === "COMMIT" }),
+  }).pipe(
+    Effect.tapError(() =>
+      Effect.sync(() => {
+        held.broken = true
+      }),
+    ),
+  )
+
+/**
+ * Transactions on a node-postgres pool, owned here rather than by Drizzle:
+ * whatever fails (BEGIN, the effect, COMMIT, ROLLBACK) or interrupts, the
+ * connection goes back to the pool exactly once, and is closed instead when
+ * its state is in doubt. (Drizzle 0.45 sends BEGIN outside its try/finally,
+ * so a connection lost during BEGIN was never returned: the pool shrank by one
+ * slot per such failure until every caller waited forever.)
+ *
+ * Interruption rolls back before it completes; a statement still running on
+ * the connection finishes first (the driver queues the ROLLBACK behind it).
+ */
+export const pool_transaction =
+  (pool: pg.Pool, handle_for: (client: pg.PoolClient) => Drizzle): RootTransaction =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.map(
+        Effect.interruptible(connect(pool)),
+        (client): Held => ({ client, handle: handle_for(client), open: false, broken: false }),
+      ),
+      (held) =>
+        Effect.gen(function* () {
+          yield* send(held, "BEGIN")
+          held.open = true
+          const value = yield* effect.pipe(
+            Effect.provideService(Tx, held.handle),
+            Effect.provideService(Db, held.handle),
+          ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
+          held.open = false
+          yield* send(held, "COMMIT")
+          return value
+        }),
+      (held) =>
+        Effect.gen(function* () {
+          if (held.open) yield* Effect.ignore(send(held, "ROLLBACK"))
+          held.client.release(held.broken ? new Error("transaction connection in doubt") : undefined)
+        }),
+    )
