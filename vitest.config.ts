@@ -21,7 +21,19 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
 
 export default defineConfig({
   // the examples import the package by name: test the source, not a stale build
-  resolve: { alias: { "effect-session-repo": new URL("./src/index.ts", import.meta.url).pathname } },
+  resolve: {
+    alias: [
+      { find: /^effect-session-repo$/, replacement: new URL("./src/index.ts", import.meta.url).pathname },
+      {
+        find: /^effect-session-repo\/(http|pglite)$/,
+        replacement: new URL("./src/$1.ts", import.meta.url).pathname,
+      },
+      {
+        find: /^effect-session-repo\/schema$/,
+        replacement: new URL("./src/schema/index.ts", import.meta.url).pathname,
+      },
+    ],
+  },
   test: {
     include: ["test/**/*.test.ts"],
     setupFiles: ["test/support/secrecy-check.ts"],

@@ -2,10 +2,12 @@
 // by N concurrent workers for a fixed time; a database of the run's own; results.
 import { mkdirSync, writeFileSync } from "node:fs"
 import { pathToFileURL } from "node:url"
+import { drizzle } from "drizzle-orm/node-postgres"
 import { Effect, ManagedRuntime, Redacted } from "effect"
-import postgres from "postgres"
+import pg from "pg"
 import {
   AUTH_SESSION_LIFETIME_MS,
+  type Drizzle,
   generate_session_token,
   hash_session_token,
   layer_postgres,
@@ -80,18 +82,85 @@ export const server_url = (script: string): string => {
   return url
 }
 
+/** A connected client for the benchmarks' own setup statements (never one under test). */
+export const admin_client = async (url: string): Promise<pg.Client> => {
+  const client = new pg.Client({ connectionString: url })
+  // a connection lost while idle would otherwise be an uncaught 'error'
+  client.on("error", () => {})
+  await client.connect()
+  return client
+}
+
 /** A database of the benchmark's own on `server`; `drop` removes it. */
 export const create_database = async (server: string, label: string) => {
-  const admin = postgres(server, { max: 1, onnotice: () => {} })
+  const admin = await admin_client(server)
   const name = `esr_${label}_${process.pid}`
-  await admin.unsafe(`CREATE DATABASE ${name}`)
+  await admin.query(`CREATE DATABASE ${name}`)
   const url = new URL(server)
   url.pathname = `/${name}`
   const drop = async () => {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     await admin.end()
   }
   return { url: url.toString(), drop }
+}
+
+/** A raw pg pool of `max` connections, as the baselines use. */
+export const raw_pool = (url: string, max: number): pg.Pool => {
+  const pool = new pg.Pool({ connectionString: url, max })
+  // an idle connection that dies would otherwise be an uncaught 'error'
+  pool.on("error", () => {})
+  return pool
+}
+
+/**
+ * `body` in a transaction on one pooled connection, without Effect, as
+ * src/db/pool-transaction.ts runs one: BEGIN, `body`, COMMIT, or ROLLBACK
+ * when `body` fails. The connection goes back to the pool, or is closed when
+ * a control statement failed and its state is in doubt.
+ */
+export const pooled_transaction = async <A>(
+  pool: pg.Pool,
+  body: (client: pg.PoolClient) => Promise<A>,
+): Promise<A> => {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  const control = (statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
+    client.query(statement).catch((error: Error) => {
+      broken = error
+      throw error
+    })
+  try {
+    await control("BEGIN")
+    let value: A
+    try {
+      value = await body(client)
+    } catch (error) {
+      await control("ROLLBACK").catch(() => {})
+      throw error
+    }
+    await control("COMMIT")
+    return value
+  } finally {
+    client.release(broken)
+  }
+}
+
+/**
+ * One Drizzle handle per pooled connection, kept as long as the connection
+ * lives, as layer_postgres keeps them: the prepared queries cached per handle
+ * stay warm.
+ */
+export const handles_per_connection = (): ((client: pg.PoolClient) => Drizzle) => {
+  const handles = new WeakMap<pg.PoolClient, Drizzle>()
+  return (client) => {
+    let found = handles.get(client)
+    if (found === undefined) {
+      found = drizzle({ client })
+      handles.set(client, found)
+    }
+    return found
+  }
 }
 
 /**
@@ -126,25 +195,35 @@ export const seed_sessions = async (url: string, counts: { accounts: number; ses
   const setup = ManagedRuntime.make(layer_postgres({ url: Redacted.make(url), pool_size: 2 }))
   await setup.runPromise(migrate)
   await setup.dispose()
-  const sql = postgres(url, { max: 1, onnotice: () => {} })
-  await sql`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${counts.accounts}) i`
-  const accounts = (await sql`SELECT id FROM account`).map((row) => String(row.id))
+  const client = await admin_client(url)
+  await client.query("INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, $1) i", [
+    counts.accounts,
+  ])
+  const accounts = (await client.query("SELECT id FROM account")).rows.map((row) => String(row.id))
   const tokens: Array<string> = []
   for (let start = 0; start < counts.sessions; start += 5000) {
-    const rows = []
+    const [ids, account_ids, expires_ats, last_seen_ats]: [
+      Array<string>,
+      Array<string>,
+      Array<Date>,
+      Array<Date>,
+    ] = [[], [], [], []]
     for (let i = start; i < Math.min(start + 5000, counts.sessions); i++) {
       const token = Effect.runSync(generate_session_token)
       tokens.push(token)
-      rows.push({
-        id: hash_session_token(token),
-        account_id: accounts[i % accounts.length] as string,
-        expires_at: new Date(Date.now() + AUTH_SESSION_LIFETIME_MS),
-        last_seen_at: seen_ahead(),
-      })
+      ids.push(hash_session_token(token))
+      account_ids.push(accounts[i % accounts.length] as string)
+      expires_ats.push(new Date(Date.now() + AUTH_SESSION_LIFETIME_MS))
+      last_seen_ats.push(seen_ahead())
     }
-    await sql`INSERT INTO auth_session ${sql(rows)}`
+    // one statement per batch: a column of values per array parameter
+    await client.query(
+      `INSERT INTO auth_session (id, account_id, expires_at, last_seen_at)
+       SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[])`,
+      [ids, account_ids, expires_ats, last_seen_ats],
+    )
   }
-  await sql`VACUUM ANALYZE`
-  await sql.end()
+  await client.query("VACUUM ANALYZE")
+  await client.end()
   return { accounts, tokens }
 }

@@ -1,20 +1,20 @@
 // npm run bench:layers: where the time of one validate and one create_session
 // goes, layer by layer, on the real PostgreSQL server (DATABASE_URL):
-//   raw postgres.js → Drizzle prepared query → Effect statement (Db) →
+//   raw pg → Drizzle prepared query → Effect statement (Db) →
 //   query function (input checks, Clock) → SessionRepo
 // and, for validate, the cost of the spans it does not open. Each layer's
 // socket writes and bytes per call show that all send the same traffic.
 // Every layer runs the same SQL on the same data (npm run bench's 100,000
 // sessions over 10,000 accounts). The layers take turns call by call at
 // concurrency 1, so a neighbour stealing the shared CPU slows them all alike;
-// each layer's mean latency is then compared with raw postgres.js.
+// each layer's mean latency is then compared with raw pg.
 // Writes bench/layers.json.
 import net from "node:net"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
-import postgres from "postgres"
-import { statement_catalog } from "../src/db/statement.ts"
+import type pg from "pg"
 import {
   AUTH_SESSION_LIFETIME_MS,
+  auth_session,
   Database,
   Db,
   type Drizzle,
@@ -25,15 +25,27 @@ import {
   query_session_enforce_limit,
   query_session_get_valid,
   SessionRepo,
+  session_table_definition,
 } from "../src/index.ts"
+import { session_statements, statement_catalog } from "../src/session/statements.ts"
 import {
-  evict_sessions,
-  insert_session,
-  lock_account,
-  select_valid_session,
-} from "../src/session/statements.ts"
-import { create_database, machine, round3, seed_sessions, server_url, write_results } from "./harness.ts"
+  create_database,
+  handles_per_connection,
+  machine,
+  pooled_transaction,
+  raw_pool,
+  round3,
+  seed_sessions,
+  server_url,
+  write_results,
+} from "./harness.ts"
 import { raw_create_session, raw_get_valid, SEED } from "./variants.ts"
+
+const standalone = session_table_definition(auth_session) as NonNullable<
+  ReturnType<typeof session_table_definition>
+>
+const { evict_sessions, insert_session, lock_account, select_valid_session } = session_statements(standalone)
+const catalog = statement_catalog(standalone)
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const POOL = 10
@@ -69,7 +81,7 @@ const take_turns = async (layers: Layers, seconds: number) => {
       mean_ms: round3(mean(sorted)),
       p50_ms: round3(at(0.5)),
       p99_ms: round3(at(0.99)),
-      // throughput at concurrency 1 relative to raw postgres.js
+      // throughput at concurrency 1 relative to raw pg
       vs_raw: Math.round((100 * raw_mean) / mean(sorted)) / 100,
     }
   })
@@ -104,17 +116,20 @@ try {
       return { pool: yield* Db, database: yield* Database }
     }),
   )
-  const sql = postgres(url, { max: POOL, onnotice: () => {} })
+  const raw = raw_pool(url, POOL)
+  // the Drizzle layer's transactions run as the repo's do (src/db/pool-transaction.ts), on its pool
+  const repo_pool = (pool as unknown as { $client: pg.Pool }).$client
+  const handle_for = handles_per_connection()
 
   const random_token = () => tokens[Math.floor(Math.random() * tokens.length)] as string
   const random_account = () => accounts[Math.floor(Math.random() * accounts.length)] as string
   const new_hash = () => hash_session_token(Effect.runSync(generate_session_token))
   // the repo's own prepared query on a handle, executed without Effect
   const drizzle_execute = (name: string, db: Drizzle, params: Record<string, unknown>) =>
-    statement_catalog.get(name)?.prepared(db).execute(params)
+    catalog.get(name)?.prepared(db).execute(params)
 
   const validate: Layers = [
-    ["raw postgres.js", () => raw_get_valid(sql, hash_session_token(random_token()))],
+    ["raw pg", () => raw_get_valid(raw, hash_session_token(random_token()))],
     [
       "Drizzle prepared query",
       () =>
@@ -134,12 +149,13 @@ try {
   ]
 
   const create: Layers = [
-    ["raw postgres.js", () => raw_create_session(sql, random_account())],
+    ["raw pg", () => raw_create_session(raw, random_account())],
     [
       "Drizzle prepared queries",
       () => {
         const [id, account_id, now] = [new_hash(), random_account(), new Date()]
-        return pool.transaction(async (tx) => {
+        return pooled_transaction(repo_pool, async (client) => {
+          const tx = handle_for(client)
           const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
           await drizzle_execute("session_insert", tx, { id, account_id, now, expires_at })
           await drizzle_execute("account_lock", tx, { account_id })
@@ -199,7 +215,7 @@ try {
   }
   console.log(results.machine)
   write_results("layers.json", results)
-  await sql.end()
+  await raw.end()
   await runtime.dispose()
 } finally {
   await drop()

@@ -2,18 +2,19 @@
 // PostgreSQL server (DATABASE_URL), side by side with baselines run in the
 // same process on the same data:
 //   (a) this project's SessionRepo
-//   (b) the same SQL hand-written on raw postgres.js (prepared, same pool size)
+//   (b) the same SQL hand-written on raw pg (named prepared statements, same
+//       pool size)
 //   (c) for validate, the origin module's approach: select, then an
 //       unconditional touch update on every request
 // Parts: "operations" and "pgbench" (the default), "sustained".
-// Writes bench/results.json. Every slice gets fresh pools: postgres.js slows
-// down the longer one pool runs pipelined (see the "sustained" part). Ten
-// short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per slice),
-// and each ratio is the median of the rounds' own: with two long rounds and
-// pooled counts, drift of the shared machine moved create's a/b by 0.2.
+// Writes bench/results.json. Every slice gets fresh pools, so none inherits
+// an earlier slice's state (the "sustained" part shows one pool over time).
+// Ten short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per
+// slice), and each ratio is the median of the rounds' own: with two long
+// rounds and pooled counts, drift of the shared machine moved create's a/b by 0.2.
 import { execFileSync } from "node:child_process"
-import postgres from "postgres"
 import {
+  admin_client,
   create_database,
   type Figures,
   machine,
@@ -77,9 +78,9 @@ const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) =>
 }
 
 const server_version = async () => {
-  const sql = postgres(SERVER, { max: 1, onnotice: () => {} })
-  const version = String((await sql`SHOW server_version`)[0]?.server_version)
-  await sql.end()
+  const client = await admin_client(SERVER)
+  const version = String((await client.query("SHOW server_version")).rows[0]?.server_version)
+  await client.end()
   return version
 }
 

@@ -1,8 +1,8 @@
 // npm run bench:overhead: the client CPU each layer of the stack adds to a
-// call, without a server. Drizzle's postgres.js driver runs on a stand-in for
-// the postgres.js client that answers every query at once with a fixed row,
-// so only JavaScript runs: no socket, no server, no waiting. For validate,
-// revoke and create with limit, the same call runs through
+// call, without a server. Drizzle's node-postgres driver runs on a stand-in
+// for a pg pool and its pooled connections that answers every query at once
+// with a fixed row, so only JavaScript runs: no socket, no server, no waiting.
+// For validate, revoke and create with limit, the same call runs through
 //   the stand-in client directly → Drizzle's prepared queries → Effect
 //   statements (Db) → the query functions as SessionRepo runs them (input
 //   checks, Clock; revoke's span) → SessionRepo
@@ -10,12 +10,13 @@
 // rounds; the median of each layer's process CPU time per call is reported.
 // (npm run bench:layers times the same layers against the real server.)
 // Writes overhead.json to bench/ or BENCH_RESULTS_DIR.
-import { drizzle } from "drizzle-orm/postgres-js"
+import { drizzle } from "drizzle-orm/node-postgres"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { database_context } from "../src/db/database.ts"
-import { statement_catalog } from "../src/db/statement.ts"
+import { pool_transaction } from "../src/db/pool-transaction.ts"
 import {
   AUTH_SESSION_LIFETIME_MS,
+  auth_session,
   Database,
   type Db,
   type Drizzle,
@@ -24,16 +25,18 @@ import {
   query_session_get_valid,
   query_session_revoke_by_hash,
   SessionRepo,
+  session_table_definition,
 } from "../src/index.ts"
 import { create_session_untraced, enforce_limit_untraced } from "../src/session/queries.ts"
-import {
-  delete_session,
-  evict_sessions,
-  insert_session,
-  lock_account,
-  select_valid_session,
-} from "../src/session/statements.ts"
-import { machine, median, write_results } from "./harness.ts"
+import { session_statements, statement_catalog } from "../src/session/statements.ts"
+import { handles_per_connection, machine, median, pooled_transaction, write_results } from "./harness.ts"
+
+const standalone = session_table_definition(auth_session) as NonNullable<
+  ReturnType<typeof session_table_definition>
+>
+const { delete_session, evict_sessions, insert_session, lock_account, select_valid_session } =
+  session_statements(standalone)
+const catalog = statement_catalog(standalone)
 
 const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 20_000)
 const ROUNDS = 7
@@ -42,34 +45,65 @@ const ACCOUNT = "0b6f5a3c-3f1e-4a57-9c7e-2d2f4b1a9e10"
 // a live session, seen ahead: validations find it and owe no touch
 const ahead = (ms: number) => new Date(Date.now() + ms).toISOString()
 const SESSION_ROW = ["a".repeat(64), ACCOUNT, ahead(0), ahead(AUTH_SESSION_LIFETIME_MS), ahead(600_000)]
-
-/** What a postgres.js client answers, at once: one session row, or one id for the rest. */
-interface StandIn {
-  readonly options: { readonly parsers: object; readonly serializers: object }
-  unsafe(
-    query: string,
-    params?: unknown,
-    options?: unknown,
-  ): Promise<unknown> & { values(): Promise<unknown> }
-  begin(body: (client: StandIn) => Promise<unknown>): Promise<unknown>
-}
-const stand_in: StandIn = {
-  options: { parsers: {}, serializers: {} },
-  unsafe: (query) => {
-    const rows = query.startsWith("select") || query.startsWith("insert") ? [SESSION_ROW] : [[ACCOUNT]]
-    return Object.assign(Promise.resolve(rows), { values: () => Promise.resolve(rows) })
-  },
-  begin: (body) => Promise.resolve(stand_in).then(body),
+const SESSION_OBJECT = {
+  id: SESSION_ROW[0],
+  account_id: ACCOUNT,
+  created_at: SESSION_ROW[2],
+  expires_at: SESSION_ROW[3],
+  last_seen_at: SESSION_ROW[4],
 }
 
-const pool = drizzle({ client: stand_in as never }) as unknown as Drizzle
+interface QueryConfig {
+  readonly text: string
+  readonly rowMode?: string
+}
+interface Result {
+  readonly rows: Array<unknown>
+  readonly fields: []
+  readonly rowCount: number
+  readonly command: string
+}
+
+/**
+ * What a pg client answers, at once: one session row to a select or an insert,
+ * one id to the rest, no row to BEGIN, COMMIT or ROLLBACK. Rows are arrays of
+ * column values in select order when Drizzle asks for rowMode "array" (its
+ * queries with fields), objects otherwise, as pg returns them.
+ */
+const answer = (config: string | QueryConfig, _values?: ReadonlyArray<unknown>): Promise<Result> => {
+  const { text, rowMode } = typeof config === "string" ? { text: config, rowMode: undefined } : config
+  const command = (text.split(" ", 1)[0] ?? "").toUpperCase()
+  const session = command === "SELECT" || command === "INSERT"
+  const rows =
+    command === "BEGIN" || command === "COMMIT" || command === "ROLLBACK"
+      ? []
+      : rowMode === "array"
+        ? [session ? SESSION_ROW : [ACCOUNT]]
+        : [session ? SESSION_OBJECT : { id: ACCOUNT }]
+  return Promise.resolve({ rows, fields: [], rowCount: rows.length, command })
+}
+
+/** A stand-in pg.PoolClient: the answers above; release does nothing. */
+const stand_in_client = { query: answer, release: (_error?: Error) => {} }
+/** A stand-in pg.Pool: the same answers, and one connection to hand out. */
+const stand_in_pool = { query: answer, connect: () => Promise.resolve(stand_in_client) }
+
+const pool = drizzle({ client: stand_in_pool as never }) as unknown as Drizzle
+// one handle per connection, shared by the repo's transactions and the Drizzle layer's
+const handle_for = handles_per_connection()
 const runtime = ManagedRuntime.make(
-  SessionRepo.layer.pipe(Layer.provideMerge(Layer.succeedContext(database_context(pool, async () => {})))),
+  SessionRepo.layer.pipe(
+    Layer.provideMerge(
+      Layer.succeedContext(
+        database_context(pool, pool_transaction(stand_in_pool as never, handle_for), async () => {}),
+      ),
+    ),
+  ),
 )
 const run = <A, E>(effect: Effect.Effect<A, E, SessionRepo | Database | Db>) => runtime.runPromise(effect)
 const database = await run(Database)
 const prepared = (name: string, db: Drizzle) => {
-  const statement = statement_catalog.get(name)
+  const statement = catalog.get(name)
   if (statement === undefined) throw new Error(`no statement ${name}`)
   return statement.prepared(db)
 }
@@ -80,7 +114,11 @@ type Layers = ReadonlyArray<readonly [name: string, call: () => Promise<unknown>
 
 const operations: Record<string, Layers> = {
   validate: [
-    ["stand-in client", () => stand_in.unsafe("select", [hash_session_token(token), new Date()]).values()],
+    [
+      "stand-in client",
+      () =>
+        stand_in_pool.query({ text: "select", rowMode: "array" }, [hash_session_token(token), new Date()]),
+    ],
     [
       "Drizzle prepared query",
       () => prepared("session_get_valid", pool).execute({ id: hash_session_token(token), now: new Date() }),
@@ -90,7 +128,10 @@ const operations: Record<string, Layers> = {
     ["SessionRepo.validate", () => run(SessionRepo.use((repo) => repo.validate(token)))],
   ],
   revoke: [
-    ["stand-in client", () => stand_in.unsafe("delete", [hash_session_token(token)]).values()],
+    [
+      "stand-in client",
+      () => stand_in_pool.query({ text: "delete", rowMode: "array" }, [hash_session_token(token)]),
+    ],
     [
       "Drizzle prepared query",
       () => prepared("session_revoke_by_hash", pool).execute({ id: hash_session_token(token) }),
@@ -104,10 +145,10 @@ const operations: Record<string, Layers> = {
       "stand-in client",
       () => {
         const [id, now] = [new_hash(), new Date()]
-        return stand_in.begin(async (tx) => {
-          await tx.unsafe("insert", [id, ACCOUNT, now]).values()
-          await tx.unsafe("lock", [ACCOUNT]).values()
-          await tx.unsafe("delete", [ACCOUNT, now, id, 5]).values()
+        return pooled_transaction(stand_in_pool as never, async (client) => {
+          await client.query({ text: "insert", rowMode: "array" }, [id, ACCOUNT, now])
+          await client.query({ text: "lock", rowMode: "array" }, [ACCOUNT])
+          await client.query({ text: "delete", rowMode: "array" }, [ACCOUNT, now, id, 5])
         })
       },
     ],
@@ -115,7 +156,8 @@ const operations: Record<string, Layers> = {
       "Drizzle prepared queries",
       () => {
         const [id, now] = [new_hash(), new Date()]
-        return pool.transaction(async (tx) => {
+        return pooled_transaction(stand_in_pool as never, async (client) => {
+          const tx = handle_for(client)
           const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
           await prepared("session_insert", tx).execute({ id, account_id: ACCOUNT, now, expires_at })
           await prepared("account_lock", tx).execute({ account_id: ACCOUNT })

@@ -3,14 +3,8 @@
 // a time (PGlite has one connection). Writes bench/pglite.json.
 import type { PGlite } from "@electric-sql/pglite"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import {
-  Db,
-  generate_session_token,
-  hash_session_token,
-  layer_pglite,
-  migrate,
-  SessionRepo,
-} from "../src/index.ts"
+import { Db, generate_session_token, hash_session_token, migrate, SessionRepo } from "../src/index.ts"
+import { layer_pglite } from "../src/pglite.ts"
 import { machine, ratio, run_for, seen_ahead, summarize, write_results } from "./harness.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)

@@ -1,8 +1,8 @@
 // npm run bench:profile [-- operation ...]: where the time of one operation
-// goes, for (a) SessionRepo and (b) raw postgres.js, each run alone with one
+// goes, for (a) SessionRepo and (b) raw pg, each run alone with one
 // caller on the real PostgreSQL server (DATABASE_URL), on npm run bench's data:
 // 1. a CPU profile, its samples grouped (waiting for the server, socket
-//    writes, postgres.js, Drizzle, Effect, this project, garbage collection,
+//    writes, pg, Drizzle, Effect, this project, garbage collection,
 //    the rest) and shown as µs per operation;
 // 2. without the profiler, the call's timeline on the wire: µs before its
 //    first socket write, waiting for each reply, and in the client between a
@@ -41,7 +41,7 @@ interface Profile {
 const GROUPS = [
   "waiting (idle)",
   "socket writes",
-  "postgres.js",
+  "pg",
   "drizzle-orm",
   "effect",
   "this project (src/)",
@@ -50,11 +50,15 @@ const GROUPS = [
 ] as const
 type Group = (typeof GROUPS)[number]
 
+// node-postgres and the packages it is made of (pool, protocol, type parsers)
+const PG_PACKAGES =
+  /\/node_modules\/(pg|pg-(pool|protocol|types|connection-string|int8)|pgpass|postgres-(array|bytea|date|interval))\//
+
 const group_of = ({ functionName, url }: ProfileNode["callFrame"]): Group => {
   if (functionName === "(idle)") return "waiting (idle)"
   if (functionName === "(garbage collector)") return "garbage collection"
   if (url === "" && /^write(Buffer|v|Utf8String|Latin1String)$/.test(functionName)) return "socket writes"
-  if (url.includes("/node_modules/postgres/")) return "postgres.js"
+  if (PG_PACKAGES.test(url)) return "pg"
   if (url.includes("/node_modules/drizzle-orm/")) return "drizzle-orm"
   if (url.includes("/node_modules/effect/")) return "effect"
   if (url.includes("/src/") && !url.includes("/node_modules/")) return "this project (src/)"
@@ -93,8 +97,8 @@ const wire_timeline = async (op: () => Promise<unknown>, seconds: number) => {
   const is_output = (stream: unknown) => stream === process.stdout || stream === process.stderr
   const socket = net.Socket.prototype
   const [write, push] = [socket.write, socket.push]
-  // incoming data is timed where the stream receives it (push): the layer's
-  // guarded sockets wrap their own emit
+  // incoming data is timed where the stream receives it (push), before any
+  // 'data' listener runs
   const restores = [
     patch(socket, "write", function (this: net.Socket, ...args: Parameters<typeof write>) {
       if (!is_output(this)) marks.push({ write: true, at: performance.now() })

@@ -3,9 +3,9 @@
 // 500,000 expired rows of the large table in batches while validations keep
 // running (PostgreSQL at DATABASE_URL). Writes bench/scale.json.
 import { Effect, Fiber, Layer, ManagedRuntime, Redacted } from "effect"
-import postgres from "postgres"
 import { layer_postgres, SessionRepo } from "../src/index.ts"
 import {
+  admin_client,
   create_database,
   machine,
   run_for,
@@ -29,17 +29,19 @@ const open_database = async (label: string, filler: number) => {
   const runtime = ManagedRuntime.make(
     SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: 10 }))),
   )
-  const sql = postgres(url, { max: 1, onnotice: () => {} })
-  await sql`
-    WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM account)
-    INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
-    SELECT encode(sha256(convert_to('scale' || i, 'UTF8')), 'hex'), numbered.id, now() - interval '40 days',
-           CASE WHEN i <= ${EXPIRED} THEN now() - interval '1 day' ELSE now() + interval '20 days' END,
-           now() - interval '1 hour'
-    FROM generate_series(1, ${filler}) i JOIN numbered ON numbered.n = i % ${ACCOUNTS}`
-  await sql`VACUUM ANALYZE auth_session`
-  const rows = Number((await sql`SELECT count(*) AS n FROM auth_session`)[0]?.n)
-  await sql.end()
+  const client = await admin_client(url)
+  await client.query(
+    `WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM account)
+     INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
+     SELECT encode(sha256(convert_to('scale' || i, 'UTF8')), 'hex'), numbered.id, now() - interval '40 days',
+            CASE WHEN i <= $1 THEN now() - interval '1 day' ELSE now() + interval '20 days' END,
+            now() - interval '1 hour'
+     FROM generate_series(1, $2) i JOIN numbered ON numbered.n = i % $3`,
+    [EXPIRED, filler, ACCOUNTS],
+  )
+  await client.query("VACUUM ANALYZE auth_session")
+  const rows = Number((await client.query("SELECT count(*) AS n FROM auth_session")).rows[0]?.n)
+  await client.end()
   let next = 0
   const validate = () =>
     runtime.runPromise(SessionRepo.use((repo) => repo.validate(tokens[next++ % KNOWN] as string)))

@@ -3,7 +3,6 @@
 // really written with a trigger. The origin writes on every validation.
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { TestClock } from "effect/testing"
-import postgres from "postgres"
 import {
   AUTH_SESSION_TOUCH_INTERVAL_MS,
   layer_postgres,
@@ -11,7 +10,7 @@ import {
   SessionRepo,
   SessionTouches,
 } from "../src/index.ts"
-import { create_database, machine, server_url, write_results } from "./harness.ts"
+import { admin_client, create_database, machine, server_url, write_results } from "./harness.ts"
 
 const SESSIONS = 100
 const PER_SECOND = 1000
@@ -24,16 +23,20 @@ const runtime = ManagedRuntime.make(
     Layer.provideMerge(TestClock.layer()),
   ),
 )
-const sql = postgres(url, { max: 1, onnotice: () => {} })
+const client = await admin_client(url)
 try {
   await runtime.runPromise(migrate)
-  await sql`CREATE TABLE session_writes (session_id text NOT NULL)`
-  await sql`CREATE FUNCTION count_session_write() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN INSERT INTO session_writes VALUES (NEW.id); RETURN NULL; END $$`
-  await sql`CREATE TRIGGER count_session_write AFTER UPDATE ON auth_session
-            FOR EACH ROW EXECUTE FUNCTION count_session_write()`
-  const accounts =
-    await sql`INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, ${SESSIONS}) i RETURNING id`
+  await client.query("CREATE TABLE session_writes (session_id text NOT NULL)")
+  await client.query(`CREATE FUNCTION count_session_write() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN INSERT INTO session_writes VALUES (NEW.id); RETURN NULL; END $$`)
+  await client.query(`CREATE TRIGGER count_session_write AFTER UPDATE ON auth_session
+                      FOR EACH ROW EXECUTE FUNCTION count_session_write()`)
+  const accounts = (
+    await client.query(
+      "INSERT INTO account (username) SELECT 'user' || i FROM generate_series(1, $1) i RETURNING id",
+      [SESSIONS],
+    )
+  ).rows
   const started = performance.now()
   const validations = await runtime.runPromise(
     Effect.gen(function* () {
@@ -56,9 +59,9 @@ try {
       return validations
     }),
   )
-  const per_session = (await sql`SELECT count(*)::int AS n FROM session_writes GROUP BY session_id`).map(
-    (row) => Number(row.n),
-  )
+  const per_session = (
+    await client.query("SELECT count(*)::int AS n FROM session_writes GROUP BY session_id")
+  ).rows.map((row) => Number(row.n))
   const writes = per_session.reduce((sum, n) => sum + n, 0)
   const results = {
     machine: await machine(),
@@ -74,7 +77,7 @@ try {
   console.log(results)
   write_results("touch-budget.json", results)
 } finally {
-  await sql.end()
+  await client.end()
   await runtime.dispose()
   await drop()
 }

@@ -3,7 +3,9 @@ import { createServer } from "node:http"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
-import { CurrentSession, layer_database_from_config, SessionRepo, with_session } from "effect-session-repo"
+import { SessionRepo } from "effect-session-repo"
+import { CurrentSession, with_session } from "effect-session-repo/http"
+import { layer_database_from_config } from "effect-session-repo/pglite"
 
 // A route behind the session: 401 without a valid cookie; the cookie is
 // re-sent whenever validation extends the session.

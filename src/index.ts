@@ -1,37 +1,25 @@
-export { Database, type DatabaseShape } from "./db/database.ts"
-export { classify_sqlstate, DbError, DbErrorReason } from "./db/errors.ts"
-export { layer_database_from_config } from "./db/from-config.ts"
-export { Db, type Drizzle, Tx } from "./db/handle.ts"
+// effect-session-repo: sessions, queries, the PostgreSQL layer and the schema.
+// PGlite is in effect-session-repo/pglite, the HTTP helpers in
+// effect-session-repo/http, so a service needing neither loads neither.
+export { Database, type DatabaseShape } from "./db/database.js"
+export { classify_sqlstate, DbError, DbErrorReason } from "./db/errors.js"
+export { Db, type Drizzle, Tx } from "./db/handle.js"
 /** Applies pending migrations on the provided `Database`. */
-export { migrate } from "./db/migrate.ts"
-export { MIGRATIONS_FOLDER } from "./db/migrations.ts"
-export { layer_pglite, type PgliteOptions } from "./db/pglite.ts"
-export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from "./db/postgres.ts"
-export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.ts"
-export {
-  clear_session_cookie,
-  SessionCookie,
-  type SessionCookieShape,
-  set_session_cookie,
-} from "./http/cookie.ts"
-export { CurrentSession, request_session_token, with_session } from "./http/session.ts"
-export {
-  type Account,
-  type AuthSession,
-  type AuthSessionWithUsername,
-  account,
-  auth_session,
-} from "./schema.ts"
-export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.ts"
-export { AccountNotFound, InvalidInput } from "./session/errors.ts"
-export { MAX_LIST_LIMIT } from "./session/input.ts"
+export { migrate } from "./db/migrate.js"
+export { MIGRATIONS_FOLDER } from "./db/migrations.js"
+export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from "./db/postgres.js"
+export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.js"
+export * from "./schema/index.js"
+export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.js"
+export { AccountNotFound, InvalidInput } from "./session/errors.js"
+export { MAX_LIST_LIMIT } from "./session/input.js"
 export {
   DEFAULT_SESSION_POLICY,
   layer_session_policy,
   make_session_policy,
   SessionPolicy,
   type SessionPolicyShape,
-} from "./session/policy.ts"
+} from "./session/policy.js"
 export {
   query_create_session,
   query_session_cleanup_expired,
@@ -46,20 +34,21 @@ export {
   query_session_touch,
   session_touch_due,
   type TouchDue,
-} from "./session/queries.ts"
+} from "./session/queries.js"
 export {
   type Authenticated,
   type CreatedSession,
   SessionRepo,
   type SessionRepoShape,
   type TokenInput,
-} from "./session/repo.ts"
+} from "./session/repo.js"
+export { layer_session_table, SessionSchema } from "./session/session-schema.js"
 export {
   MAX_PENDING_TOUCHES,
   SessionTouches,
   type SessionTouchesShape,
   session_touch_fire_and_forget,
-} from "./session/touch.ts"
+} from "./session/touch.js"
 export {
   AUTH_SESSION_EXTEND_THRESHOLD_MS,
   AUTH_SESSION_LIFETIME_MS,
@@ -70,4 +59,4 @@ export {
   hash_session_token,
   is_session_token,
   is_session_token_hash,
-} from "./token.ts"
+} from "./token.js"

@@ -1,11 +1,13 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
 import { Effect } from "effect"
-import { statement_catalog } from "../src/db/statement.ts"
-import { Database, Tx } from "../src/index.ts"
-import "../src/session/statements.ts"
+import { auth_session, Database, session_table_definition, Tx } from "../src/index.ts"
+import { statement_catalog } from "../src/session/statements.ts"
 import { postgres_backend, report_skipped_postgres } from "./support/backends.ts"
 
+const standalone = session_table_definition(auth_session) as NonNullable<
+  ReturnType<typeof session_table_definition>
+>
 const SESSIONS = 200_000
 const ACCOUNTS = 10_000
 const PLAN_MODES = ["force_custom_plan", "force_generic_plan"] as const
@@ -75,7 +77,7 @@ if (postgres_backend !== undefined) {
                 // PostgreSQL may keep a generic plan made without the values:
                 // both plans must use an index.
                 for (const [mode, name, { build }] of PLAN_MODES.flatMap((mode) =>
-                  [...statement_catalog].map(([name, entry]) => [mode, name, entry] as const),
+                  [...statement_catalog(standalone)].map(([name, entry]) => [mode, name, entry] as const),
                 )) {
                   await tx.execute(sql.raw(`SET LOCAL plan_cache_mode = ${mode}`))
                   const query = build(tx).toSQL()

@@ -2,15 +2,8 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Option, Redacted } from "effect"
 import { Cookies, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
-import {
-  AUTH_SESSION_EXTEND_THRESHOLD_MS,
-  AUTH_SESSION_LIFETIME_MS,
-  CurrentSession,
-  clear_session_cookie,
-  SessionCookie,
-  SessionRepo,
-  with_session,
-} from "../src/index.ts"
+import { CurrentSession, clear_session_cookie, SessionCookie, with_session } from "../src/http.ts"
+import { AUTH_SESSION_EXTEND_THRESHOLD_MS, AUTH_SESSION_LIFETIME_MS, SessionRepo } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, now_ms, session_row } from "./support/fixtures.ts"
 

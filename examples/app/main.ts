@@ -2,7 +2,7 @@
 // .data/pglite) unless DATABASE_URL points at PostgreSQL.
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
-import { layer_database_from_config } from "effect-session-repo"
+import { layer_database_from_config } from "effect-session-repo/pglite"
 import { app_layer } from "./server.ts"
 
 const main = Layer.unwrap(

@@ -1,19 +1,14 @@
 import { eq } from "drizzle-orm"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
+import { type AuthSession, account, Database, Db, DbError, SessionRepo } from "effect-session-repo"
 import {
-  type AuthSession,
-  account,
   CurrentSession,
   clear_session_cookie,
-  Database,
-  Db,
-  DbError,
   request_session_token,
-  SessionRepo,
   set_session_cookie,
   with_session,
-} from "effect-session-repo"
+} from "effect-session-repo/http"
 import {
   create_credential_table,
   credential,
@@ -55,6 +50,9 @@ const session_view = (session: AuthSession, current_id?: string) => ({
 
 const query = <A>(operation: string, f: (db: Db["Service"]) => Promise<A>) =>
   Db.use((db) => Effect.tryPromise({ try: () => f(db), catch: (error) => DbError.from(operation, error) }))
+
+/** The standalone account table keys accounts by uuid, so ids here are strings. */
+const account_id_of = (session: AuthSession): string => String(session.account_id)
 
 const find_account = (id: string) =>
   query("find_account", (db) => db.select().from(account).where(eq(account.id, id))).pipe(
@@ -130,7 +128,7 @@ const me = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
     const admins = yield* AdminUsernames
-    const owner = yield* find_account(session.account_id)
+    const owner = yield* find_account(account_id_of(session))
     if (owner === undefined) return yield* new HttpError({ status: 401, message: "not signed in" })
     return HttpServerResponse.jsonUnsafe({
       account: { id: owner.id, username: owner.username, admin: admins.has(owner.username) },
@@ -142,7 +140,7 @@ const me = with_session(
 const my_sessions = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
-    const sessions = yield* (yield* SessionRepo).list_for_account(session.account_id)
+    const sessions = yield* (yield* SessionRepo).list_for_account(account_id_of(session))
     return HttpServerResponse.jsonUnsafe({ sessions: sessions.map((s) => session_view(s, session.id)) })
   }),
 )
@@ -152,7 +150,7 @@ const revoke_one = with_session(
     const { session } = yield* CurrentSession
     const { id } = yield* HttpRouter.params
     const revoked = yield* (yield* SessionRepo)
-      .revoke_for_account(id ?? "", session.account_id)
+      .revoke_for_account(id ?? "", account_id_of(session))
       .pipe(Effect.catchTag("InvalidInput", () => Effect.succeed(false)))
     // someone else's session and no session at all look the same
     if (!revoked) return yield* new HttpError({ status: 404, message: "no such session" })
@@ -164,7 +162,7 @@ const revoke_one = with_session(
 const revoke_others = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
-    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id)
+    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(account_id_of(session), session.id)
     return HttpServerResponse.jsonUnsafe({ revoked })
   }),
 )
@@ -176,7 +174,7 @@ const change_password = with_session(
       PasswordChange,
       "{ current_password, new_password: 8-200 chars }",
     )
-    const stored = yield* find_password_hash(session.account_id)
+    const stored = yield* find_password_hash(account_id_of(session))
     if (!(yield* verify_password(current_password, stored))) {
       return yield* new HttpError({ status: 403, message: "the current password is wrong" })
     }
@@ -188,7 +186,7 @@ const change_password = with_session(
     // session must still exist, and the other sessions go with the old password.
     const revoked = yield* database.transaction(
       Effect.gen(function* () {
-        if ((yield* lock_password_hash(session.account_id, "update")) !== stored) {
+        if ((yield* lock_password_hash(account_id_of(session), "update")) !== stored) {
           return yield* new HttpError({
             status: 409,
             message: "the password was changed meanwhile; try again",
@@ -198,9 +196,12 @@ const change_password = with_session(
           return yield* new HttpError({ status: 401, message: "not signed in" })
         }
         yield* query("change_password", (db) =>
-          db.update(credential).set({ password_hash }).where(eq(credential.account_id, session.account_id)),
+          db
+            .update(credential)
+            .set({ password_hash })
+            .where(eq(credential.account_id, account_id_of(session))),
         )
-        return yield* repo.revoke_others_for_account(session.account_id, session.id)
+        return yield* repo.revoke_others_for_account(account_id_of(session), session.id)
       }),
     )
     return HttpServerResponse.jsonUnsafe({ revoked })
@@ -210,7 +211,7 @@ const change_password = with_session(
 const admin_sessions = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
-    const owner = yield* find_account(session.account_id)
+    const owner = yield* find_account(account_id_of(session))
     if (owner === undefined || !(yield* AdminUsernames).has(owner.username)) {
       return yield* new HttpError({ status: 403, message: "admins only" })
     }

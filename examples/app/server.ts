@@ -2,7 +2,8 @@ import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Effect, Layer } from "effect"
 import { HttpIncomingMessage, HttpRouter } from "effect/http"
-import { type Database, type Db, migrate, SessionCookie, SessionRepo } from "effect-session-repo"
+import { type Database, type Db, migrate, SessionRepo } from "effect-session-repo"
+import { SessionCookie } from "effect-session-repo/http"
 import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
 
 export interface AppOptions {

@@ -3,7 +3,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
-import { CliServices, cli } from "./cli.ts"
+import { CliServices, cli } from "./cli.js"
 
 cli.pipe(
   // provided to the command that runs, so `--help` opens no database

@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm"
 import type { Logger } from "drizzle-orm/logger"
 import { Context, Effect, Exit, Option, Semaphore } from "effect"
-import { DbError } from "./errors.ts"
-import { Db, type Drizzle, Tx } from "./handle.ts"
+import { DbError } from "./errors.js"
+import { Db, type Drizzle, Tx } from "./handle.js"
 
 export interface DatabaseShape {
   /**

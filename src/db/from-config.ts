@@ -1,9 +1,9 @@
 import { Config, Effect, Layer, Option } from "effect"
-import type { Database } from "./database.ts"
-import type { DbError } from "./errors.ts"
-import type { Db } from "./handle.ts"
-import { layer_pglite } from "./pglite.ts"
-import { layer_postgres_from_config } from "./postgres.ts"
+import type { Database } from "./database.js"
+import type { DbError } from "./errors.js"
+import type { Db } from "./handle.js"
+import { layer_pglite } from "./pglite.js"
+import { layer_postgres_from_config } from "./postgres.js"
 
 /**
  * PostgreSQL when DATABASE_URL is set (see `layer_postgres_from_config`),

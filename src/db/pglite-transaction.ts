@@ -1,7 +1,7 @@
 import { Cause, Context, Effect, Exit, type Fiber } from "effect"
-import type { RootTransaction } from "./database.ts"
-import { DbError } from "./errors.ts"
-import { Db, type Drizzle, Tx } from "./handle.ts"
+import type { RootTransaction } from "./database.js"
+import { DbError } from "./errors.js"
+import { Db, type Drizzle, Tx } from "./handle.js"
 
 /** Carries the inner effect's failure through the driver's rollback path. */
 class Rollback<E> {

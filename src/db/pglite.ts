@@ -3,12 +3,12 @@ import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate } from "drizzle-orm/pglite/migrator"
 import { Effect, Layer } from "effect"
-import { type Database, database_context, type StatementObserver, statement_logger } from "./database.ts"
-import { DbError } from "./errors.ts"
-import type { Db } from "./handle.ts"
-import { MIGRATIONS_FOLDER } from "./migrations.ts"
-import { skip_installed_parsers, text_parsers } from "./pglite-client.ts"
-import { callback_transaction } from "./pglite-transaction.ts"
+import { type Database, database_context, type StatementObserver, statement_logger } from "./database.js"
+import { DbError } from "./errors.js"
+import type { Db } from "./handle.js"
+import { standalone_migrations } from "./migrations.js"
+import { skip_installed_parsers, text_parsers } from "./pglite-client.js"
+import { callback_transaction } from "./pglite-transaction.js"
 
 export interface PgliteOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -42,8 +42,6 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
         client: skip_installed_parsers(client),
         logger: statement_logger(options.on_statement),
       })
-      return database_context(pool, callback_transaction(pool), () =>
-        migrate(pool, { migrationsFolder: MIGRATIONS_FOLDER }),
-      )
+      return database_context(pool, callback_transaction(pool), standalone_migrations(pool, migrate))
     }),
   )

@@ -1,8 +1,8 @@
 import { Effect } from "effect"
 import type pg from "pg"
-import type { RootTransaction } from "./database.ts"
-import { DbError } from "./errors.ts"
-import { Db, type Drizzle, Tx } from "./handle.ts"
+import type { RootTransaction } from "./database.js"
+import { DbError } from "./errors.js"
+import { Db, type Drizzle, Tx } from "./handle.js"
 
 /** A connection held by one transaction. */
 interface Held {

@@ -2,11 +2,11 @@ import { drizzle } from "drizzle-orm/node-postgres"
 import { migrate } from "drizzle-orm/node-postgres/migrator"
 import { Config, Effect, Layer, Redacted } from "effect"
 import pg from "pg"
-import { type Database, database_context, type StatementObserver, statement_logger } from "./database.ts"
-import { DbError } from "./errors.ts"
-import type { Db, Drizzle } from "./handle.ts"
-import { MIGRATIONS_FOLDER } from "./migrations.ts"
-import { pool_transaction } from "./pool-transaction.ts"
+import { type Database, database_context, type StatementObserver, statement_logger } from "./database.js"
+import { DbError } from "./errors.js"
+import type { Db, Drizzle } from "./handle.js"
+import { standalone_migrations } from "./migrations.js"
+import { pool_transaction } from "./pool-transaction.js"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -106,8 +106,10 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
         return found
       }
       const on_pool = handle(pool)
-      return database_context(on_pool, pool_transaction(pool, handle_for), () =>
-        migrate(on_pool, { migrationsFolder: MIGRATIONS_FOLDER }),
+      return database_context(
+        on_pool,
+        pool_transaction(pool, handle_for),
+        standalone_migrations(on_pool, migrate),
       )
     }),
   )

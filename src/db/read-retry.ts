@@ -1,5 +1,5 @@
 import { Effect, Schedule } from "effect"
-import { DbError } from "./errors.ts"
+import { DbError } from "./errors.js"
 
 /**
  * How long an idempotent read keeps retrying while its connection keeps
@@ -26,4 +26,8 @@ const is_lost_connection = (error: unknown): boolean =>
  * happened, and is reported instead.
  */
 export const retry_read = <A, E, R>(read: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.retry(read, { schedule: read_retry_schedule, while: is_lost_connection })
+  // the schedule is set up only after a failure: a read that succeeds (nearly
+  // every one) pays for one failure handler, not for a retry driver
+  Effect.catchIf(read, is_lost_connection, () =>
+    Effect.retry(read, { schedule: read_retry_schedule, while: is_lost_connection }),
+  )

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
-import { DbError } from "./errors.ts"
-import { Db, type Drizzle } from "./handle.ts"
+import { DbError } from "./errors.js"
+import { Db, type Drizzle } from "./handle.js"
 
 interface Prepared<Result> {
   execute(placeholders?: Record<string, unknown>): Promise<Result>
@@ -31,62 +31,63 @@ const bound_to = <P extends object>(prepared: P, session: Session): P =>
     logger: session.logger,
   })
 
-/**
- * Every statement by name: its builder, so tests can EXPLAIN the exact SQL
- * sent, and its prepared query on a handle, so benchmarks can time the driver
- * path without Effect.
- */
-export const statement_catalog = new Map<
-  string,
-  {
-    readonly build: (db: Drizzle) => Preparable<unknown>
-    readonly prepared: (db: Drizzle) => Prepared<unknown>
-  }
->()
+/** FNV-1a of the SQL text: statements of different session tables get different names. */
+const sql_digest = (text: string): string => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193)
+  return (hash >>> 0).toString(16).padStart(8, "0")
+}
+
+/** A statement as an Effect on `Db`, with its builder (tests EXPLAIN the exact SQL) and its prepared query on a handle (benchmarks time the driver path without Effect). */
+export interface Statement<Params, Result> {
+  (params: Params): Effect.Effect<Result, DbError, Db>
+  readonly label: string
+  readonly build: (db: Drizzle) => Preparable<unknown>
+  readonly prepared: (db: Drizzle) => Prepared<Result>
+}
 
 /**
  * A query built once per handle as a named prepared statement with
  * `sql.placeholder`s, then executed with values. node-postgres parses a named
  * statement once per connection and later only binds and executes it (unless
  * the layer was made with `prepare: false`, as PgBouncer in transaction mode
- * needs: it then sends every query unnamed).
+ * needs: it then sends every query unnamed). The name is `label` and a digest
+ * of the SQL, so two session tables on one connection never share a name.
  */
 export const statement = <Params extends Record<string, unknown>, Result>(
-  name: string,
+  label: string,
   build: (db: Drizzle) => Preparable<Result>,
-): ((params: Params) => Effect.Effect<Result, DbError, Db>) => {
+): Statement<Params, Result> => {
   // Keyed by handle: the pool's and each connection's entry live as long as
   // they do; a PGlite transaction's is collected with it.
   const cache = new WeakMap<Drizzle, Prepared<Result>>()
-  // One built query per driver: a new handle (a new connection, or a PGlite transaction) gets
-  // a copy bound to its connection instead of a rebuild (the rebuilds were
-  // most of create_session's extra CPU in npm run bench).
+  // One built query per driver: a new handle (a new connection, or a PGlite
+  // transaction) gets a copy bound to its connection instead of a rebuild (the
+  // rebuilds were most of create_session's extra CPU in npm run bench).
   const built = new Map<object, Prepared<Result>>()
-  const prepared_for = (db: Drizzle): Prepared<Result> => {
-    let prepared = cache.get(db)
-    if (prepared === undefined) {
+  const prepared = (db: Drizzle): Prepared<Result> => {
+    let found = cache.get(db)
+    if (found === undefined) {
       const session = session_of(db)
       const template = session === undefined ? undefined : built.get(Object.getPrototypeOf(session))
-      prepared =
-        template !== undefined && session !== undefined
-          ? bound_to(template, session)
-          : build(db).prepare(name)
+      if (template !== undefined && session !== undefined) found = bound_to(template, session)
+      else {
+        const query = build(db)
+        found = query.prepare(`${label}_${sql_digest(query.toSQL().sql)}`)
+      }
       // the template keeps no connection, so a closed pool is not held
       if (template === undefined && session !== undefined)
-        built.set(
-          Object.getPrototypeOf(session),
-          bound_to(prepared, { client: undefined, logger: undefined }),
-        )
-      cache.set(db, prepared)
+        built.set(Object.getPrototypeOf(session), bound_to(found, { client: undefined, logger: undefined }))
+      cache.set(db, found)
     }
-    return prepared
+    return found
   }
-  statement_catalog.set(name, { build, prepared: prepared_for })
-  return (params) =>
+  const run = (params: Params) =>
     Db.use((db) =>
       Effect.tryPromise({
-        try: () => prepared_for(db).execute(params),
-        catch: (error) => DbError.from(name, error),
+        try: () => prepared(db).execute(params),
+        catch: (error) => DbError.from(label, error),
       }),
     )
+  return Object.assign(run, { label, build, prepared })
 }

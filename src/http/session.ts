@@ -1,9 +1,9 @@
 import { Context, Effect, Option, Redacted } from "effect"
 import { Cookies, HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
-import type { DbError } from "../db/errors.ts"
-import type { AuthSession } from "../schema.ts"
-import { SessionRepo } from "../session/repo.ts"
-import { clear_session_cookie, SessionCookie, session_cookie_setter } from "./cookie.ts"
+import type { DbError } from "../db/errors.js"
+import type { AuthSession } from "../schema/session-table.js"
+import { SessionRepo } from "../session/repo.js"
+import { clear_session_cookie, SessionCookie, session_cookie_setter } from "./cookie.js"
 
 /** The session of the current request, provided to handlers by `with_session`. */
 export class CurrentSession extends Context.Service<

@@ -1,6 +1,6 @@
 import { Duration, Effect, Layer, Schedule } from "effect"
-import type { Db } from "../db/handle.ts"
-import { query_session_cleanup_expired } from "./queries.ts"
+import type { Db } from "../db/handle.js"
+import { query_session_cleanup_expired } from "./queries.js"
 
 /**
  * One cleanup pass that never fails: a failed pass is logged and the next one

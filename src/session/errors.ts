@@ -8,6 +8,7 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
 
 /** A session was requested for an account that does not exist. */
 export class AccountNotFound extends Schema.TaggedError<AccountNotFound>()("AccountNotFound", {
-  account_id: Schema.String,
+  /** Of the account key column's type: string, number or bigint. */
+  account_id: Schema.Union([Schema.String, Schema.Number, Schema.BigInt]),
   message: Schema.String,
 }) {}

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
-import { is_session_token_hash } from "../token.ts"
-import { InvalidInput } from "./errors.ts"
+import type { AccountId, AccountIdKind } from "../schema/session-table.js"
+import { is_session_token_hash } from "../token.js"
+import { InvalidInput } from "./errors.js"
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -17,10 +18,55 @@ export const require_token_hash = (value: unknown): Effect.Effect<string, Invali
         new InvalidInput({ field: "token_hash", message: "token_hash must be 64 lowercase hex chars" }),
       )
 
-export const require_account_id = (value: unknown): Effect.Effect<string, InvalidInput> =>
-  typeof value === "string" && UUID_PATTERN.test(value)
-    ? Effect.succeed(value.toLowerCase())
-    : Effect.fail(new InvalidInput({ field: "account_id", message: "account_id must be a UUID" }))
+/** The longest text account id accepted (a key longer than this is not an id). */
+const MAX_TEXT_ACCOUNT_ID = 1024
+const INT4_MIN = -(2 ** 31)
+const INT4_MAX = 2 ** 31 - 1
+const INT8_MAX = 2n ** 63n - 1n
+
+const account_id_checks: Record<
+  AccountIdKind,
+  { readonly ok: (value: unknown) => boolean; readonly message: string }
+> = {
+  uuid: { ok: (value) => typeof value === "string" && UUID_PATTERN.test(value), message: "a UUID" },
+  text: {
+    // PostgreSQL text cannot hold NUL
+    ok: (value) =>
+      typeof value === "string" &&
+      value.length > 0 &&
+      value.length <= MAX_TEXT_ACCOUNT_ID &&
+      !value.includes("\0"),
+    message: `a non-empty string of at most ${MAX_TEXT_ACCOUNT_ID} characters`,
+  },
+  integer: {
+    ok: (value) =>
+      Number.isSafeInteger(value) && (value as number) >= INT4_MIN && (value as number) <= INT4_MAX,
+    message: "an integer (int4)",
+  },
+  bigint_number: { ok: (value) => Number.isSafeInteger(value), message: "a safe integer" },
+  bigint: {
+    ok: (value) => typeof value === "bigint" && value >= -INT8_MAX - 1n && value <= INT8_MAX,
+    message: "a bigint (int8)",
+  },
+}
+
+/**
+ * An account id of the type the account key column holds: a string for uuid
+ * and text keys (uuids lowercased), a number for integer keys, a bigint for
+ * bigint keys in bigint mode. Anything else, "42" for an integer key
+ * included, is `InvalidInput`.
+ */
+export const require_account_id = (
+  kind: AccountIdKind,
+  value: unknown,
+): Effect.Effect<AccountId, InvalidInput> => {
+  const check = account_id_checks[kind]
+  if (!check.ok(value))
+    return Effect.fail(
+      new InvalidInput({ field: "account_id", message: `account_id must be ${check.message}` }),
+    )
+  return Effect.succeed(kind === "uuid" ? (value as string).toLowerCase() : (value as AccountId))
+}
 
 /** An integer in `min..max`; anything else is an error, never a silent clamp. */
 export const require_int_in_range = (

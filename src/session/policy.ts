@@ -4,9 +4,9 @@ import {
   AUTH_SESSION_LIFETIME_MS,
   AUTH_SESSION_MAX_PER_ACCOUNT,
   AUTH_SESSION_TOUCH_INTERVAL_MS,
-} from "../token.ts"
-import type { InvalidInput } from "./errors.ts"
-import { require_int_in_range } from "./input.ts"
+} from "../token.js"
+import type { InvalidInput } from "./errors.js"
+import { require_int_in_range } from "./input.js"
 
 /** Every duration and limit the session queries use, in one value. */
 export interface SessionPolicyShape {

@@ -1,8 +1,8 @@
 import { Clock, Effect } from "effect"
-import type { DbError } from "../db/errors.ts"
-import { type Db, Tx } from "../db/handle.ts"
-import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
-import { AccountNotFound, type InvalidInput } from "./errors.ts"
+import type { DbError } from "../db/errors.js"
+import { type Db, Tx } from "../db/handle.js"
+import type { AccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
+import { AccountNotFound, type InvalidInput } from "./errors.js"
 import {
   require_account_id,
   require_date,
@@ -10,22 +10,10 @@ import {
   require_list_limit,
   require_max_sessions,
   require_token_hash,
-} from "./input.ts"
-import { SessionPolicy } from "./policy.ts"
-import {
-  delete_expired_batch,
-  delete_other_sessions_of_account,
-  delete_session,
-  delete_session_of_account,
-  delete_sessions_of_account,
-  evict_sessions,
-  insert_session,
-  lock_account,
-  select_all_active_sessions,
-  select_sessions_for_account,
-  select_valid_session,
-  touch_session,
-} from "./statements.ts"
+} from "./input.js"
+import { SessionPolicy } from "./policy.js"
+import { SessionSchema } from "./session-schema.js"
+import { session_statements } from "./statements.js"
 
 // The specification's query functions as Effects. Each requires `Db` (the pool
 // or the current transaction); `query_session_enforce_limit` also requires `Tx`.
@@ -38,14 +26,22 @@ import {
 
 const current_date = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
 
+/** The statements of the session table in use (`SessionSchema`). */
+const statements = Effect.map(SessionSchema, session_statements)
+
+/** An account id checked against the kind of the account key column in use. */
+const checked_account_id = (value: unknown) =>
+  Effect.flatMap(SessionSchema, (schema) => require_account_id(schema.account_id_kind, value))
+
 /** `query_create_session` without its span, for callers that open their own. */
 export const create_session_untraced = Effect.fnUntraced(function* (
   token_hash: string,
-  account_id: string,
+  account_id: AccountId,
   expires_at: Date,
 ): Effect.fn.Return<AuthSession, InvalidInput | AccountNotFound | DbError, Db> {
+  const { insert_session } = yield* statements
   const id = yield* require_token_hash(token_hash)
-  const owner = yield* require_account_id(account_id)
+  const owner = yield* checked_account_id(account_id)
   const expiry = yield* require_date("expires_at", expires_at)
   const now = yield* current_date
   const rows = yield* insert_session({ id, account_id: owner, now, expires_at: expiry }).pipe(
@@ -65,6 +61,7 @@ export const query_create_session = Effect.fn("query_create_session")(create_ses
 export const query_session_get_valid = Effect.fnUntraced(function* (
   token_hash: string,
 ): Effect.fn.Return<AuthSession | undefined, InvalidInput | DbError, Db> {
+  const { select_valid_session } = yield* statements
   const id = yield* require_token_hash(token_hash)
   const now = yield* current_date
   const rows = yield* select_valid_session({ id, now })
@@ -96,6 +93,7 @@ export const session_touch_due = Effect.fnUntraced(function* (
 export const query_session_touch = Effect.fn("query_session_touch")(function* (
   token_hash: string,
 ): Effect.fn.Return<Date | undefined, InvalidInput | DbError, Db> {
+  const { touch_session } = yield* statements
   const id = yield* require_token_hash(token_hash)
   const policy = yield* SessionPolicy
   const now = yield* Clock.currentTimeMillis
@@ -111,12 +109,13 @@ export const query_session_touch = Effect.fn("query_session_touch")(function* (
 
 /** `query_session_enforce_limit` without its span, for callers that open their own. */
 export const enforce_limit_untraced = Effect.fnUntraced(function* (
-  account_id: string,
+  account_id: AccountId,
   max_sessions: number,
   options: { readonly keep?: string } = {},
 ): Effect.fn.Return<number, InvalidInput | DbError, Tx | Db> {
+  const { lock_account, evict_sessions } = yield* statements
   yield* Tx
-  const owner = yield* require_account_id(account_id)
+  const owner = yield* checked_account_id(account_id)
   const limit = yield* require_max_sessions(max_sessions)
   const keep = options.keep === undefined ? "" : yield* require_token_hash(options.keep)
   yield* lock_account({ account_id: owner })
@@ -143,10 +142,11 @@ export const query_session_enforce_limit = Effect.fn("query_session_enforce_limi
 
 /** The account's live sessions, newest first. */
 export const query_session_list_for_account = Effect.fn("query_session_list_for_account")(function* (
-  account_id: string,
+  account_id: AccountId,
   limit: number = 50,
 ): Effect.fn.Return<Array<AuthSession>, InvalidInput | DbError, Db> {
-  const owner = yield* require_account_id(account_id)
+  const { select_sessions_for_account } = yield* statements
+  const owner = yield* checked_account_id(account_id)
   const count = yield* require_list_limit(limit)
   const now = yield* current_date
   return yield* select_sessions_for_account({ account_id: owner, now, limit: count })
@@ -156,6 +156,7 @@ export const query_session_list_for_account = Effect.fn("query_session_list_for_
 export const query_session_list_all_active = Effect.fn("query_session_list_all_active")(function* (
   limit: number = 200,
 ): Effect.fn.Return<Array<AuthSessionWithUsername>, InvalidInput | DbError, Db> {
+  const { select_all_active_sessions } = yield* statements
   const count = yield* require_list_limit(limit)
   const now = yield* current_date
   return yield* select_all_active_sessions({ now, limit: count })
@@ -169,6 +170,7 @@ export const query_session_list_all_active = Effect.fn("query_session_list_all_a
 export const query_session_revoke_by_hash = Effect.fn("query_session_revoke_by_hash")(function* (
   token_hash: string,
 ): Effect.fn.Return<void, InvalidInput | DbError, Db> {
+  const { delete_session } = yield* statements
   const id = yield* require_token_hash(token_hash)
   yield* delete_session({ id })
 })
@@ -176,18 +178,20 @@ export const query_session_revoke_by_hash = Effect.fn("query_session_revoke_by_h
 /** Deletes a session only if `account_id` owns it; `true` if one was deleted. */
 export const query_session_revoke_for_account = Effect.fn("query_session_revoke_for_account")(function* (
   token_hash: string,
-  account_id: string,
+  account_id: AccountId,
 ): Effect.fn.Return<boolean, InvalidInput | DbError, Db> {
+  const { delete_session_of_account } = yield* statements
   const id = yield* require_token_hash(token_hash)
-  const owner = yield* require_account_id(account_id)
+  const owner = yield* checked_account_id(account_id)
   const rows = yield* delete_session_of_account({ id, account_id: owner })
   return rows.length > 0
 })
 
 /** Deletes every session of the account; returns how many. */
 export const query_session_revoke_all_for_account = Effect.fn("query_session_revoke_all_for_account")(
-  function* (account_id: string): Effect.fn.Return<number, InvalidInput | DbError, Db> {
-    const owner = yield* require_account_id(account_id)
+  function* (account_id: AccountId): Effect.fn.Return<number, InvalidInput | DbError, Db> {
+    const { delete_sessions_of_account } = yield* statements
+    const owner = yield* checked_account_id(account_id)
     const rows = yield* delete_sessions_of_account({ account_id: owner })
     return rows.length
   },
@@ -198,8 +202,9 @@ export const query_session_revoke_all_for_account = Effect.fn("query_session_rev
  * "sign out everywhere else", and what a password change should do. Returns how many.
  */
 export const query_session_revoke_others_for_account = Effect.fn("query_session_revoke_others_for_account")(
-  function* (account_id: string, keep_hash: string): Effect.fn.Return<number, InvalidInput | DbError, Db> {
-    const owner = yield* require_account_id(account_id)
+  function* (account_id: AccountId, keep_hash: string): Effect.fn.Return<number, InvalidInput | DbError, Db> {
+    const { delete_other_sessions_of_account } = yield* statements
+    const owner = yield* checked_account_id(account_id)
     const keep = yield* require_token_hash(keep_hash)
     const rows = yield* delete_other_sessions_of_account({ account_id: owner, keep })
     return rows.length
@@ -214,6 +219,7 @@ export const query_session_revoke_others_for_account = Effect.fn("query_session_
 export const query_session_cleanup_expired = Effect.fn("query_session_cleanup_expired")(function* (
   options: { readonly on_batch?: (deleted: number, total: number) => Effect.Effect<void> } = {},
 ): Effect.fn.Return<number, InvalidInput | DbError, Db> {
+  const { delete_expired_batch } = yield* statements
   const policy = yield* SessionPolicy
   // a batch of 0 would never come back short
   const batch_size = yield* require_int_in_range("cleanup_batch_size", policy.cleanup_batch_size, 1, 100_000)

@@ -1,13 +1,13 @@
 import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
-import { Database } from "../db/database.ts"
-import type { DbError } from "../db/errors.ts"
-import { Db, Tx } from "../db/handle.ts"
-import { retry_read } from "../db/read-retry.ts"
-import type { AuthSession, AuthSessionWithUsername } from "../schema.ts"
-import { generate_session_token, hash_session_token, is_session_token } from "../token.ts"
-import type { AccountNotFound, InvalidInput } from "./errors.ts"
-import { require_account_id, require_max_sessions } from "./input.ts"
-import { SessionPolicy } from "./policy.ts"
+import { Database } from "../db/database.js"
+import type { DbError } from "../db/errors.js"
+import { Db, Tx } from "../db/handle.js"
+import { retry_read } from "../db/read-retry.js"
+import type { AccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
+import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
+import type { AccountNotFound, InvalidInput } from "./errors.js"
+import { require_account_id, require_max_sessions } from "./input.js"
+import { SessionPolicy } from "./policy.js"
 import {
   create_session_untraced,
   enforce_limit_untraced,
@@ -21,8 +21,9 @@ import {
   query_session_revoke_others_for_account,
   query_session_touch,
   session_touch_due,
-} from "./queries.ts"
-import { SessionTouches } from "./touch.ts"
+} from "./queries.js"
+import { SessionSchema } from "./session-schema.js"
+import { SessionTouches } from "./touch.js"
 
 export interface CreatedSession {
   /** The cookie value. Shown once; only its hash is stored. */
@@ -48,7 +49,7 @@ export interface SessionRepoShape {
    * session may exist (its token is lost; it only counts against the limit).
    */
   readonly create_session: (
-    account_id: string,
+    account_id: AccountId,
     options?: { readonly max_sessions?: number },
   ) => Effect.Effect<CreatedSession, InvalidInput | AccountNotFound | DbError>
   /**
@@ -67,17 +68,17 @@ export interface SessionRepoShape {
   /** Deletes session `session_id` (its hash) only if `account_id` owns it. */
   readonly revoke_for_account: (
     session_id: string,
-    account_id: string,
+    account_id: AccountId,
   ) => Effect.Effect<boolean, InvalidInput | DbError>
-  readonly revoke_all_for_account: (account_id: string) => Effect.Effect<number, InvalidInput | DbError>
+  readonly revoke_all_for_account: (account_id: AccountId) => Effect.Effect<number, InvalidInput | DbError>
   /** Deletes every session of the account but `keep_session_id` (the caller's own). */
   readonly revoke_others_for_account: (
-    account_id: string,
+    account_id: AccountId,
     keep_session_id: string,
   ) => Effect.Effect<number, InvalidInput | DbError>
   /** Live sessions of the account, newest first (a read: retried like `authenticate`). */
   readonly list_for_account: (
-    account_id: string,
+    account_id: AccountId,
     options?: { readonly limit?: number },
   ) => Effect.Effect<Array<AuthSession>, InvalidInput | DbError>
   readonly list_all_active: (options?: {
@@ -100,15 +101,18 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         const database = yield* Database
         const touches = yield* SessionTouches
         const pool = yield* Db
+        // the session table this repo was built for, whatever the caller's context holds
+        const schema = yield* SessionSchema
+        const on = <A, E>(db: Db["Service"], effect: Effect.Effect<A, E, Db>) =>
+          effect.pipe(Effect.provideService(Db, db), Effect.provideService(SessionSchema, schema))
         // Called inside Database.transaction, a method joins that transaction;
         // otherwise it runs on the pool. (PGlite has one connection: a statement
         // sent to the pool from inside a transaction would wait for it forever.)
         const on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
           Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
-            Effect.provideService(
-              effect,
-              Db,
+            on(
               Option.getOrElse(tx, () => pool),
+              effect,
             ),
           )
         // Reads on the pool retry a lost connection by themselves (a new one
@@ -116,18 +120,16 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         // and its loss is the caller's to handle.
         const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
           Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
-            Option.isSome(tx)
-              ? Effect.provideService(effect, Db, tx.value)
-              : retry_read(Effect.provideService(effect, Db, pool)),
+            Option.isSome(tx) ? on(tx.value, effect) : retry_read(on(pool, effect)),
           )
 
         const create_session = Effect.fn("SessionRepo.create_session")(function* (
-          account_id: string,
+          account_id: AccountId,
           options: { readonly max_sessions?: number } = {},
         ) {
           const policy = yield* SessionPolicy
           // checked before the transaction opens, so bad input costs no round trip
-          const owner = yield* require_account_id(account_id)
+          const owner = yield* require_account_id(schema.account_id_kind, account_id)
           const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
           const token = yield* generate_session_token
           const token_hash = hash_session_token(token)
@@ -141,7 +143,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
               )
               yield* enforce_limit_untraced(owner, max_sessions, { keep: token_hash })
               return created
-            }),
+            }).pipe(Effect.provideService(SessionSchema, schema)),
           )
           return { token: Redacted.make(token), session }
         })

@@ -1,7 +1,8 @@
 import { Context, Deferred, Effect, Exit, Layer, Option } from "effect"
-import { Db } from "../db/handle.ts"
-import { hash_prefix } from "../token.ts"
-import { query_session_touch } from "./queries.ts"
+import { Db } from "../db/handle.js"
+import { hash_prefix } from "../token.js"
+import { query_session_touch } from "./queries.js"
+import { SessionSchema } from "./session-schema.js"
 
 /**
  * Touches dropped beyond this many in flight: a dropped touch is only a late
@@ -43,12 +44,14 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
     SessionTouches,
     Effect.gen(function* () {
       const pool = yield* Db
+      const schema = yield* SessionSchema
       // One entry per session with a touch in flight, done with its outcome.
       const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
 
       const write = (token_hash: string) =>
         query_session_touch(token_hash).pipe(
           Effect.provideService(Db, pool),
+          Effect.provideService(SessionSchema, schema),
           Effect.map(Option.fromUndefinedOr),
           Effect.catchCause((cause) =>
             Effect.logWarning("session touch failed", cause).pipe(

@@ -1,7 +1,8 @@
 import { Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { app_layer } from "../../examples/app/server.ts"
-import { type Database, type Db, layer_pglite, layer_postgres } from "../../src/index.ts"
+import { type Database, type Db, layer_postgres } from "../../src/index.ts"
+import { layer_pglite } from "../../src/pglite.ts"
 import { type Backend, fresh_postgres_database, server_url } from "./backends.ts"
 
 /** The example app on a free port, on a fresh database of the backend. */

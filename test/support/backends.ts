@@ -3,12 +3,12 @@ import { Effect, Layer, Redacted, type Scope } from "effect"
 import {
   type Database,
   type Db,
-  layer_pglite,
   layer_postgres,
   migrate,
   SessionRepo,
   type SessionTouches,
 } from "../../src/index.ts"
+import { layer_pglite } from "../../src/pglite.ts"
 import { admin_client } from "./admin.ts"
 import { suite_recorder } from "./recorder.ts"
 

@@ -1,0 +1,14 @@
+// effect-session-repo/schema: what an application's Drizzle schema imports.
+// Drizzle only (drizzle-kit loads it); no Effect, no driver.
+export {
+  type AccountId,
+  type AccountIdKind,
+  type AuthSession,
+  type AuthSessionWithUsername,
+  type SessionTable,
+  type SessionTableDefinition,
+  type SessionTableOptions,
+  session_table,
+  session_table_definition,
+} from "./session-table.js"
+export { type Account, account, auth_session } from "./standalone.js"

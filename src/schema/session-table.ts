@@ -1,0 +1,180 @@
+import { type AnyColumn, getTableName, sql, type Table } from "drizzle-orm"
+import {
+  type AnyPgColumn,
+  bigint,
+  check,
+  index,
+  integer,
+  type PgColumnBuilderBase,
+  pgTable,
+  text,
+  timestamp,
+  uuid,
+  varchar,
+} from "drizzle-orm/pg-core"
+
+// The session table, defined against whichever account table owns the
+// sessions: the application's own (its users table, exported from its schema
+// so its drizzle-kit migrates it), or the library's standalone `account`.
+// This file imports Drizzle only: drizzle-kit loads it with the app's schema.
+
+/** An account id as the application's key column holds it. */
+export type AccountId = string | number | bigint
+
+/** How the account key column stores its ids; decides how ids are checked. */
+export type AccountIdKind = "uuid" | "text" | "integer" | "bigint_number" | "bigint"
+
+const KIND_OF_COLUMN_TYPE: Readonly<Record<string, AccountIdKind>> = {
+  PgUUID: "uuid",
+  PgText: "text",
+  PgVarchar: "text",
+  PgInteger: "integer",
+  PgSerial: "integer",
+  PgBigInt53: "bigint_number",
+  PgBigSerial53: "bigint_number",
+  PgBigInt64: "bigint",
+  PgBigSerial64: "bigint",
+}
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" })
+
+/** The session's own foreign key column, of the same SQL type as the account key. */
+const account_id_builder = (key: AnyPgColumn, kind: AccountIdKind) => {
+  switch (kind) {
+    case "uuid":
+      return uuid("account_id")
+    case "text": {
+      const length = (key as unknown as { length?: number }).length
+      return key.columnType !== "PgVarchar"
+        ? text("account_id")
+        : length === undefined
+          ? varchar("account_id")
+          : varchar("account_id", { length })
+    }
+    case "integer":
+      return integer("account_id")
+    case "bigint_number":
+      return bigint("account_id", { mode: "number" })
+    case "bigint":
+      return bigint("account_id", { mode: "bigint" })
+  }
+}
+
+const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
+  name: string,
+  account_id: AccountIdColumn,
+) =>
+  pgTable(
+    name,
+    {
+      /** The blake3 hash of the cookie's token, never the token itself; a revoke deletes the row. */
+      id: text("id").primaryKey(),
+      account_id,
+      created_at: timestamptz("created_at").notNull().defaultNow(),
+      expires_at: timestamptz("expires_at").notNull(),
+      last_seen_at: timestamptz("last_seen_at").notNull().defaultNow(),
+    },
+    (t) => [
+      // defence in depth: a raw token (base64url, 43 chars) can never be stored as an id
+      check(`${name}_id_is_hash`, sql`${t.id} ~ '^[0-9a-f]{64}$'`),
+      // limit enforcement, listing per account (newest first) and revoke-all
+      index(`${name}_account_created_idx`).on(t.account_id, t.created_at, t.id),
+      // batched cleanup of expired rows
+      index(`${name}_expires_at_idx`).on(t.expires_at),
+      // admin list, most recent activity first
+      index(`${name}_last_seen_at_idx`).on(t.last_seen_at),
+    ],
+  )
+
+// What the account id column looks like in TypeScript, by the key's data type.
+const string_key = () => text("account_id").notNull()
+const number_key = () => integer("account_id").notNull()
+const bigint_key = () => bigint("account_id", { mode: "bigint" }).notNull()
+type AccountIdColumnFor<Data> = [Data] extends [bigint]
+  ? ReturnType<typeof bigint_key>
+  : [Data] extends [number]
+    ? ReturnType<typeof number_key>
+    : ReturnType<typeof string_key>
+
+/** A session table whose account ids are `Data` (string, number or bigint). */
+export type SessionTable<Data extends AccountId = AccountId> = ReturnType<
+  typeof build_session_table<AccountIdColumnFor<Data>>
+>
+
+/** What the session queries need to know besides the session table itself. */
+export interface SessionTableDefinition {
+  readonly sessions: SessionTable
+  /** The account table and its key column, which the foreign key references. */
+  readonly accounts: Table
+  readonly account_key: AnyPgColumn
+  /** The account column the admin list shows (as text), e.g. an email. */
+  readonly label: AnyColumn
+  readonly account_id_kind: AccountIdKind
+}
+
+// Kept on the table itself (not in a module-level map), so it survives two
+// copies of this package loaded side by side (the app's schema and its server).
+const DEFINITION = Symbol.for("effect-session-repo/SessionTableDefinition")
+
+export interface SessionTableOptions<Key extends AnyPgColumn> {
+  /**
+   * The primary key column of the account table the sessions belong to:
+   * uuid, text, varchar, integer/serial or bigint/bigserial. Its foreign key
+   * cascades, so deleting an account deletes its sessions.
+   */
+  readonly account_id: Key
+  /** A column of the same table the admin list shows, e.g. `users.email`. */
+  readonly label: AnyPgColumn
+  /** The table's name; "auth_session" by default. */
+  readonly name?: string
+}
+
+/**
+ * Defines the session table against an account table you own. Export the
+ * result from your Drizzle schema so that drizzle-kit generates and applies
+ * it with your migrations, and give it to `layer_session_table`.
+ */
+export const session_table = <Key extends AnyPgColumn>(
+  options: SessionTableOptions<Key>,
+): SessionTable<Key["_"]["data"] & AccountId> => {
+  const key = options.account_id
+  const account_id_kind = KIND_OF_COLUMN_TYPE[key.columnType]
+  if (account_id_kind === undefined)
+    throw new Error(
+      `session_table: the account key ${getTableName(key.table)}.${key.name} is ${key.columnType}; ` +
+        "supported: uuid, text, varchar, integer, serial, bigint, bigserial",
+    )
+  if (options.label.table !== key.table)
+    throw new Error("session_table: the label must be a column of the account key's table")
+  const sessions = build_session_table(
+    options.name ?? "auth_session",
+    account_id_builder(key, account_id_kind)
+      .notNull()
+      .references(() => key, { onDelete: "cascade" }),
+  ) as unknown as SessionTable
+  const definition: SessionTableDefinition = {
+    sessions,
+    accounts: key.table,
+    account_key: key,
+    label: options.label,
+    account_id_kind,
+  }
+  Object.defineProperty(sessions, DEFINITION, { value: definition, enumerable: false })
+  return sessions as unknown as SessionTable<Key["_"]["data"] & AccountId>
+}
+
+/** The definition `session_table` attached to `table`, if it made it. */
+export const session_table_definition = (table: object): SessionTableDefinition | undefined =>
+  (table as { [DEFINITION]?: SessionTableDefinition })[DEFINITION]
+
+/** A session row. `account_id` has the type of the account key column. */
+export interface AuthSession<Id extends AccountId = AccountId> {
+  readonly id: string
+  readonly account_id: Id
+  readonly created_at: Date
+  readonly expires_at: Date
+  readonly last_seen_at: Date
+}
+
+/** A session row with its account's label (the standalone schema's username). */
+export type AuthSessionWithUsername = AuthSession & { readonly username: string }
