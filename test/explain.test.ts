@@ -1,9 +1,10 @@
 import { assert, describe, layer } from "@effect/vitest"
-import { sql } from "drizzle-orm"
+import { getTableName, sql } from "drizzle-orm"
 import { Effect } from "effect"
 import { auth_session, Database, session_table_definition, Tx } from "../src/index.ts"
 import { statement_catalog } from "../src/session/statements.ts"
-import { postgres_backend, report_skipped_postgres } from "./support/backends.ts"
+import { apply_app_schema, user_session } from "./support/app-schema.ts"
+import { postgres_backend, report_skipped_postgres, with_repo } from "./support/backends.ts"
 
 const standalone = session_table_definition(auth_session) as NonNullable<
   ReturnType<typeof session_table_definition>
@@ -46,68 +47,88 @@ const name_of = (param: unknown): string => {
 
 // The planner only shows its real choices on a table of realistic size.
 if (postgres_backend !== undefined) {
-  layer(postgres_backend.layer, { timeout: 60_000 })("query plans on postgres", (it) => {
-    it.effect(
-      `every statement reads auth_session through an index at ${SESSIONS} rows, custom and generic plans`,
-      () =>
-        Effect.gen(function* () {
-          const database = yield* Database
-          yield* database.transaction(
-            Tx.use((tx) =>
-              Effect.promise(async () => {
-                await tx.execute(sql`
-                INSERT INTO account (username) SELECT 'explain-' || i FROM generate_series(1, ${ACCOUNTS}) i`)
-                await tx.execute(sql`
-                WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM account)
-                INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
+  const cases = [
+    {
+      schema: "standalone",
+      layer: postgres_backend.layer,
+      definition: standalone,
+      accounts: "account",
+      label: "username",
+    },
+    {
+      schema: "the app's users table",
+      layer: with_repo(postgres_backend.database(), apply_app_schema),
+      definition: session_table_definition(user_session) as typeof standalone,
+      accounts: "users",
+      label: "email",
+    },
+  ]
+  for (const { schema, layer: backend_layer, definition, accounts, label } of cases) {
+    const sessions = getTableName(definition.sessions)
+    layer(backend_layer, { timeout: 60_000 })(`query plans on postgres, ${schema}`, (it) => {
+      it.effect(
+        `every statement reads ${sessions} through an index at ${SESSIONS} rows, custom and generic plans`,
+        () =>
+          Effect.gen(function* () {
+            const database = yield* Database
+            yield* database.transaction(
+              Tx.use((tx) =>
+                Effect.promise(async () => {
+                  await tx.execute(sql`
+                INSERT INTO ${sql.identifier(accounts)} (${sql.identifier(label)})
+                SELECT 'explain-' || i FROM generate_series(1, ${ACCOUNTS}) i`)
+                  await tx.execute(sql`
+                WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM ${sql.identifier(accounts)})
+                INSERT INTO ${sql.identifier(sessions)} (id, account_id, created_at, expires_at, last_seen_at)
                 SELECT encode(sha256(convert_to(i::text, 'UTF8')), 'hex'), numbered.id,
                        now() - i * interval '1 second',
                        CASE WHEN i % 10 = 0 THEN now() - interval '1 day' ELSE now() + interval '30 days' END,
                        now() - (i % 3600) * interval '1 second'
                 FROM generate_series(1, ${SESSIONS}) i JOIN numbered ON numbered.n = i % ${ACCOUNTS}`)
-                await tx.execute(sql`ANALYZE auth_session`)
-                await tx.execute(sql`ANALYZE account`)
-                const [keys] = (
-                  (await tx.execute(
-                    sql`SELECT id, account_id FROM auth_session WHERE expires_at > now() LIMIT 1`,
-                  )) as { rows: Array<{ id: string; account_id: string }> }
-                ).rows
-                const by_name = values(keys as { id: string; account_id: string })
-                // Statements are prepared once per connection, and after five runs
-                // PostgreSQL may keep a generic plan made without the values:
-                // both plans must use an index.
-                for (const [mode, name, { build }] of PLAN_MODES.flatMap((mode) =>
-                  [...statement_catalog(standalone)].map(([name, entry]) => [mode, name, entry] as const),
-                )) {
-                  await tx.execute(sql.raw(`SET LOCAL plan_cache_mode = ${mode}`))
-                  const query = build(tx).toSQL()
-                  const args = query.params.map((param) => `'${by_name[name_of(param)]}'`)
-                  await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))
-                  const [row] = (
+                  await tx.execute(sql`ANALYZE ${sql.identifier(sessions)}`)
+                  await tx.execute(sql`ANALYZE ${sql.identifier(accounts)}`)
+                  const [keys] = (
                     (await tx.execute(
-                      sql.raw(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args.join(", ")})`),
-                    )) as { rows: Array<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }> }
+                      sql`SELECT id, account_id::text FROM ${sql.identifier(sessions)} WHERE expires_at > now() LIMIT 1`,
+                    )) as { rows: Array<{ id: string; account_id: string }> }
                   ).rows
-                  await tx.execute(sql.raw("DEALLOCATE explained"))
-                  const plan = nodes_of(
-                    (row as { "QUERY PLAN": Array<{ Plan: PlanNode }> })["QUERY PLAN"][0]?.Plan as PlanNode,
-                  )
-                  const on_sessions = plan.filter((node) => node["Relation Name"] === "auth_session")
-                  console.log(
-                    `explain ${mode} ${name}: ${on_sessions.map((node) => `${node["Node Type"]}${node["Index Name"] ? ` using ${node["Index Name"]}` : ""}`).join(", ") || "no scan of auth_session"}`,
-                  )
-                  assert.notInclude(
-                    on_sessions.map((node) => node["Node Type"]),
-                    "Seq Scan",
-                    `${name} scans auth_session sequentially (${mode})`,
-                  )
-                }
-              }),
-            ),
-          )
-        }),
-    )
-  })
+                  const by_name = values(keys as { id: string; account_id: string })
+                  // Statements are prepared once per connection, and after five runs
+                  // PostgreSQL may keep a generic plan made without the values:
+                  // both plans must use an index.
+                  for (const [mode, name, { build }] of PLAN_MODES.flatMap((mode) =>
+                    [...statement_catalog(definition)].map(([name, entry]) => [mode, name, entry] as const),
+                  )) {
+                    await tx.execute(sql.raw(`SET LOCAL plan_cache_mode = ${mode}`))
+                    const query = build(tx).toSQL()
+                    const args = query.params.map((param) => `'${by_name[name_of(param)]}'`)
+                    await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))
+                    const [row] = (
+                      (await tx.execute(
+                        sql.raw(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args.join(", ")})`),
+                      )) as { rows: Array<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }> }
+                    ).rows
+                    await tx.execute(sql.raw("DEALLOCATE explained"))
+                    const plan = nodes_of(
+                      (row as { "QUERY PLAN": Array<{ Plan: PlanNode }> })["QUERY PLAN"][0]?.Plan as PlanNode,
+                    )
+                    const on_sessions = plan.filter((node) => node["Relation Name"] === sessions)
+                    console.log(
+                      `explain ${mode} ${name}: ${on_sessions.map((node) => `${node["Node Type"]}${node["Index Name"] ? ` using ${node["Index Name"]}` : ""}`).join(", ") || `no scan of ${sessions}`}`,
+                    )
+                    assert.notInclude(
+                      on_sessions.map((node) => node["Node Type"]),
+                      "Seq Scan",
+                      `${name} scans ${sessions} sequentially (${mode})`,
+                    )
+                  }
+                }),
+              ),
+            )
+          }),
+      )
+    })
+  }
 } else {
   describe("query plans", () => {
     report_skipped_postgres("query plans")

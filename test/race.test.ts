@@ -11,7 +11,8 @@ import {
   SessionRepo,
   SessionTouches,
 } from "../src/index.ts"
-import { postgres_backend, report_skipped_postgres } from "./support/backends.ts"
+import { type AppAccounts, app_accounts, apply_app_schema, user_session } from "./support/app-schema.ts"
+import { postgres_backend, report_skipped_postgres, with_repo } from "./support/backends.ts"
 import { create_account, session_rows } from "./support/fixtures.ts"
 
 const TRIALS = 20
@@ -19,6 +20,7 @@ const TRIALS = 20
 const LIMIT_TRIALS = 200
 const CONCURRENT_LOGINS = 25
 const MAX_SESSIONS = 3
+const APP_TRIALS = 100
 
 // Concurrency needs a real server: PGlite has one connection, so it can never race.
 if (postgres_backend !== undefined) {
@@ -156,6 +158,38 @@ if (postgres_backend !== undefined) {
       }),
     )
   })
+
+  // the same race over an application's own users table (serial ids): the lock is on its row
+  const [serial_users] = app_accounts
+  layer(with_repo(postgres_backend.database(), apply_app_schema))(
+    "the per-account limit over the app's own users table on postgres",
+    (it) => {
+      it.effect(
+        `${APP_TRIALS} trials × ${CONCURRENT_LOGINS} concurrent create_session on the app's users, max ${MAX_SESSIONS}: never above the limit`,
+        () =>
+          Effect.gen(function* () {
+            const accounts = serial_users as AppAccounts
+            const repo = yield* SessionRepo
+            const counts: Array<number> = []
+            for (let trial = 0; trial < APP_TRIALS; trial++) {
+              const owner = yield* accounts.create(`race-${trial}-${crypto.randomUUID()}@example.com`)
+              yield* Effect.all(
+                Array.from({ length: CONCURRENT_LOGINS }, () =>
+                  repo.create_session(owner, { max_sessions: MAX_SESSIONS }),
+                ),
+                { concurrency: "unbounded" },
+              )
+              counts.push((yield* repo.list_for_account(owner, { limit: 100 })).length)
+            }
+            console.log(`limit race (app's users table): sessions left ${[...new Set(counts)]}`)
+            assert.deepStrictEqual(
+              counts.filter((n) => n !== MAX_SESSIONS),
+              [],
+            )
+          }).pipe(Effect.provide(SessionRepo.layer_for(user_session))),
+      )
+    },
+  )
 } else {
   describe("the per-account limit under concurrent logins", () => {
     report_skipped_postgres("limit race")

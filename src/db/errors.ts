@@ -8,6 +8,7 @@ export const DbErrorReason = Schema.Literals([
   "serialization",
   "deadlock",
   "timeout",
+  "undefined_table",
   "other",
 ])
 export type DbErrorReason = typeof DbErrorReason.Type
@@ -50,7 +51,17 @@ export const classify_sqlstate = (code: string | undefined): DbErrorReason => {
   if (code === "40P01") return "deadlock"
   // statement_timeout / cancel, lock_timeout, idle-in-transaction timeout
   if (code === "57014" || code === "55P03" || code === "25P03") return "timeout"
+  if (code === "42P01") return "undefined_table"
   return "other"
+}
+
+// PostgreSQL's own wording for 42P01; only the name is taken from it (never other text).
+const MISSING_RELATION = /^relation "([A-Za-z0-9_.]{1,127})" does not exist$/
+
+/** Names the missing table (a schema object, not user data) and what to do. */
+const missing_table_hint = (driver: DriverErrorFields | undefined): string => {
+  const name = MISSING_RELATION.exec(string_field(driver?.message) ?? "")?.[1]
+  return `${name === undefined ? "a table" : `table ${name}`} does not exist: run the migrations (your drizzle-kit migrate for your own session table; migrate or "effect-session-repo migrate" for the standalone one)`
 }
 
 interface DriverErrorFields {
@@ -104,6 +115,7 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
       sqlstate && `SQLSTATE ${sqlstate}`,
       constraint && `constraint ${constraint}`,
       commit_unknown && "the transaction may have committed",
+      reason === "undefined_table" && missing_table_hint(driver),
     ].filter(Boolean)
     return new DbError({
       operation,

@@ -90,16 +90,17 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
 const string_key = () => text("account_id").notNull()
 const number_key = () => integer("account_id").notNull()
 const bigint_key = () => bigint("account_id", { mode: "bigint" }).notNull()
-type AccountIdColumnFor<Data> = [Data] extends [bigint]
+// distributive: SessionTable (of any AccountId) is the union of the three
+type AccountIdColumnFor<Data> = Data extends bigint
   ? ReturnType<typeof bigint_key>
-  : [Data] extends [number]
+  : Data extends number
     ? ReturnType<typeof number_key>
     : ReturnType<typeof string_key>
 
-/** A session table whose account ids are `Data` (string, number or bigint). */
-export type SessionTable<Data extends AccountId = AccountId> = ReturnType<
-  typeof build_session_table<AccountIdColumnFor<Data>>
->
+/** A session table whose account ids are `Data` (string, number or bigint); any of them by default. */
+export type SessionTable<Data extends AccountId = AccountId> = Data extends AccountId
+  ? ReturnType<typeof build_session_table<AccountIdColumnFor<Data>>>
+  : never
 
 /** What the session queries need to know besides the session table itself. */
 export interface SessionTableDefinition {

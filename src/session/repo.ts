@@ -3,7 +3,12 @@ import { Database } from "../db/database.js"
 import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
 import { retry_read } from "../db/read-retry.js"
-import type { AccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
+import type {
+  AccountId,
+  AuthSession,
+  AuthSessionWithUsername,
+  SessionTable,
+} from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
 import type { AccountNotFound, InvalidInput } from "./errors.js"
 import { require_account_id, require_max_sessions } from "./input.js"
@@ -22,7 +27,7 @@ import {
   query_session_touch,
   session_touch_due,
 } from "./queries.js"
-import { SessionSchema } from "./session-schema.js"
+import { layer_session_table, SessionSchema } from "./session-schema.js"
 import { SessionTouches } from "./touch.js"
 
 export interface CreatedSession {
@@ -212,7 +217,21 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
       }),
     )
 
-  /** `SessionRepo` with its own `SessionTouches`; needs a database layer. */
+  /**
+   * `SessionRepo` with its own `SessionTouches` on the standalone session
+   * table (or the one `SessionSchema` holds); needs a database layer.
+   */
   static readonly layer: Layer.Layer<SessionRepo | SessionTouches, never, Database | Db> =
     SessionRepo.layer_without_touches.pipe(Layer.provideMerge(SessionTouches.layer))
+
+  /**
+   * `SessionRepo` on `table`, the session table you defined with
+   * `session_table` over your own account table; it also provides
+   * `SessionSchema`, so the query functions run on that table too. A fresh
+   * layer: two tables never share one repo through layer memoization.
+   */
+  static readonly layer_for = (
+    table: SessionTable,
+  ): Layer.Layer<SessionRepo | SessionTouches, never, Database | Db> =>
+    Layer.fresh(SessionRepo.layer).pipe(Layer.provideMerge(layer_session_table(table)))
 }

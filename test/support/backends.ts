@@ -18,6 +18,8 @@ export type TestServices = Database | Db | SessionRepo | SessionTouches
 export interface Backend {
   readonly name: "pglite" | "postgres"
   readonly layer: Layer.Layer<TestServices>
+  /** A new database of this backend, empty (for suites that set up their own schema). */
+  readonly database: () => Layer.Layer<Database | Db, unknown>
   /** Transactions the backend runs at once: PGlite has one connection. */
   readonly connections: number
 }
@@ -30,10 +32,17 @@ const on_statement = (sql: string) => {
   sent_statements.push(sql)
 }
 
-const with_repo = (database: Layer.Layer<Database | Db, unknown>): Layer.Layer<TestServices> =>
+/**
+ * `database` set up by `setup` (the standalone migrations by default), the
+ * repo on it, and every log line and span recorded, to be checked for secrets
+ * after the file.
+ */
+export const with_repo = (
+  database: Layer.Layer<Database | Db, unknown>,
+  setup: Effect.Effect<void, unknown, Database | Db> = migrate,
+): Layer.Layer<TestServices> =>
   SessionRepo.layer.pipe(
-    Layer.provideMerge(Layer.effectDiscard(migrate).pipe(Layer.provideMerge(database))),
-    // every log line and span is recorded and checked for secrets after the file
+    Layer.provideMerge(Layer.effectDiscard(setup).pipe(Layer.provideMerge(database))),
     Layer.provideMerge(suite_recorder.layer),
     Layer.orDie,
   )
@@ -76,11 +85,30 @@ if (server_url === undefined && process.env.REQUIRE_POSTGRES === "1") {
   throw new Error("REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL suites cannot run")
 }
 
+const pglite_database = () => layer_pglite({ on_statement })
+
 export const pglite_backend: Backend = {
   name: "pglite",
-  layer: with_repo(layer_pglite({ on_statement })),
+  layer: with_repo(pglite_database()),
+  database: pglite_database,
   connections: 1,
 }
+
+/** Whether the PostgreSQL suites go through PgBouncer (no named statements there). */
+export const through_pgbouncer = pooler_url !== undefined
+
+const postgres_database = (url: string) => () =>
+  Layer.unwrap(
+    Effect.map(fresh_postgres_database(url), (database_url) =>
+      layer_postgres({
+        url: Redacted.make(through_pooler(database_url)),
+        pool_size: POSTGRES_POOL_SIZE,
+        // PgBouncer in transaction mode cannot keep named statements
+        prepare: pooler_url === undefined,
+        on_statement,
+      }),
+    ),
+  )
 
 export const postgres_backend: Backend | undefined =
   server_url === undefined
@@ -88,19 +116,8 @@ export const postgres_backend: Backend | undefined =
     : {
         name: "postgres",
         connections: POSTGRES_POOL_SIZE,
-        layer: with_repo(
-          Layer.unwrap(
-            Effect.map(fresh_postgres_database(server_url), (url) =>
-              layer_postgres({
-                url: Redacted.make(through_pooler(url)),
-                pool_size: POSTGRES_POOL_SIZE,
-                // PgBouncer in transaction mode cannot keep named statements
-                prepare: pooler_url === undefined,
-                on_statement,
-              }),
-            ),
-          ),
-        ),
+        layer: with_repo(postgres_database(server_url)()),
+        database: postgres_database(server_url),
       }
 
 export const backends: ReadonlyArray<Backend> = postgres_backend
