@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import { NodeServices } from "@effect/platform-node"
 import { assert, layer, it as plain_it } from "@effect/vitest"
@@ -93,24 +94,50 @@ for (const backend of backends) {
   })
 }
 
-plain_it("the binary entry point: --help opens no database; commands create DATA_DIR and work", async () => {
+const MAIN = join(process.cwd(), "src", "bin", "main.ts")
+// tsx by path, so the binary can run from any directory
+const TSX = pathToFileURL(join(process.cwd(), "node_modules", "tsx", "dist", "loader.mjs")).href
+
+plain_it("the binary without DATABASE_URL or DATA_DIR says what it needs and creates nothing", async () => {
   const root = mkdtempSync(join(tmpdir(), "esr-cli-"))
-  const data_dir = join(root, "nested", "pglite")
   try {
-    const { DATABASE_URL: _, ...inherited } = process.env
-    const env = { ...inherited, DATA_DIR: data_dir }
-    const run = (...args: Array<string>) =>
-      promisify(execFile)("npx", ["tsx", "src/bin/main.ts", ...args], { env, timeout: 60_000 })
-    assert.include((await run("--help")).stdout, "sessions")
-    assert.isFalse(existsSync(data_dir), "--help opened the database")
-    assert.strictEqual((await run("migrate")).stdout.trim(), "migrations applied")
-    const failure = await run("sessions", "revoke", "--account", "nobody").catch(
-      (error: { code: number }) => error,
-    )
-    assert.strictEqual((failure as { code: number }).code, 1)
+    const { DATABASE_URL: _, DATA_DIR: __, ...inherited } = process.env
+    const failure = await promisify(execFile)(process.execPath, ["--import", TSX, MAIN, "migrate"], {
+      env: inherited,
+      cwd: root,
+      timeout: 60_000,
+    }).catch((error: { code: number; stdout: string; stderr: string }) => error)
+    const { code, stdout, stderr } = failure as { code: number; stdout: string; stderr: string }
+    assert.strictEqual(code, 1)
+    // Effect's runMain logs the failure
+    assert.include(stdout + stderr, "no database: set DATABASE_URL")
+    assert.deepStrictEqual(readdirSync(root), [], "the CLI created files")
   } finally {
     rmSync(root, { recursive: true, force: true })
   }
 })
+
+plain_it(
+  "the binary entry point: --help opens no database; with DATA_DIR set, commands create it and work",
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), "esr-cli-"))
+    const data_dir = join(root, "nested", "pglite")
+    try {
+      const { DATABASE_URL: _, ...inherited } = process.env
+      const env = { ...inherited, DATA_DIR: data_dir }
+      const run = (...args: Array<string>) =>
+        promisify(execFile)(process.execPath, ["--import", TSX, MAIN, ...args], { env, timeout: 60_000 })
+      assert.include((await run("--help")).stdout, "sessions")
+      assert.isFalse(existsSync(data_dir), "--help opened the database")
+      assert.strictEqual((await run("migrate")).stdout.trim(), "migrations applied")
+      const failure = await run("sessions", "revoke", "--account", "nobody").catch(
+        (error: { code: number }) => error,
+      )
+      assert.strictEqual((failure as { code: number }).code, 1)
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
+  },
+)
 
 report_skipped_postgres("the admin CLI")

@@ -1,12 +1,11 @@
 import { assert, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import {
   AUTH_SESSION_TOUCH_INTERVAL_MS,
   Database,
-  layer_session_table,
   query_session_enforce_limit,
   SessionRepo,
   SessionTouches,

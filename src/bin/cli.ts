@@ -1,10 +1,12 @@
-// The admin CLI's commands: migrate, cleanup, sessions list / revoke.
-// The database comes from DATABASE_URL, else PGlite under DATA_DIR.
+// The admin CLI's commands: migrate, cleanup, sessions list / revoke, on the
+// standalone schema. The database comes from DATABASE_URL, else PGlite under
+// DATA_DIR; with neither set and no .data/pglite, it stops and says so.
+import { existsSync } from "node:fs"
 import { eq, sql } from "drizzle-orm"
-import { Console, Effect, Layer, Option } from "effect"
+import { Config, Console, Effect, Layer, Option, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { DbError } from "../db/errors.js"
-import { layer_database_from_config } from "../db/from-config.js"
+import { DEFAULT_DATA_DIR, layer_database_from_config } from "../db/from-config.js"
 import { Db } from "../db/handle.js"
 import { migrate } from "../db/migrate.js"
 import { account } from "../schema/standalone.js"
@@ -109,5 +111,27 @@ export const cli = Command.make("effect-session-repo").pipe(
   Command.withSubcommands([migrate_command, cleanup_command, sessions_command]),
 )
 
+/** Neither DATABASE_URL nor a data directory: nothing to open, and nothing is created. */
+export class NoDatabase extends Schema.TaggedError<NoDatabase>()("NoDatabase", { message: Schema.String }) {}
+
+/**
+ * The configured database. Without DATABASE_URL or DATA_DIR, only an existing
+ * default data directory is opened: a command run in the wrong shell must not
+ * create an empty database and then fail on its missing tables.
+ */
+const cli_database = Layer.unwrap(
+  Effect.gen(function* () {
+    const database_url = yield* Config.option(Config.String("DATABASE_URL"))
+    const data_dir = yield* Config.option(Config.String("DATA_DIR"))
+    if (Option.isNone(database_url) && Option.isNone(data_dir) && !existsSync(DEFAULT_DATA_DIR))
+      return yield* new NoDatabase({
+        message:
+          "no database: set DATABASE_URL to your PostgreSQL (postgres://user@host:5432/db), " +
+          `or DATA_DIR to an embedded PGlite data directory (the example app keeps its own in ${DEFAULT_DATA_DIR})`,
+      })
+    return layer_database_from_config
+  }),
+)
+
 /** What the commands run on: the repo over the configured database. */
-export const CliServices = SessionRepo.layer.pipe(Layer.provideMerge(layer_database_from_config))
+export const CliServices = SessionRepo.layer.pipe(Layer.provideMerge(cli_database))
