@@ -3,9 +3,8 @@ import { createServer } from "node:http"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
-import { SessionRepo } from "effect-session-repo"
+import { layer_postgres_from_config, SessionRepo } from "effect-session-repo"
 import { CurrentSession, with_session } from "effect-session-repo/http"
-import { layer_database_from_config } from "effect-session-repo/pglite"
 
 // A route behind the session: 401 without a valid cookie; the cookie is
 // re-sent whenever validation extends the session.
@@ -24,12 +23,9 @@ const Me = HttpRouter.add(
   ),
 )
 
-// SessionRepo on PostgreSQL (DATABASE_URL) or embedded PGlite (DATA_DIR).
 // The cookie is `Secure` by default; provide `SessionCookie` to change that.
-const Sessions = SessionRepo.layer.pipe(Layer.provideMerge(layer_database_from_config))
-
 HttpRouter.serve(Me).pipe(
-  Layer.provide(Sessions),
+  Layer.provide(SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres_from_config))),
   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 })),
   Layer.launch,
   NodeRuntime.runMain,

@@ -36,7 +36,6 @@ if (server_url === undefined) {
 
     const run_with_kills = (scenario: "create" | "validate", transport: "tcp" | "tls") =>
       run_fault_service({
-        admin,
         server_url: server,
         scenario,
         transport,

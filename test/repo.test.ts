@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Logger, Option, Redacted } from "effect"
+import { Effect, Layer, Logger, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import {
   AUTH_SESSION_EXTEND_THRESHOLD_MS,
@@ -183,6 +183,7 @@ for (const backend of backends) {
 
     it.effect("authenticate writes a due extension before returning, once for concurrent requests", () =>
       Effect.gen(function* () {
+        yield* install_write_counter
         const repo = yield* SessionRepo
         const owner = yield* create_account()
         const { token, session } = yield* repo.create_session(owner.id)
@@ -202,9 +203,12 @@ for (const backend of backends) {
         const expected = (yield* now_ms) + AUTH_SESSION_LIFETIME_MS
         // the row already holds what each caller was told: no wait for a background write
         assert.strictEqual((yield* session_row(session.id))?.expires_at.getTime(), expected)
-        assert.strictEqual(count_matching(statements, /^update "auth_session"/), 1)
-        // every caller is told the row's expiry; a read that came after the write
-        // found it extended already and has nothing to re-send
+        assert.strictEqual(yield* write_count(session.id), 1)
+        // the extensions coalesced; a read sent before the write committed and
+        // answered after it may send a second UPDATE, which writes nothing
+        assert.isAtMost(count_matching(statements, /^update "auth_session"/), 2)
+        // every caller is told the row's expiry (the late reader reads it again);
+        // a read that came after the write found it extended already
         const authenticated = result.map(Option.getOrThrow)
         assert.isTrue(authenticated.some((outcome) => outcome.extended))
         for (const outcome of authenticated)
@@ -212,6 +216,31 @@ for (const backend of backends) {
         // extended now: the next request has nothing to do
         assert.isFalse(Option.getOrThrow(yield* repo.authenticate(token)).extended)
       }),
+    )
+
+    it.effect(
+      "two instances extend at once: one writes, and both callers are told the row's new expiry",
+      () =>
+        Effect.gen(function* () {
+          yield* install_write_counter
+          const repo = yield* SessionRepo
+          const owner = yield* create_account()
+          const { token, session } = yield* repo.create_session(owner.id)
+          yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
+          // a second app instance: its own repo and touches, the same database
+          const on_other_instance = SessionRepo.use((other) => other.authenticate(token)).pipe(
+            Effect.provide(Layer.fresh(SessionRepo.layer)),
+          )
+          const [mine, theirs] = yield* Effect.all([repo.authenticate(token), on_other_instance], {
+            concurrency: "unbounded",
+          })
+          const expected = (yield* now_ms) + AUTH_SESSION_LIFETIME_MS
+          assert.strictEqual(yield* write_count(session.id), 1)
+          for (const outcome of [mine, theirs]) {
+            assert.isTrue(Option.getOrThrow(outcome).extended, "a caller was not told to re-send its cookie")
+            assert.strictEqual(Option.getOrThrow(outcome).session.expires_at.getTime(), expected)
+          }
+        }),
     )
 
     it.effect("revoke_others_for_account keeps only the caller's session", () =>

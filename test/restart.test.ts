@@ -1,7 +1,6 @@
 import { exec } from "node:child_process"
 import { promisify } from "node:util"
-import type pg from "pg"
-import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { assert, beforeAll, describe, it } from "vitest"
 import { READ_RETRY_WINDOW_MS } from "../src/index.ts"
 import { admin_client } from "./support/admin.ts"
 import { server_url } from "./support/backends.ts"
@@ -38,27 +37,18 @@ if (server_url === undefined || restart_command === undefined) {
 } else {
   const server = server_url
   describe("a PostgreSQL restart in a service process", () => {
-    let admin: pg.Client
     let tls = false
-    // the admin connection does not survive the restart: a new one per case
     beforeAll(async () => {
       const probe = await admin_client(server)
       tls = await server_has_tls(probe, "restart")
       await probe.end()
     })
-    const fresh_admin = async () => {
-      await admin?.end().catch(() => {})
-      admin = await admin_client(server)
-      return admin
-    }
-    afterAll(() => admin?.end().catch(() => {}))
 
     for (const transport of ["tcp", "tls"] as const) {
       for (const scenario of ["validate", "create"] as const) {
         it(`${transport}, ${scenario}: the process lives, failures are retryable DbErrors, reads fail only past their retry window, the pool serves again and closes quickly`, async (context) => {
           if (transport === "tls" && !tls) return context.skip()
           const run = await run_fault_service({
-            admin: await fresh_admin(),
             server_url: server,
             scenario,
             transport,

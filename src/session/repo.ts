@@ -154,14 +154,17 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         })
 
         // no span: it runs on every request (see query_session_get_valid)
+        const read_session = (token_hash: string) =>
+          read_on_current(query_session_get_valid(token_hash)).pipe(
+            // the hash of a well-formed token is always a valid argument
+            Effect.catchTag("InvalidInput", Effect.die),
+          )
+
         const authenticate = Effect.fnUntraced(function* (token: TokenInput) {
           const raw = token_value(token)
           if (!is_session_token(raw)) return Option.none<Authenticated>()
           const token_hash = hash_session_token(raw)
-          const session = yield* read_on_current(query_session_get_valid(token_hash)).pipe(
-            // the hash of a well-formed token is always a valid argument
-            Effect.catchTag("InvalidInput", Effect.die),
-          )
+          const session = yield* read_session(token_hash)
           if (session === undefined) return Option.none<Authenticated>()
           const due = yield* session_touch_due(session)
           if (due === "touch") yield* touches.touch(token_hash)
@@ -175,7 +178,15 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
                 Effect.catchTag("InvalidInput", Effect.die),
               )
             : yield* touches.touch_and_wait(token_hash)
-          if (Option.isNone(extended)) return Option.some({ session, extended: false })
+          if (Option.isNone(extended)) {
+            // Nothing written: another request's extension got there between this
+            // read and this write (or the write failed). Read the row again, so the
+            // caller still re-sends a cookie that expires with the row.
+            const current = yield* read_session(token_hash)
+            if (current === undefined) return Option.none<Authenticated>()
+            const moved = current.expires_at.getTime() > session.expires_at.getTime()
+            return Option.some({ session: current, extended: moved })
+          }
           const now = new Date(yield* Clock.currentTimeMillis)
           return Option.some({
             session: { ...session, expires_at: extended.value, last_seen_at: now },

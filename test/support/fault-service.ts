@@ -108,7 +108,6 @@ const run_child = <Injected>(
  * `transport`, with `inject` running the faults; the database is dropped after.
  */
 export const run_fault_service = async <Injected>(options: {
-  readonly admin: pg.Client
   readonly server_url: string
   readonly scenario: Scenario
   readonly transport: Transport
@@ -116,7 +115,9 @@ export const run_fault_service = async <Injected>(options: {
   readonly inject: (database: string, load_done: Promise<void>) => Promise<Injected>
 }): Promise<FaultRun<Injected>> => {
   const database = `esr_fault_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
-  await options.admin.query(`CREATE DATABASE ${database}`)
+  // admin connections of their own: a restart during the run ends any older one
+  const creator = await admin_client(options.server_url)
+  await creator.query(`CREATE DATABASE ${database}`).finally(() => creator.end())
   try {
     const run = await run_child(
       url_of(options.server_url, database, options.transport),
@@ -135,7 +136,8 @@ export const run_fault_service = async <Injected>(options: {
       await check.end()
     }
   } finally {
-    await options.admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+    const dropper = await admin_client(options.server_url)
+    await dropper.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).finally(() => dropper.end())
   }
 }
 
