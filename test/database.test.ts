@@ -154,6 +154,35 @@ for (const backend of backends) {
       }),
     )
 
+    it.effect("savepoints nest three deep: the innermost failure undoes only its own work", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const kept = yield* database.transaction(
+          Effect.gen(function* () {
+            const outer = yield* insert_session(owner.id)
+            const middle = yield* database.transaction(
+              Effect.gen(function* () {
+                const { session } = yield* insert_session(owner.id)
+                const inner = yield* Effect.flip(
+                  database.transaction(
+                    insert_session(owner.id).pipe(Effect.andThen(new Boom({ message: "inner" }))),
+                  ),
+                )
+                assert.strictEqual(inner._tag, "Boom")
+                return session.id
+              }),
+            )
+            return [outer.session.id, middle]
+          }),
+        )
+        assert.sameMembers(
+          (yield* session_rows(owner.id)).map((s) => s.id),
+          kept,
+        )
+      }).pipe(Effect.timeout("10 seconds"), TestClock.withLive),
+    )
+
     it.effect("uncommitted rows are invisible outside; on PGlite outside statements wait for the end", () =>
       Effect.gen(function* () {
         const database = yield* Database

@@ -116,42 +116,62 @@ for (const backend of backends) {
         )
       }
 
-      it.effect(
-        "serial ids: 600 hostile account ids × 4 calls: InvalidInput or a normal answer, never a defect",
-        () =>
-          on_table(
-            app_accounts[0] as AppAccounts,
-            Effect.gen(function* () {
-              const repo = yield* SessionRepo
-              const hostile = fc.oneof(
-                fc.double(),
-                fc.integer(),
-                fc.bigInt(),
-                fc.string({ maxLength: 20 }),
-                fc.constantFrom(2 ** 31, -(2 ** 31) - 1, 2 ** 53, Number.NaN, "1", null, undefined, {}, [1]),
-              )
-              for (const input of fc.sample(hostile, { numRuns: 600, seed: 3 })) {
-                const outcomes = yield* Effect.all(
-                  [
-                    Effect.exit(repo.create_session(input as number)),
-                    Effect.exit(repo.list_for_account(input as number)),
-                    Effect.exit(repo.revoke_all_for_account(input as number)),
-                    Effect.exit(repo.revoke_for_account("0".repeat(64), input as number)),
-                  ],
-                  { concurrency: 1 },
-                )
-                for (const exit of outcomes) {
-                  if (exit._tag === "Success") continue
-                  const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as
-                    | { error: { _tag: string } }
-                    | undefined
-                  assert.isDefined(failure, `a defect for ${String(input)}`)
-                  assert.include(["InvalidInput", "AccountNotFound"], failure?.error._tag)
-                }
-              }
-            }),
-          ),
+      const hostile_id = fc.oneof(
+        fc.double(),
+        fc.integer(),
+        fc.bigInt(),
+        fc.string({ maxLength: 20 }),
+        fc.string({ unit: "binary", maxLength: 20 }),
+        fc.constantFrom(
+          2 ** 31,
+          -(2 ** 31) - 1,
+          2 ** 53,
+          Number.NaN,
+          2n ** 63n,
+          "1",
+          "",
+          "\u0000",
+          "\uD800",
+          "x".repeat(16),
+          "x".repeat(17),
+          "x".repeat(1025),
+          "00000000-0000-4000-8000-00000000000G",
+          null,
+          undefined,
+          {},
+          [1],
+        ),
       )
+      for (const accounts of app_accounts)
+        it.effect(
+          `${accounts.kind} ids: 300 hostile ids × 4 calls: InvalidInput or a normal answer, never a defect`,
+          () =>
+            on_table(
+              accounts,
+              Effect.gen(function* () {
+                const repo = yield* SessionRepo
+                for (const input of fc.sample(hostile_id, { numRuns: 300, seed: 3 })) {
+                  const outcomes = yield* Effect.all(
+                    [
+                      Effect.exit(repo.create_session(input as number)),
+                      Effect.exit(repo.list_for_account(input as number)),
+                      Effect.exit(repo.revoke_all_for_account(input as number)),
+                      Effect.exit(repo.revoke_for_account("0".repeat(64), input as number)),
+                    ],
+                    { concurrency: 1 },
+                  )
+                  for (const exit of outcomes) {
+                    if (exit._tag === "Success") continue
+                    const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail") as
+                      | { error: { _tag: string } }
+                      | undefined
+                    assert.isDefined(failure, `a defect for ${String(input)}`)
+                    assert.include(["InvalidInput", "AccountNotFound"], failure?.error._tag, String(input))
+                  }
+                }
+              }),
+            ),
+        )
 
       it.effect("the limit query locks the app's account row, inside a transaction only", () =>
         on_table(

@@ -21,7 +21,7 @@ export const login = (user_id: number) =>
 export const authenticate = (cookie: string) =>
   Effect.gen(function* () {
     const sessions = yield* SessionRepo
-    // one read; last_seen_at and the expiry are written in the background, at most once a minute
+    // one read; last_seen_at is written in the background at most once a minute, an extension before returning
     const session = yield* sessions.validate(cookie)
     return Option.map(session, (s) => s.account_id)
   })

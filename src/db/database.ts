@@ -58,24 +58,24 @@ const in_savepoint = <A, E, R>(
   )
 
 // Savepoints on one connection nest strictly: rolling back to one also undoes
-// every savepoint opened after it. So concurrent nested transactions in one
-// transaction take turns instead of interleaving.
-const savepoint_turns = new WeakMap<Drizzle, Semaphore.Semaphore>()
-const savepoint_turn = (tx: Drizzle): Semaphore.Semaphore => {
-  let turn = savepoint_turns.get(tx)
-  if (turn === undefined) {
-    turn = Semaphore.makeUnsafe(1)
-    savepoint_turns.set(tx, turn)
-  }
-  return turn
-}
+// every savepoint opened after it. So the nested transactions opened at one
+// level take turns instead of interleaving; each level (the transaction, and
+// each savepoint) gives its own children a turn of their own, so a savepoint
+// inside a savepoint does not wait for the one that contains it.
+const SavepointTurn = Context.Reference<Semaphore.Semaphore>("effect-session-repo/SavepointTurn", {
+  defaultValue: () => Semaphore.makeUnsafe(1),
+})
+
+/** `effect` as one nesting level: its nested transactions take turns among themselves. */
+const as_level = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => Effect.provideService(effect, SavepointTurn, Semaphore.makeUnsafe(1)))
 
 const make_database = (root: RootTransaction, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
   transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
       Option.isSome(outer)
-        ? savepoint_turn(outer.value).withPermits(1)(in_savepoint(outer.value, effect))
-        : root(effect),
+        ? SavepointTurn.use((turn) => turn.withPermits(1)(in_savepoint(outer.value, as_level(effect))))
+        : root(as_level(effect)),
     ) as Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>,
   migrate,
 })

@@ -27,14 +27,17 @@ const CONNECTION_CODES = new Set([
 ])
 
 // node-postgres reports a lost or unobtainable connection as a plain Error
-// with no code; these are its messages (pg 8, pg-pool 3).
-const PG_CONNECTION_MESSAGES = new Set([
-  "Connection terminated unexpectedly",
-  "Connection terminated",
-  "Connection terminated due to connection timeout",
-  "Client has encountered a connection error and is not queryable",
-  "Client was closed and is not queryable",
-  "timeout exceeded when trying to connect",
+// with no code; these are its messages (pg 8, pg-pool 3) and the code each
+// stands for here. A connect timeout is a timeout, not a lost connection: the
+// caller already waited the whole connect timeout (for a pool that stayed
+// full, or a server that never answered), so reads do not retry it.
+const PG_MESSAGE_CODES: ReadonlyMap<string, string> = new Map([
+  ["Connection terminated unexpectedly", "CONNECTION_CLOSED"],
+  ["Connection terminated", "CONNECTION_CLOSED"],
+  ["Client has encountered a connection error and is not queryable", "CONNECTION_CLOSED"],
+  ["Client was closed and is not queryable", "CONNECTION_CLOSED"],
+  ["timeout exceeded when trying to connect", "CONNECT_TIMEOUT"],
+  ["Connection terminated due to connection timeout", "CONNECT_TIMEOUT"],
 ])
 
 /** The one place where a SQLSTATE (or driver code) becomes a reason. */
@@ -50,7 +53,7 @@ export const classify_sqlstate = (code: string | undefined): DbErrorReason => {
   if (code === "40001") return "serialization"
   if (code === "40P01") return "deadlock"
   // statement_timeout / cancel, lock_timeout, idle-in-transaction timeout
-  if (code === "57014" || code === "55P03" || code === "25P03") return "timeout"
+  if (code === "57014" || code === "55P03" || code === "25P03" || code === "CONNECT_TIMEOUT") return "timeout"
   if (code === "42P01") return "undefined_table"
   return "other"
 }
@@ -72,13 +75,12 @@ interface DriverErrorFields {
 
 const string_field = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
 
-/** The SQLSTATE or driver code of an error; CONNECTION_CLOSED for node-postgres's code-less connection errors. */
-const driver_code = (driver: DriverErrorFields | undefined): string | undefined => {
-  const code = string_field(driver?.code)
-  if (code !== undefined) return code
-  const message = string_field(driver?.message)
-  return message !== undefined && PG_CONNECTION_MESSAGES.has(message) ? "CONNECTION_CLOSED" : undefined
-}
+/** The SQLSTATE or driver code of an error, node-postgres's code-less connection errors included. */
+const driver_code = (driver: DriverErrorFields | undefined): string | undefined =>
+  string_field(driver?.code) ?? PG_MESSAGE_CODES.get(string_field(driver?.message) ?? "")
+
+/** SQLSTATEs are five digits and capitals; anything else is a driver's or Node's own code. */
+const is_sqlstate = (code: string): boolean => /^[0-9A-Z]{5}$/.test(code)
 
 /**
  * A database failure. The message names the operation, the reason, the SQLSTATE
@@ -112,7 +114,7 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
     // a server error at COMMIT (say 40001) means rolled back; a lost connection means unknown
     const commit_unknown = options.at_commit === true && reason === "connection"
     const details = [
-      sqlstate && `SQLSTATE ${sqlstate}`,
+      sqlstate && (is_sqlstate(sqlstate) ? `SQLSTATE ${sqlstate}` : `code ${sqlstate}`),
       constraint && `constraint ${constraint}`,
       commit_unknown && "the transaction may have committed",
       reason === "undefined_table" && missing_table_hint(driver),

@@ -21,42 +21,42 @@ export const migration_config: MigrationConfig = {
   migrationsSchema: MIGRATIONS_SCHEMA,
 }
 
+const present = async (db: Drizzle) => {
+  const result = await db.execute(sql`
+    SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS shared,
+           to_regclass(${`${MIGRATIONS_SCHEMA}.${MIGRATIONS_TABLE}`}) IS NOT NULL AS own`)
+  return (result as unknown as { rows: Array<{ shared: boolean; own: boolean }> }).rows[0]
+}
+
 /**
  * Upgrades a database migrated by 0.1, which recorded its migrations in the
- * shared `drizzle.__drizzle_migrations`: those rows (recognised by the hash of
- * each shipped migration) move to this package's own table, so neither
- * history skips the other's migrations from then on. Idempotent; a no-op on a
- * database 0.1 never migrated.
+ * shared `drizzle.__drizzle_migrations`: those rows move to this package's own
+ * table, so neither history skips the other's migrations from then on. A row
+ * is 0.1's when both its hash and its date are those of a shipped migration
+ * (an app that copied the file into its own history has its own date). Runs
+ * once, before this package's table exists, in one transaction.
  */
 export const adopt_shared_migration_rows = async (db: Drizzle): Promise<void> => {
-  const shared = await db.execute(
-    sql`SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present`,
+  const tables = await present(db)
+  if (tables?.shared !== true || tables.own) return
+  const shipped = readMigrationFiles(migration_config).map(
+    (migration) => sql`(${migration.hash}, ${migration.folderMillis}::bigint)`,
   )
-  if ((shared as unknown as { rows: Array<{ present: boolean }> }).rows[0]?.present !== true) return
-  const ours = readMigrationFiles(migration_config).map((migration) => migration.hash)
-  await db.execute(sql.raw(`CREATE SCHEMA IF NOT EXISTS "${MIGRATIONS_SCHEMA}"`))
-  // the same table Drizzle's migrator creates
-  await db.execute(
-    sql.raw(
-      `CREATE TABLE IF NOT EXISTS "${MIGRATIONS_SCHEMA}"."${MIGRATIONS_TABLE}" (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
-    ),
-  )
-  // one statement, so a failure moves nothing
-  await db.execute(sql`
-    WITH moved AS (
-      DELETE FROM drizzle.__drizzle_migrations
-      WHERE hash IN (${sql.join(
-        ours.map((hash) => sql`${hash}`),
-        sql`, `,
-      )})
-      RETURNING hash, created_at
+  const own = sql`${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)}`
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`CREATE SCHEMA IF NOT EXISTS ${sql.identifier(MIGRATIONS_SCHEMA)}`)
+    // the same table Drizzle's migrator creates
+    await tx.execute(
+      sql`CREATE TABLE IF NOT EXISTS ${own} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
     )
-    INSERT INTO ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)} (hash, created_at)
-    SELECT hash, created_at FROM moved
-    WHERE NOT EXISTS (
-      SELECT 1 FROM ${sql.identifier(MIGRATIONS_SCHEMA)}.${sql.identifier(MIGRATIONS_TABLE)} mine
-      WHERE mine.hash = moved.hash)
-    ORDER BY created_at`)
+    await tx.execute(sql`
+      WITH moved AS (
+        DELETE FROM drizzle.__drizzle_migrations
+        WHERE (hash, created_at) IN (${sql.join(shipped, sql`, `)})
+        RETURNING hash, created_at
+      )
+      INSERT INTO ${own} (hash, created_at) SELECT hash, created_at FROM moved ORDER BY created_at`)
+  })
 }
 
 /** The standalone schema's migrations on `db`, through its driver's Drizzle migrator. */

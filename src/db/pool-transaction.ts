@@ -8,7 +8,7 @@ import { Db, type Drizzle, Tx } from "./handle.js"
 interface Held {
   readonly client: pg.PoolClient
   readonly handle: Drizzle
-  /** BEGIN went through and neither COMMIT nor ROLLBACK has been sent. */
+  /** BEGIN was sent and COMMIT has not come back: the release must send ROLLBACK. */
   open: boolean
   /** A control statement failed: the connection is closed, not reused. */
   broken: boolean
@@ -67,14 +67,18 @@ export const pool_transaction =
       ),
       (held) =>
         Effect.gen(function* () {
-          yield* send(held, "BEGIN")
+          // open before BEGIN is sent: interrupted while BEGIN is on its way, the
+          // release's ROLLBACK queues behind it, so the connection never goes back
+          // inside a transaction (a ROLLBACK with none open is only a warning)
           held.open = true
+          yield* send(held, "BEGIN")
           const value = yield* effect.pipe(
             Effect.provideService(Tx, held.handle),
             Effect.provideService(Db, held.handle),
           ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
+          // the outcome of a COMMIT once sent is the caller's to know: wait for it
+          yield* Effect.uninterruptible(send(held, "COMMIT"))
           held.open = false
-          yield* send(held, "COMMIT")
           return value
         }),
       (held) =>

@@ -74,7 +74,9 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
               connectionString: with_libpq_sslmode(Redacted.value(options.url)),
               max: options.pool_size ?? 10,
               connectionTimeoutMillis: (options.connect_timeout_seconds ?? 10) * 1000,
-              // notices a dead server (failover without a reset) within about a minute
+              // an idle connection to a server that vanished without a reset (a
+              // failover) is noticed within about a minute; a query already
+              // waiting on one waits for TCP to give up
               keepAlive: true,
               keepAliveInitialDelayMillis: 10_000,
               application_name: "effect-session-repo",

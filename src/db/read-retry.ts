@@ -1,5 +1,6 @@
-import { Effect, Schedule } from "effect"
+import { Effect, Option, Schedule } from "effect"
 import { DbError } from "./errors.js"
+import { Tx } from "./handle.js"
 
 /**
  * How long an idempotent read keeps retrying while its connection keeps
@@ -23,11 +24,16 @@ const is_lost_connection = (error: unknown): boolean =>
 /**
  * `read` retried when its connection was lost or could not be made. Only for
  * statements that change nothing: a write whose connection dropped may have
- * happened, and is reported instead.
+ * happened, and is reported instead. Inside a transaction nothing is retried:
+ * the lost connection was the transaction's.
  */
 export const retry_read = <A, E, R>(read: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   // the schedule is set up only after a failure: a read that succeeds (nearly
   // every one) pays for one failure handler, not for a retry driver
-  Effect.catchIf(read, is_lost_connection, () =>
-    Effect.retry(read, { schedule: read_retry_schedule, while: is_lost_connection }),
+  Effect.catchIf(read, is_lost_connection, (error) =>
+    Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
+      Option.isSome(tx)
+        ? Effect.fail(error)
+        : Effect.retry(read, { schedule: read_retry_schedule, while: is_lost_connection }),
+    ),
   )

@@ -111,6 +111,8 @@ export interface SessionTableDefinition {
   /** The account column the admin list shows (as text), e.g. an email. */
   readonly label: AnyColumn
   readonly account_id_kind: AccountIdKind
+  /** The longest text id the key holds, in characters (a varchar's length). */
+  readonly account_id_max_length?: number
 }
 
 // Kept on the table itself (not in a module-level map), so it survives two
@@ -153,12 +155,15 @@ export const session_table = <Key extends AnyPgColumn>(
       .notNull()
       .references(() => key, { onDelete: "cascade" }),
   ) as unknown as SessionTable
+  const max_length =
+    key.columnType === "PgVarchar" ? (key as unknown as { length?: number }).length : undefined
   const definition: SessionTableDefinition = {
     sessions,
     accounts: key.table,
     account_key: key,
     label: options.label,
     account_id_kind,
+    ...(max_length === undefined ? {} : { account_id_max_length: max_length }),
   }
   Object.defineProperty(sessions, DEFINITION, { value: definition, enumerable: false })
   return sessions as unknown as SessionTable<Key["_"]["data"] & AccountId>

@@ -18,36 +18,57 @@ export const require_token_hash = (value: unknown): Effect.Effect<string, Invali
         new InvalidInput({ field: "token_hash", message: "token_hash must be 64 lowercase hex chars" }),
       )
 
-/** The longest text account id accepted (a key longer than this is not an id). */
+/** The longest text account id accepted where the key sets no length (a key longer than this is not an id). */
 const MAX_TEXT_ACCOUNT_ID = 1024
 const INT4_MIN = -(2 ** 31)
 const INT4_MAX = 2 ** 31 - 1
 const INT8_MAX = 2n ** 63n - 1n
 
-const account_id_checks: Record<
-  AccountIdKind,
-  { readonly ok: (value: unknown) => boolean; readonly message: string }
-> = {
-  uuid: { ok: (value) => typeof value === "string" && UUID_PATTERN.test(value), message: "a UUID" },
-  text: {
-    // PostgreSQL text cannot hold NUL
-    ok: (value) =>
-      typeof value === "string" &&
-      value.length > 0 &&
-      value.length <= MAX_TEXT_ACCOUNT_ID &&
-      !value.includes("\0"),
-    message: `a non-empty string of at most ${MAX_TEXT_ACCOUNT_ID} characters`,
-  },
-  integer: {
-    ok: (value) =>
-      Number.isSafeInteger(value) && (value as number) >= INT4_MIN && (value as number) <= INT4_MAX,
-    message: "an integer (int4)",
-  },
-  bigint_number: { ok: (value) => Number.isSafeInteger(value), message: "a safe integer" },
-  bigint: {
-    ok: (value) => typeof value === "bigint" && value >= -INT8_MAX - 1n && value <= INT8_MAX,
-    message: "a bigint (int8)",
-  },
+/**
+ * Text the key can hold as it is: well-formed (a lone surrogate would be sent
+ * as U+FFFD, so two ids would name one account), no NUL (PostgreSQL text
+ * cannot hold it), at most `max_length` characters.
+ */
+const is_text_id = (value: unknown, max_length: number): value is string =>
+  typeof value === "string" &&
+  value.length > 0 &&
+  value.isWellFormed() &&
+  !value.includes("\0") &&
+  [...value].length <= max_length
+
+/** What the account key column holds, as `require_account_id` checks it. */
+export interface AccountKey {
+  readonly account_id_kind: AccountIdKind
+  readonly account_id_max_length?: number
+}
+
+const id_check = (
+  key: AccountKey,
+): { readonly ok: (value: unknown) => boolean; readonly message: string } => {
+  switch (key.account_id_kind) {
+    case "uuid":
+      return { ok: (value) => typeof value === "string" && UUID_PATTERN.test(value), message: "a UUID" }
+    case "text": {
+      const max_length = key.account_id_max_length ?? MAX_TEXT_ACCOUNT_ID
+      return {
+        ok: (value) => is_text_id(value, max_length),
+        message: `a well-formed string of 1 to ${max_length} characters without NUL`,
+      }
+    }
+    case "integer":
+      return {
+        ok: (value) =>
+          Number.isSafeInteger(value) && (value as number) >= INT4_MIN && (value as number) <= INT4_MAX,
+        message: "an integer (int4)",
+      }
+    case "bigint_number":
+      return { ok: (value) => Number.isSafeInteger(value), message: "a safe integer" }
+    case "bigint":
+      return {
+        ok: (value) => typeof value === "bigint" && value >= -INT8_MAX - 1n && value <= INT8_MAX,
+        message: "a bigint (int8)",
+      }
+  }
 }
 
 /**
@@ -57,15 +78,17 @@ const account_id_checks: Record<
  * included, is `InvalidInput`.
  */
 export const require_account_id = (
-  kind: AccountIdKind,
+  key: AccountKey,
   value: unknown,
 ): Effect.Effect<AccountId, InvalidInput> => {
-  const check = account_id_checks[kind]
+  const check = id_check(key)
   if (!check.ok(value))
     return Effect.fail(
       new InvalidInput({ field: "account_id", message: `account_id must be ${check.message}` }),
     )
-  return Effect.succeed(kind === "uuid" ? (value as string).toLowerCase() : (value as AccountId))
+  return Effect.succeed(
+    key.account_id_kind === "uuid" ? (value as string).toLowerCase() : (value as AccountId),
+  )
 }
 
 /** An integer in `min..max`; anything else is an error, never a silent clamp. */

@@ -31,7 +31,7 @@ const statements = Effect.map(SessionSchema, session_statements)
 
 /** An account id checked against the kind of the account key column in use. */
 const checked_account_id = (value: unknown) =>
-  Effect.flatMap(SessionSchema, (schema) => require_account_id(schema.account_id_kind, value))
+  Effect.flatMap(SessionSchema, (schema) => require_account_id(schema, value))
 
 /** `query_create_session` without its span, for callers that open their own. */
 export const create_session_untraced = Effect.fnUntraced(function* (
@@ -48,7 +48,8 @@ export const create_session_untraced = Effect.fnUntraced(function* (
     Effect.catchIf(
       (error) => error.reason === "foreign_key_violation",
       () =>
-        Effect.fail(new AccountNotFound({ account_id: owner, message: `account ${owner} does not exist` })),
+        // the id stays out of the message: a text key may be an email
+        Effect.fail(new AccountNotFound({ account_id: owner, message: "the account does not exist" })),
     ),
   )
   return rows[0] as AuthSession

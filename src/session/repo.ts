@@ -108,8 +108,9 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         const pool = yield* Db
         // the session table this repo was built for, whatever the caller's context holds
         const schema = yield* SessionSchema
+        const with_schema = Effect.provideService(SessionSchema, schema)
         const on = <A, E>(db: Db["Service"], effect: Effect.Effect<A, E, Db>) =>
-          effect.pipe(Effect.provideService(Db, db), Effect.provideService(SessionSchema, schema))
+          with_schema(Effect.provideService(effect, Db, db))
         // Called inside Database.transaction, a method joins that transaction;
         // otherwise it runs on the pool. (PGlite has one connection: a statement
         // sent to the pool from inside a transaction would wait for it forever.)
@@ -134,7 +135,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         ) {
           const policy = yield* SessionPolicy
           // checked before the transaction opens, so bad input costs no round trip
-          const owner = yield* require_account_id(schema.account_id_kind, account_id)
+          const owner = yield* require_account_id(schema, account_id)
           const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
           const token = yield* generate_session_token
           const token_hash = hash_session_token(token)
@@ -148,7 +149,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
               )
               yield* enforce_limit_untraced(owner, max_sessions, { keep: token_hash })
               return created
-            }).pipe(Effect.provideService(SessionSchema, schema)),
+            }).pipe(with_schema),
           )
           return { token: Redacted.make(token), session }
         })
@@ -167,7 +168,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           const session = yield* read_session(token_hash)
           if (session === undefined) return Option.none<Authenticated>()
           const due = yield* session_touch_due(session)
-          if (due === "touch") yield* touches.touch(token_hash)
+          if (due === "touch") yield* with_schema(touches.touch(token_hash))
           if (due !== "extend") return Option.some({ session, extended: false })
           // Rare (once per extend threshold): wait, so the caller can re-send the
           // cookie with the expiry the row really has. Inside a transaction, write
@@ -177,7 +178,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
                 Effect.map(Option.fromUndefinedOr),
                 Effect.catchTag("InvalidInput", Effect.die),
               )
-            : yield* touches.touch_and_wait(token_hash)
+            : yield* with_schema(touches.touch_and_wait(token_hash))
           if (Option.isNone(extended)) {
             // Nothing written: another request's extension got there between this
             // read and this write (or the write failed). Read the row again, so the

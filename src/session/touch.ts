@@ -2,7 +2,6 @@ import { Context, Deferred, Effect, Exit, Layer, Option } from "effect"
 import { Db } from "../db/handle.js"
 import { hash_prefix } from "../token.js"
 import { query_session_touch } from "./queries.js"
-import { SessionSchema } from "./session-schema.js"
 
 /**
  * Touches dropped beyond this many in flight: a dropped touch is only a late
@@ -44,14 +43,12 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
     SessionTouches,
     Effect.gen(function* () {
       const pool = yield* Db
-      const schema = yield* SessionSchema
       // One entry per session with a touch in flight, done with its outcome.
       const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
 
       const write = (token_hash: string) =>
         query_session_touch(token_hash).pipe(
           Effect.provideService(Db, pool),
-          Effect.provideService(SessionSchema, schema),
           Effect.map(Option.fromUndefinedOr),
           Effect.catchCause((cause) =>
             Effect.logWarning("session touch failed", cause).pipe(
@@ -61,7 +58,10 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
           ),
         )
 
-      /** The in-flight touch of this session, started (in the caller's context) if there is none. */
+      /**
+       * The in-flight touch of this session, started (in the caller's context,
+       * so on the caller's `SessionSchema` table) if there is none.
+       */
       const start = (token_hash: string) =>
         Effect.suspend(() => {
           const running = in_flight.get(token_hash)

@@ -1,6 +1,6 @@
 import { generateDrizzleJson, generateMigration } from "drizzle-kit/api"
 import { sql } from "drizzle-orm"
-import { bigserial, pgTable, serial, text, uuid } from "drizzle-orm/pg-core"
+import { bigserial, pgTable, serial, text, uuid, varchar } from "drizzle-orm/pg-core"
 import { Effect } from "effect"
 import { Db, type SessionTable, session_table } from "../../src/index.ts"
 
@@ -34,6 +34,16 @@ export const text_user_session = session_table({
   name: "text_user_session",
 })
 
+export const varchar_users = pgTable("varchar_users", {
+  id: varchar("id", { length: 16 }).primaryKey(),
+  email: text("email").notNull(),
+})
+export const varchar_user_session = session_table({
+  account_id: varchar_users.id,
+  label: varchar_users.email,
+  name: "varchar_user_session",
+})
+
 export const bigint_users = pgTable("bigint_users", {
   id: bigserial("id", { mode: "bigint" }).primaryKey(),
   email: text("email").notNull(),
@@ -51,6 +61,8 @@ const app_schema = {
   uuid_user_session,
   text_users,
   text_user_session,
+  varchar_users,
+  varchar_user_session,
   bigint_users,
   bigint_user_session,
 }
@@ -85,7 +97,7 @@ const insert_returning_id = (statement: ReturnType<typeof sql>) =>
   )
 
 const delete_account = (
-  table: typeof users | typeof uuid_users | typeof text_users | typeof bigint_users,
+  table: typeof users | typeof uuid_users | typeof text_users | typeof varchar_users | typeof bigint_users,
   id: unknown,
 ) =>
   Db.use((db) => Effect.promise(() => db.execute(sql`DELETE FROM ${table} WHERE ${table.id} = ${id}`))).pipe(
@@ -127,6 +139,21 @@ export const app_accounts: ReadonlyArray<AppAccounts> = [
       ),
     missing: "nobody",
     wrong_type: 7,
+  },
+  {
+    kind: "varchar(16)",
+    sessions: varchar_user_session,
+    remove: (id) => delete_account(varchar_users, id),
+    create: (email) =>
+      Effect.map(
+        insert_returning_id(
+          sql`INSERT INTO varchar_users (id, email) VALUES (${email.slice(0, 16)}, ${email}) RETURNING id`,
+        ),
+        String,
+      ),
+    missing: "nobody",
+    // one character longer than the key holds
+    wrong_type: "x".repeat(17),
   },
   {
     kind: "bigint",

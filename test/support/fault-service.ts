@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import type pg from "pg"
+import { assert } from "vitest"
 import { admin_client } from "./admin.ts"
 
 // The parent side of test/fault/service.ts: a database of its own, the child
@@ -147,6 +148,27 @@ export const failure_text = (run: FaultRun<unknown>): string =>
     ? // nothing was left to run, yet the program never finished: a promise that never settles
       "exit 0 without a report: a call or the layer's close never settled"
     : `exit ${run.code} ${run.signal ?? ""}\n${run.stderr.split("\n").slice(0, 20).join("\n")}`
+
+/** Closing the service's layer after the faults must take less than this. */
+export const CLOSE_BOUND_MS = 1000
+
+/**
+ * What every run must show, whatever the faults: the process lived, had no
+ * handlers installed, exited by itself after reporting; no failure was anything
+ * but a retryable DbError; a read afterwards was served; the pool closed fast.
+ */
+export const assert_service_lived = (run: FaultRun<unknown>, label: string): FaultReport => {
+  const { report } = run
+  assert.isDefined(report, `no report: ${failure_text(run)}`)
+  console.log(`${label}: ${JSON.stringify({ injected: run.injected, ...report })}`)
+  assert.strictEqual(run.code, 0, failure_text(run))
+  assert.deepStrictEqual(report?.handlers_at_start, { uncaught_exception: 0, unhandled_rejection: 0 })
+  assert.deepStrictEqual(report?.unexpected, [])
+  assert.isAbove(report?.ok ?? 0, 0)
+  assert.isTrue(report?.read_after_ok)
+  assert.isBelow(report?.close_ms ?? Number.POSITIVE_INFINITY, CLOSE_BOUND_MS)
+  return report as FaultReport
+}
 
 /** Whether the server accepts TLS; fails under REQUIRE_TLS=1 when it does not. */
 export const server_has_tls = async (admin: pg.Client, suite: string): Promise<boolean> => {
