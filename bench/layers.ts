@@ -14,7 +14,6 @@ import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
 import {
   AUTH_SESSION_LIFETIME_MS,
-  auth_session,
   Database,
   Db,
   type Drizzle,
@@ -25,7 +24,7 @@ import {
   query_session_enforce_limit,
   query_session_get_valid,
   SessionRepo,
-  session_table_definition,
+  SessionSchema,
 } from "../src/index.ts"
 import { session_statements, statement_catalog } from "../src/session/statements.ts"
 import {
@@ -41,9 +40,7 @@ import {
 } from "./harness.ts"
 import { raw_create_session, raw_get_valid, SEED } from "./variants.ts"
 
-const standalone = session_table_definition(auth_session) as NonNullable<
-  ReturnType<typeof session_table_definition>
->
+const standalone = SessionSchema.defaultValue()
 const { evict_sessions, insert_session, lock_account, select_valid_session } = session_statements(standalone)
 const catalog = statement_catalog(standalone)
 

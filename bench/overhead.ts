@@ -16,7 +16,6 @@ import { database_context } from "../src/db/database.ts"
 import { pool_transaction } from "../src/db/pool-transaction.ts"
 import {
   AUTH_SESSION_LIFETIME_MS,
-  auth_session,
   Database,
   type Db,
   type Drizzle,
@@ -25,15 +24,13 @@ import {
   query_session_get_valid,
   query_session_revoke_by_hash,
   SessionRepo,
-  session_table_definition,
+  SessionSchema,
 } from "../src/index.ts"
 import { create_session_untraced, enforce_limit_untraced } from "../src/session/queries.ts"
 import { session_statements, statement_catalog } from "../src/session/statements.ts"
 import { handles_per_connection, machine, median, pooled_transaction, write_results } from "./harness.ts"
 
-const standalone = session_table_definition(auth_session) as NonNullable<
-  ReturnType<typeof session_table_definition>
->
+const standalone = SessionSchema.defaultValue()
 const { delete_session, evict_sessions, insert_session, lock_account, select_valid_session } =
   session_statements(standalone)
 const catalog = statement_catalog(standalone)

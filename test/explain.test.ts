@@ -1,14 +1,12 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { getTableName, sql } from "drizzle-orm"
 import { Effect } from "effect"
-import { auth_session, Database, session_table_definition, Tx } from "../src/index.ts"
+import { Database, SessionSchema, session_table_definition, Tx } from "../src/index.ts"
 import { statement_catalog } from "../src/session/statements.ts"
 import { apply_app_schema, user_session } from "./support/app-schema.ts"
 import { postgres_backend, report_skipped_postgres, with_repo } from "./support/backends.ts"
 
-const standalone = session_table_definition(auth_session) as NonNullable<
-  ReturnType<typeof session_table_definition>
->
+const standalone = SessionSchema.defaultValue()
 const SESSIONS = 200_000
 const ACCOUNTS = 10_000
 const PLAN_MODES = ["force_custom_plan", "force_generic_plan"] as const

@@ -121,13 +121,9 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
               effect,
             ),
           )
-        // Reads on the pool retry a lost connection by themselves (a new one
-        // is taken); inside a transaction the connection is the transaction's,
-        // and its loss is the caller's to handle.
-        const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
-          Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
-            Option.isSome(tx) ? on(tx.value, effect) : retry_read(on(pool, effect)),
-          )
+        // Reads on the pool retry a lost connection by themselves (a new one is
+        // taken); retry_read leaves a transaction's lost connection to the caller.
+        const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
 
         const create_session = Effect.fn("SessionRepo.create_session")(function* (
           account_id: AccountId,
