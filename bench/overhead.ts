@@ -31,7 +31,7 @@ import { session_statements, statement_catalog } from "../src/session/statements
 import { handles_per_connection, machine, median, pooled_transaction, write_results } from "./harness.ts"
 
 const standalone = SessionSchema.defaultValue()
-const { delete_session, evict_sessions, insert_session, lock_account, select_valid_session } =
+const { delete_session, evict_sessions, insert_session, lock_account, select_session } =
   session_statements(standalone)
 const catalog = statement_catalog(standalone)
 
@@ -120,7 +120,7 @@ const operations: Record<string, Layers> = {
       "Drizzle prepared query",
       () => prepared("session_get_valid", pool).execute({ id: hash_session_token(token), now: new Date() }),
     ],
-    ["Effect statement", () => run(select_valid_session({ id: hash_session_token(token), now: new Date() }))],
+    ["Effect statement", () => run(select_session({ id: hash_session_token(token) }))],
     ["query function (check, Clock)", () => run(query_session_get_valid(hash_session_token(token)))],
     ["SessionRepo.validate", () => run(SessionRepo.use((repo) => repo.validate(token)))],
   ],
@@ -175,9 +175,23 @@ const operations: Record<string, Layers> = {
           database.transaction(
             Effect.gen(function* () {
               const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-              yield* insert_session({ id, account_id: ACCOUNT, now, expires_at })
+              yield* insert_session({
+                id,
+                account_id: ACCOUNT,
+                now,
+                expires_at,
+                absolute_expires_at: expires_at,
+                client_ip: null,
+                user_agent: null,
+              })
               yield* lock_account({ account_id: ACCOUNT })
-              yield* evict_sessions({ account_id: ACCOUNT, now, max_sessions: 5, keep: id })
+              yield* evict_sessions({
+                account_id: ACCOUNT,
+                now,
+                idle_before: null,
+                max_sessions: 5,
+                keep: id,
+              })
             }),
           ),
         )

@@ -11,27 +11,42 @@ export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from
 export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.js"
 export * from "./schema/index.js"
 export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.js"
-export { AccountNotFound, InvalidInput } from "./session/errors.js"
+export { MAX_USER_AGENT_LENGTH, type SessionDevice } from "./session/device.js"
+export {
+  AccountNotFound,
+  InvalidInput,
+  SessionNotFresh,
+  SessionRejected,
+  SessionRejectionReason,
+} from "./session/errors.js"
+export { session_rejection } from "./session/expiry.js"
+export { require_fresh_session } from "./session/freshness.js"
 export { MAX_LIST_LIMIT } from "./session/input.js"
 export {
   DEFAULT_SESSION_POLICY,
+  type IpStorage,
   layer_session_policy,
   make_session_policy,
+  SESSION_POLICY_PRESETS,
   SessionPolicy,
+  type SessionPolicyPreset,
   type SessionPolicyShape,
 } from "./session/policy.js"
 export {
   query_create_session,
+  query_session_check,
   query_session_cleanup_expired,
   query_session_enforce_limit,
   query_session_get_valid,
   query_session_list_all_active,
   query_session_list_for_account,
+  query_session_reauthenticate,
   query_session_revoke_all_for_account,
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
   query_session_revoke_others_for_account,
   query_session_touch,
+  type SessionCheck,
   session_touch_due,
   type TouchDue,
 } from "./session/queries.js"

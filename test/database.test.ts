@@ -313,7 +313,7 @@ for (const backend of backends) {
         yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
         // on PGlite, waiting for a pool touch here would wait for this very transaction
         const authenticated = yield* database.transaction(repo.authenticate(token))
-        assert.isTrue(Option.getOrThrow(authenticated).extended)
+        assert.isTrue(authenticated.extended)
         const row = yield* session_rows(owner.id)
         assert.isAbove(row[0]?.expires_at.getTime() ?? 0, session.expires_at.getTime())
       }),

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
@@ -6,7 +6,16 @@ import { sql } from "drizzle-orm"
 import { migrate as drizzle_migrate } from "drizzle-orm/node-postgres/migrator"
 import { migrate as pglite_migrate } from "drizzle-orm/pglite/migrator"
 import { Effect, Layer, Option } from "effect"
-import { type Database, Db, type Drizzle, MIGRATIONS_FOLDER, migrate, SessionRepo } from "../src/index.ts"
+import {
+  type Database,
+  Db,
+  type Drizzle,
+  generate_session_token,
+  hash_session_token,
+  MIGRATIONS_FOLDER,
+  migrate,
+  SessionRepo,
+} from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import { create_account } from "./support/fixtures.ts"
 
@@ -34,6 +43,17 @@ const app_history = (table: string, when: number): string => {
       entries: [{ idx: 0, version: "7", when, tag: "0000_app", breakpoints: true }],
     }),
   )
+  return folder
+}
+
+/** The shipped migrations as 0.1 shipped them: the first one only. */
+const release_0_1_history = (): string => {
+  const folder = mkdtempSync(join(tmpdir(), "esr-0.1-migrations-"))
+  mkdirSync(join(folder, "meta"))
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8"))
+  const [first] = journal.entries
+  copyFileSync(join(MIGRATIONS_FOLDER, `${first.tag}.sql`), join(folder, `${first.tag}.sql`))
+  writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify({ ...journal, entries: [first] }))
   return folder
 }
 
@@ -97,11 +117,18 @@ for (const backend of backends) {
       on_fresh_database(
         Effect.gen(function* () {
           const db = yield* Db
-          // what 0.1's migrate did: the shipped migrations, recorded in drizzle.__drizzle_migrations
-          yield* app_migrate(backend.name, db, MIGRATIONS_FOLDER)
+          // what 0.1's migrate did: its migration, recorded in drizzle.__drizzle_migrations
+          const folder = release_0_1_history()
+          yield* app_migrate(backend.name, db, folder)
+          rmSync(folder, { recursive: true })
           const repo = yield* SessionRepo
           const owner = yield* create_account()
-          const { token } = yield* repo.create_session(owner.id)
+          // sessions as 0.1 wrote them: one from ten days ago, and one created 100
+          // days ago and kept alive by use ever since (the sliding window alone)
+          const [token, old_token] = [yield* generate_session_token, yield* generate_session_token]
+          yield* rows(sql`INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at) VALUES
+            (${hash_session_token(token)}, ${owner.id}, now() - interval '10 days', now() + interval '20 days', now()),
+            (${hash_session_token(old_token)}, ${owner.id}, now() - interval '100 days', now() + interval '1 hour', now())`)
           const [ours] = yield* shared_hashes
           // the app's own rows beside it: one of its migrations, and a copy of the
           // shipped file in its own history (same hash, its own date)
@@ -118,8 +145,12 @@ for (const backend of backends) {
           const own = yield* rows<{ n: number }>(
             sql`SELECT count(*)::int AS n FROM drizzle.__effect_session_repo_migrations`,
           )
-          assert.strictEqual(own[0]?.n, 1)
+          // 0.1's migration adopted, the new one applied
+          assert.strictEqual(own[0]?.n, 2)
           assert.isTrue(Option.isSome(yield* repo.validate(token)))
+          // counted from its creation, the old session is past the default 90 days
+          const rejection = yield* Effect.flip(repo.authenticate(old_token))
+          assert.strictEqual(rejection.reason, "absolute")
         }),
       ),
     )

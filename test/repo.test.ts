@@ -192,7 +192,7 @@ for (const backend of backends) {
           Array.from({ length: 20 }, () => repo.authenticate(token)),
           { concurrency: "unbounded" },
         )
-        assert.isFalse(fresh.some((outcome) => Option.getOrThrow(outcome).extended))
+        assert.isFalse(fresh.some((outcome) => outcome.extended))
         yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
         const { result, statements } = yield* statements_of(
           Effect.all(
@@ -209,12 +209,12 @@ for (const backend of backends) {
         assert.isAtMost(count_matching(statements, /^update "auth_session"/), 2)
         // every caller is told the row's expiry (the late reader reads it again);
         // a read that came after the write found it extended already
-        const authenticated = result.map(Option.getOrThrow)
+        const authenticated = result
         assert.isTrue(authenticated.some((outcome) => outcome.extended))
         for (const outcome of authenticated)
           assert.strictEqual(outcome.session.expires_at.getTime(), expected)
         // extended now: the next request has nothing to do
-        assert.isFalse(Option.getOrThrow(yield* repo.authenticate(token)).extended)
+        assert.isFalse((yield* repo.authenticate(token)).extended)
       }),
     )
 
@@ -237,8 +237,8 @@ for (const backend of backends) {
           const expected = (yield* now_ms) + AUTH_SESSION_LIFETIME_MS
           assert.strictEqual(yield* write_count(session.id), 1)
           for (const outcome of [mine, theirs]) {
-            assert.isTrue(Option.getOrThrow(outcome).extended, "a caller was not told to re-send its cookie")
-            assert.strictEqual(Option.getOrThrow(outcome).session.expires_at.getTime(), expected)
+            assert.isTrue(outcome.extended, "a caller was not told to re-send its cookie")
+            assert.strictEqual(outcome.session.expires_at.getTime(), expected)
           }
         }),
     )

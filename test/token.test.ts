@@ -24,6 +24,9 @@ describe("session tokens", () => {
       touch_interval_ms: AUTH_SESSION_TOUCH_INTERVAL_MS,
       max_sessions: AUTH_SESSION_MAX_PER_ACCOUNT,
       cleanup_batch_size: 1000,
+      absolute_lifetime_ms: 90 * 86_400_000,
+      idle_timeout_ms: null,
+      ip_storage: "full",
     })
   })
 

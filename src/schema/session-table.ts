@@ -71,12 +71,28 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
       id: text("id").primaryKey(),
       account_id,
       created_at: timestamptz("created_at").notNull().defaultNow(),
+      /** Ends the session; slides forward on use, never past `absolute_expires_at`. */
       expires_at: timestamptz("expires_at").notNull(),
       last_seen_at: timestamptz("last_seen_at").notNull().defaultNow(),
+      /** When the user last proved a credential: the creation, or a re-authentication. */
+      authenticated_at: timestamptz("authenticated_at").notNull().defaultNow(),
+      /**
+       * The end no extension passes: `authenticated_at` plus the policy's absolute
+       * lifetime. The default only serves rows that existed before the column did
+       * (the default policy's 90 days, from the migration); new rows always set it.
+       */
+      absolute_expires_at: timestamptz("absolute_expires_at")
+        .notNull()
+        .default(sql`(now() + interval '90 days')`),
+      /** The client's address at creation, as the policy stores it (full, truncated or not at all). */
+      client_ip: text("client_ip"),
+      /** The client's User-Agent at creation, at most 512 characters. */
+      user_agent: text("user_agent"),
     },
     (t) => [
       // defence in depth: a raw token (base64url, 43 chars) can never be stored as an id
       check(`${name}_id_is_hash`, sql`${t.id} ~ '^[0-9a-f]{64}$'`),
+      check(`${name}_user_agent_length`, sql`char_length(${t.user_agent}) <= 512`),
       // limit enforcement, listing per account (newest first) and revoke-all
       index(`${name}_account_created_idx`).on(t.account_id, t.created_at, t.id),
       // batched cleanup of expired rows
@@ -180,6 +196,12 @@ export interface AuthSession<Id extends AccountId = AccountId> {
   readonly created_at: Date
   readonly expires_at: Date
   readonly last_seen_at: Date
+  readonly authenticated_at: Date
+  readonly absolute_expires_at: Date
+  /** The client address at creation (as the policy stores it), if one was given. */
+  readonly client_ip: string | null
+  /** The client's User-Agent at creation, if one was given. */
+  readonly user_agent: string | null
 }
 
 /** A session row with its account's label (the standalone schema's username). */

@@ -2,7 +2,9 @@ import { Clock, Effect } from "effect"
 import type { DbError } from "../db/errors.js"
 import { type Db, Tx } from "../db/handle.js"
 import type { AccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
-import { AccountNotFound, type InvalidInput } from "./errors.js"
+import { type SessionDevice, stored_client_ip, stored_user_agent } from "./device.js"
+import { AccountNotFound, type InvalidInput, type SessionRejectionReason } from "./errors.js"
+import { authenticated_times, live_bounds, session_rejection, touch_bounds, touch_due } from "./expiry.js"
 import {
   require_account_id,
   require_date,
@@ -33,18 +35,36 @@ const statements = Effect.map(SessionSchema, session_statements)
 const checked_account_id = (value: unknown) =>
   Effect.flatMap(SessionSchema, (schema) => require_account_id(schema, value))
 
+/** The policy's bounds of a live session now. */
+const current_live_bounds = Effect.gen(function* () {
+  return live_bounds(yield* SessionPolicy, yield* Clock.currentTimeMillis)
+})
+
 /** `query_create_session` without its span, for callers that open their own. */
 export const create_session_untraced = Effect.fnUntraced(function* (
   token_hash: string,
   account_id: AccountId,
   expires_at: Date,
+  options: { readonly device?: SessionDevice | undefined } = {},
 ): Effect.fn.Return<AuthSession, InvalidInput | AccountNotFound | DbError, Db> {
   const { insert_session } = yield* statements
+  const policy = yield* SessionPolicy
   const id = yield* require_token_hash(token_hash)
   const owner = yield* checked_account_id(account_id)
   const expiry = yield* require_date("expires_at", expires_at)
-  const now = yield* current_date
-  const rows = yield* insert_session({ id, account_id: owner, now, expires_at: expiry }).pipe(
+  const client_ip = yield* stored_client_ip(options.device?.ip, policy.ip_storage)
+  const now = yield* Clock.currentTimeMillis
+  const times = authenticated_times(policy, now)
+  const rows = yield* insert_session({
+    id,
+    account_id: owner,
+    now: times.authenticated_at,
+    // no session outlives its absolute expiry, whatever the caller asked
+    expires_at: new Date(Math.min(expiry.getTime(), times.absolute_expires_at.getTime())),
+    absolute_expires_at: times.absolute_expires_at,
+    client_ip,
+    user_agent: stored_user_agent(options.device?.user_agent),
+  }).pipe(
     Effect.catchIf(
       (error) => error.reason === "foreign_key_violation",
       () =>
@@ -55,57 +75,83 @@ export const create_session_untraced = Effect.fnUntraced(function* (
   return rows[0] as AuthSession
 })
 
-/** Inserts a session created now; returns the row. A missing account is `AccountNotFound`. */
+/**
+ * Inserts a session authenticated now; returns the row. `expires_at` is capped
+ * at the policy's absolute expiry; `device` is stored as the policy says. A
+ * missing account is `AccountNotFound`.
+ */
 export const query_create_session = Effect.fn("query_create_session")(create_session_untraced)
 
-/** The session if it exists and `expires_at > now`, else `undefined`. Reads only; no span (hot path). */
-export const query_session_get_valid = Effect.fnUntraced(function* (
+/** A session read by its hash: the row when valid now, else why not. */
+export type SessionCheck =
+  | { readonly valid: true; readonly session: AuthSession }
+  | { readonly valid: false; readonly reason: SessionRejectionReason }
+
+/** One read by key, judged by the policy in force. Reads only; no span (hot path). */
+export const query_session_check = Effect.fnUntraced(function* (
   token_hash: string,
-): Effect.fn.Return<AuthSession | undefined, InvalidInput | DbError, Db> {
-  const { select_valid_session } = yield* statements
+): Effect.fn.Return<SessionCheck, InvalidInput | DbError, Db> {
+  const { select_session } = yield* statements
   const id = yield* require_token_hash(token_hash)
-  const now = yield* current_date
-  const rows = yield* select_valid_session({ id, now })
-  return rows[0]
+  const rows = yield* select_session({ id })
+  const session = rows[0]
+  if (session === undefined) return { valid: false, reason: "unknown" }
+  const reason = session_rejection(session, yield* SessionPolicy, yield* Clock.currentTimeMillis)
+  return reason === undefined ? { valid: true, session } : { valid: false, reason }
 })
 
-/**
- * What a session read at `now` is due: nothing; a touch of `last_seen_at`
- * (stale by the touch interval); or an extension (less than the threshold left).
- */
-export type TouchDue = "none" | "touch" | "extend"
+/** The session if it exists and is valid now (see `query_session_check`), else `undefined`. */
+export const query_session_get_valid = (
+  token_hash: string,
+): Effect.Effect<AuthSession | undefined, InvalidInput | DbError, Db> =>
+  Effect.map(query_session_check(token_hash), (check) => (check.valid ? check.session : undefined))
 
-export const session_touch_due = Effect.fnUntraced(function* (
-  session: AuthSession,
-): Effect.fn.Return<TouchDue> {
-  const policy = yield* SessionPolicy
-  const now = yield* Clock.currentTimeMillis
-  if (session.expires_at.getTime() < now + policy.extend_threshold_ms) return "extend"
-  if (session.last_seen_at.getTime() <= now - policy.touch_interval_ms) return "touch"
-  return "none"
-})
+export type { TouchDue } from "./expiry.js"
+
+/** What a valid session read now is due: nothing, a touch of `last_seen_at`, or an extension. */
+export const session_touch_due = (session: AuthSession) =>
+  Effect.gen(function* () {
+    return touch_due(session, yield* SessionPolicy, yield* Clock.currentTimeMillis)
+  })
 
 /**
- * Sets `last_seen_at = now`, and `expires_at = now + lifetime` when less than
- * the extend threshold remains. Writes nothing when the row is expired, gone,
- * or was touched within the touch interval and needs no extension. Returns the
- * row's `expires_at` after the write, or `undefined` when nothing was written.
+ * Sets `last_seen_at = now`, and `expires_at = now + lifetime` (capped at the
+ * absolute expiry) when less than the extend threshold remains. Writes nothing
+ * when the session is not valid (expired, idle, past its absolute expiry,
+ * gone), or was touched within the touch interval and needs no extension.
+ * Returns the row's `expires_at` after the write, or `undefined` when nothing
+ * was written.
  */
 export const query_session_touch = Effect.fn("query_session_touch")(function* (
   token_hash: string,
 ): Effect.fn.Return<Date | undefined, InvalidInput | DbError, Db> {
   const { touch_session } = yield* statements
   const id = yield* require_token_hash(token_hash)
+  const bounds = touch_bounds(yield* SessionPolicy, yield* Clock.currentTimeMillis)
+  const rows = yield* touch_session({ id, ...bounds })
+  return rows[0]?.expires_at
+})
+
+/**
+ * Marks a valid session re-authenticated now (the user just proved a
+ * credential again): new `authenticated_at`, and expiries counted from it.
+ * Returns the updated row, or `undefined` when the session is not valid.
+ */
+export const query_session_reauthenticate = Effect.fn("query_session_reauthenticate")(function* (
+  token_hash: string,
+): Effect.fn.Return<AuthSession | undefined, InvalidInput | DbError, Db> {
+  const { reauthenticate_session } = yield* statements
+  const id = yield* require_token_hash(token_hash)
   const policy = yield* SessionPolicy
   const now = yield* Clock.currentTimeMillis
-  const rows = yield* touch_session({
+  const { expires_at, absolute_expires_at } = authenticated_times(policy, now)
+  const rows = yield* reauthenticate_session({
     id,
-    now: new Date(now),
-    stale_before: new Date(now - policy.touch_interval_ms),
-    extend_before: new Date(now + policy.extend_threshold_ms),
-    extended_expires_at: new Date(now + policy.lifetime_ms),
+    ...live_bounds(policy, now),
+    expires_at,
+    absolute_expires_at,
   })
-  return rows[0]?.expires_at
+  return rows[0]
 })
 
 /** `query_session_enforce_limit` without its span, for callers that open their own. */
@@ -121,15 +167,16 @@ export const enforce_limit_untraced = Effect.fnUntraced(function* (
   const keep = options.keep === undefined ? "" : yield* require_token_hash(options.keep)
   yield* lock_account({ account_id: owner })
   // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
-  const now = yield* current_date
-  const evicted = yield* evict_sessions({ account_id: owner, now, max_sessions: limit, keep })
+  const bounds = yield* current_live_bounds
+  const evicted = yield* evict_sessions({ account_id: owner, ...bounds, max_sessions: limit, keep })
   return evicted.length
 })
 
 /**
- * Keeps the account's newest `max_sessions` live sessions (created_at desc,
+ * Keeps the account's newest `max_sessions` valid sessions (created_at desc,
  * id desc; `keep`, the session just created, always counts as newest) and
- * deletes the rest along with the account's expired rows. Returns the number
+ * deletes the rest along with the account's ended ones (expired, idle, past
+ * the absolute expiry). Returns the number
  * deleted.
  *
  * It first locks the account row (FOR NO KEY UPDATE), so concurrent creations
@@ -141,7 +188,7 @@ export const enforce_limit_untraced = Effect.fnUntraced(function* (
  */
 export const query_session_enforce_limit = Effect.fn("query_session_enforce_limit")(enforce_limit_untraced)
 
-/** The account's live sessions, newest first. */
+/** The account's valid sessions, newest first, with their device data. */
 export const query_session_list_for_account = Effect.fn("query_session_list_for_account")(function* (
   account_id: AccountId,
   limit: number = 50,
@@ -149,18 +196,18 @@ export const query_session_list_for_account = Effect.fn("query_session_list_for_
   const { select_sessions_for_account } = yield* statements
   const owner = yield* checked_account_id(account_id)
   const count = yield* require_list_limit(limit)
-  const now = yield* current_date
-  return yield* select_sessions_for_account({ account_id: owner, now, limit: count })
+  const bounds = yield* current_live_bounds
+  return yield* select_sessions_for_account({ account_id: owner, ...bounds, limit: count })
 })
 
-/** Live sessions of every account with the username, most recent activity first. */
+/** Valid sessions of every account with the username, most recent activity first. */
 export const query_session_list_all_active = Effect.fn("query_session_list_all_active")(function* (
   limit: number = 200,
 ): Effect.fn.Return<Array<AuthSessionWithUsername>, InvalidInput | DbError, Db> {
   const { select_all_active_sessions } = yield* statements
   const count = yield* require_list_limit(limit)
-  const now = yield* current_date
-  return yield* select_all_active_sessions({ now, limit: count })
+  const bounds = yield* current_live_bounds
+  return yield* select_all_active_sessions({ ...bounds, limit: count })
 })
 
 /**

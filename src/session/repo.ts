@@ -10,16 +10,23 @@ import type {
   SessionTable,
 } from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
-import type { AccountNotFound, InvalidInput } from "./errors.js"
+import type { SessionDevice } from "./device.js"
+import {
+  type AccountNotFound,
+  type InvalidInput,
+  SessionRejected,
+  type SessionRejectionReason,
+} from "./errors.js"
 import { require_account_id, require_max_sessions } from "./input.js"
 import { SessionPolicy } from "./policy.js"
 import {
   create_session_untraced,
   enforce_limit_untraced,
+  query_session_check,
   query_session_cleanup_expired,
-  query_session_get_valid,
   query_session_list_all_active,
   query_session_list_for_account,
+  query_session_reauthenticate,
   query_session_revoke_all_for_account,
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
@@ -55,19 +62,26 @@ export interface SessionRepoShape {
    */
   readonly create_session: (
     account_id: AccountId,
-    options?: { readonly max_sessions?: number },
+    options?: { readonly max_sessions?: number; readonly device?: SessionDevice },
   ) => Effect.Effect<CreatedSession, InvalidInput | AccountNotFound | DbError>
   /**
-   * The live session for a cookie token, or none. A malformed token is none
-   * without a query. One read; a touch of `last_seen_at` is started in the
-   * background only when due. When less than the extend threshold remains, the
-   * extension is written before returning and `extended` is true: re-send the
-   * cookie then, so it expires with the row. Outside a transaction a lost
-   * connection is retried on a new one for up to `READ_RETRY_WINDOW_MS`.
+   * The valid session for a cookie token, or `SessionRejected` with the reason
+   * (a malformed token costs no query). One read; a touch of `last_seen_at` is
+   * started in the background only when due. When less than the extend
+   * threshold remains, the extension is written before returning and
+   * `extended` is true: re-send the cookie then, so it expires with the row.
+   * Outside a transaction a lost connection is retried on a new one for up to
+   * `READ_RETRY_WINDOW_MS`.
    */
-  readonly authenticate: (token: TokenInput) => Effect.Effect<Option.Option<Authenticated>, DbError>
-  /** `authenticate`, for callers that do not manage a cookie. */
+  readonly authenticate: (token: TokenInput) => Effect.Effect<Authenticated, SessionRejected | DbError>
+  /** `authenticate` as an option, for callers that need neither the reason nor the cookie. */
   readonly validate: (token: TokenInput) => Effect.Effect<Option.Option<AuthSession>, DbError>
+  /**
+   * The user just proved a credential again (e.g. re-entered the password):
+   * the session counts as authenticated now, for `require_fresh_session`, and
+   * its expiries restart from now. Re-send the cookie (`extended` is true).
+   */
+  readonly reauthenticate: (token: TokenInput) => Effect.Effect<Authenticated, SessionRejected | DbError>
   /** Logout: deletes the session of this token, if any. */
   readonly revoke: (token: TokenInput) => Effect.Effect<void, DbError>
   /** Deletes session `session_id` (its hash) only if `account_id` owns it. */
@@ -81,7 +95,7 @@ export interface SessionRepoShape {
     account_id: AccountId,
     keep_session_id: string,
   ) => Effect.Effect<number, InvalidInput | DbError>
-  /** Live sessions of the account, newest first (a read: retried like `authenticate`). */
+  /** Valid sessions of the account with their device data, newest first (a read: retried like `authenticate`). */
   readonly list_for_account: (
     account_id: AccountId,
     options?: { readonly limit?: number },
@@ -94,6 +108,17 @@ export interface SessionRepoShape {
 
 const token_value = (token: TokenInput): string =>
   Redacted.isRedacted(token) ? Redacted.value(token) : token
+
+const REJECTION_MESSAGES: Record<SessionRejectionReason, string> = {
+  malformed: "the token is not a session token",
+  unknown: "no such session: never issued, signed out, revoked or cleaned up",
+  expired: "the session expired",
+  idle: "the session was unused for longer than the idle timeout",
+  absolute: "the session reached its absolute lifetime",
+}
+
+const rejected = (reason: SessionRejectionReason) =>
+  Effect.fail(new SessionRejected({ reason, message: REJECTION_MESSAGES[reason] }))
 
 /** The session service applications use; its methods hide `Db` and `Tx`. */
 export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>()(
@@ -127,7 +152,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
 
         const create_session = Effect.fn("SessionRepo.create_session")(function* (
           account_id: AccountId,
-          options: { readonly max_sessions?: number } = {},
+          options: { readonly max_sessions?: number; readonly device?: SessionDevice } = {},
         ) {
           const policy = yield* SessionPolicy
           // checked before the transaction opens, so bad input costs no round trip
@@ -142,6 +167,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
                 token_hash,
                 owner,
                 new Date(now + policy.lifetime_ms),
+                { device: options.device },
               )
               yield* enforce_limit_untraced(owner, max_sessions, { keep: token_hash })
               return created
@@ -151,21 +177,22 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
         })
 
         // no span: it runs on every request (see query_session_get_valid)
-        const read_session = (token_hash: string) =>
-          read_on_current(query_session_get_valid(token_hash)).pipe(
+        const check_session = (token_hash: string) =>
+          read_on_current(query_session_check(token_hash)).pipe(
             // the hash of a well-formed token is always a valid argument
             Effect.catchTag("InvalidInput", Effect.die),
           )
 
         const authenticate = Effect.fnUntraced(function* (token: TokenInput) {
           const raw = token_value(token)
-          if (!is_session_token(raw)) return Option.none<Authenticated>()
+          if (!is_session_token(raw)) return yield* rejected("malformed")
           const token_hash = hash_session_token(raw)
-          const session = yield* read_session(token_hash)
-          if (session === undefined) return Option.none<Authenticated>()
+          const check = yield* check_session(token_hash)
+          if (!check.valid) return yield* rejected(check.reason)
+          const { session } = check
           const due = yield* session_touch_due(session)
           if (due === "touch") yield* with_schema(touches.touch(token_hash))
-          if (due !== "extend") return Option.some({ session, extended: false })
+          if (due !== "extend") return { session, extended: false }
           // Rare (once per extend threshold): wait, so the caller can re-send the
           // cookie with the expiry the row really has. Inside a transaction, write
           // it there: a touch on the pool could wait for this very transaction.
@@ -179,23 +206,33 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
             // Nothing written: another request's extension got there between this
             // read and this write (or the write failed). Read the row again, so the
             // caller still re-sends a cookie that expires with the row.
-            const current = yield* read_session(token_hash)
-            if (current === undefined) return Option.none<Authenticated>()
-            const moved = current.expires_at.getTime() > session.expires_at.getTime()
-            return Option.some({ session: current, extended: moved })
+            const current = yield* check_session(token_hash)
+            if (!current.valid) return yield* rejected(current.reason)
+            const moved = current.session.expires_at.getTime() > session.expires_at.getTime()
+            return { session: current.session, extended: moved }
           }
           const now = new Date(yield* Clock.currentTimeMillis)
-          return Option.some({
-            session: { ...session, expires_at: extended.value, last_seen_at: now },
-            extended: true,
-          })
+          return { session: { ...session, expires_at: extended.value, last_seen_at: now }, extended: true }
         })
 
         const validate = (token: TokenInput) =>
-          Effect.map(
-            authenticate(token),
-            Option.map((authenticated) => authenticated.session),
+          authenticate(token).pipe(
+            Effect.map((authenticated) => Option.some(authenticated.session)),
+            Effect.catchTag("SessionRejected", () => Effect.succeed(Option.none<AuthSession>())),
           )
+
+        const reauthenticate = Effect.fnUntraced(function* (token: TokenInput) {
+          const raw = token_value(token)
+          if (!is_session_token(raw)) return yield* rejected("malformed")
+          const token_hash = hash_session_token(raw)
+          const session = yield* on_current(query_session_reauthenticate(token_hash)).pipe(
+            Effect.catchTag("InvalidInput", Effect.die),
+          )
+          if (session !== undefined) return { session, extended: true }
+          // not renewed: say why (a rare path, so a second read is fine)
+          const check = yield* check_session(token_hash)
+          return yield* rejected(check.valid ? "unknown" : check.reason)
+        })
 
         // the span is query_session_revoke_by_hash's
         const revoke = Effect.fnUntraced(function* (token: TokenInput) {
@@ -210,6 +247,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           create_session,
           authenticate,
           validate,
+          reauthenticate,
           revoke,
           revoke_others_for_account: (account_id, keep_session_id) =>
             on_current(query_session_revoke_others_for_account(account_id, keep_session_id)),

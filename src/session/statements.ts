@@ -1,28 +1,61 @@
-import { and, desc, eq, gt, inArray, lt, lte, ne, or, sql } from "drizzle-orm"
+import { and, desc, eq, gt, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
 import { statement } from "../db/statement.js"
 import type { AccountId, AuthSession, SessionTableDefinition } from "../schema/session-table.js"
 
 // Every session query as a named prepared statement, built from the session
 // table's definition (the app's own account table, or the standalone one).
 // Times are placeholders filled from Effect's Clock: the SQL never calls
-// now(), so one clock rules.
+// now(), so one clock rules. The bounds come from ./expiry.ts.
 
 const ph = sql.placeholder
 
+/** A timestamp placeholder, encoded as the timestamptz columns are; null is "no bound" (-infinity). */
+const at = (name: string) =>
+  sql`${sql.param<unknown, string>(ph(name), {
+    mapToDriverValue: (value) => (value === null ? "-infinity" : (value as Date).toISOString()),
+  })}`
+
+/** Parameters that tell live sessions from ended ones (see `live_bounds`). */
+type LiveBounds = { now: Date; idle_before: Date | null }
+
 const make_session_statements = (definition: SessionTableDefinition) => {
   const { sessions: auth_session, accounts, account_key, label } = definition
-  /** A timestamp placeholder encoded as the timestamptz columns are. */
-  const at = (name: string) => sql`${sql.param(sql.placeholder(name), auth_session.expires_at)}`
-  const live_columns = {
+  const session_columns = {
     id: auth_session.id,
     account_id: auth_session.account_id,
     created_at: auth_session.created_at,
     expires_at: auth_session.expires_at,
     last_seen_at: auth_session.last_seen_at,
+    authenticated_at: auth_session.authenticated_at,
+    absolute_expires_at: auth_session.absolute_expires_at,
+    client_ip: auth_session.client_ip,
+    user_agent: auth_session.user_agent,
   }
+  /**
+   * A session valid at `now`: before both expiries and, with an idle timeout,
+   * seen after `idle_before`. The same rule as `session_rejection`.
+   */
+  const live: SQL = and(
+    gt(auth_session.expires_at, at("now")),
+    gt(auth_session.absolute_expires_at, at("now")),
+    gt(auth_session.last_seen_at, at("idle_before")),
+  ) as SQL
+  /** An extension is due, and the absolute expiry leaves room for one. */
+  const extension_due = and(
+    lt(auth_session.expires_at, at("extend_before")),
+    lt(auth_session.expires_at, auth_session.absolute_expires_at),
+  ) as SQL
 
   const insert_session = statement<
-    { id: string; account_id: AccountId; now: Date; expires_at: Date },
+    {
+      id: string
+      account_id: AccountId
+      now: Date
+      expires_at: Date
+      absolute_expires_at: Date
+      client_ip: string | null
+      user_agent: string | null
+    },
     Array<AuthSession>
   >("session_insert", (db) =>
     db
@@ -34,54 +67,78 @@ const make_session_statements = (definition: SessionTableDefinition) => {
         created_at: ph("now"),
         expires_at: ph("expires_at"),
         last_seen_at: ph("now"),
+        authenticated_at: ph("now"),
+        absolute_expires_at: ph("absolute_expires_at"),
+        client_ip: ph("client_ip"),
+        user_agent: ph("user_agent"),
       })
       .returning(),
   )
 
-  const select_valid_session = statement<{ id: string; now: Date }, Array<AuthSession>>(
-    "session_get_valid",
-    (db) =>
-      db
-        .select(live_columns)
-        .from(auth_session)
-        .where(and(eq(auth_session.id, ph("id")), gt(auth_session.expires_at, at("now")))),
+  /**
+   * The session row by key, live or not: `session_rejection` decides, so a
+   * rejection has its reason without a second round trip.
+   */
+  const select_session = statement<{ id: string }, Array<AuthSession>>("session_get_valid", (db) =>
+    db
+      .select(session_columns)
+      .from(auth_session)
+      .where(eq(auth_session.id, ph("id"))),
   )
 
   /**
-   * Writes `last_seen_at`, and moves `expires_at` when less than the threshold
-   * remains. The WHERE repeats the due-check, so a touch that another instance
-   * already wrote, or one on an expired row, writes nothing.
+   * Writes `last_seen_at`, and moves `expires_at` (never past the absolute
+   * expiry) when less than the threshold remains. The WHERE repeats the
+   * due-check and the liveness rule, so a touch that another instance already
+   * wrote writes nothing, and no touch brings an ended session back.
    */
   const touch_session = statement<
-    { id: string; now: Date; stale_before: Date; extend_before: Date; extended_expires_at: Date },
+    LiveBounds & { id: string; stale_before: Date; extend_before: Date; extended_expires_at: Date },
     Array<{ expires_at: Date }>
   >("session_touch", (db) =>
     db
       .update(auth_session)
       .set({
         last_seen_at: at("now"),
-        expires_at: sql`CASE WHEN ${auth_session.expires_at} < ${at("extend_before")} THEN ${at("extended_expires_at")} ELSE ${auth_session.expires_at} END`,
+        expires_at: sql`CASE WHEN ${extension_due} THEN LEAST(${at("extended_expires_at")}, ${auth_session.absolute_expires_at}) ELSE ${auth_session.expires_at} END`,
       })
       .where(
         and(
           eq(auth_session.id, ph("id")),
-          gt(auth_session.expires_at, at("now")),
-          or(
-            lte(auth_session.last_seen_at, at("stale_before")),
-            lt(auth_session.expires_at, at("extend_before")),
-          ),
+          live,
+          or(lte(auth_session.last_seen_at, at("stale_before")), extension_due),
         ),
       )
       .returning({ expires_at: auth_session.expires_at }),
   )
 
   /**
-   * Deletes the account's expired sessions and every live one past the newest
+   * The user proved a credential again: the session counts as authenticated
+   * now, with new expiries. Only a live session is renewed.
+   */
+  const reauthenticate_session = statement<
+    LiveBounds & { id: string; expires_at: Date; absolute_expires_at: Date },
+    Array<AuthSession>
+  >("session_reauthenticate", (db) =>
+    db
+      .update(auth_session)
+      .set({
+        authenticated_at: at("now"),
+        last_seen_at: at("now"),
+        expires_at: at("expires_at"),
+        absolute_expires_at: at("absolute_expires_at"),
+      })
+      .where(and(eq(auth_session.id, ph("id")), live))
+      .returning(session_columns),
+  )
+
+  /**
+   * Deletes the account's ended sessions and every live one past the newest
    * `max_sessions` (created_at desc, id desc). `keep` ranks first, so a session
    * just created survives even when clocks tie or skew.
    */
   const evict_sessions = statement<
-    { account_id: AccountId; now: Date; max_sessions: number; keep: string },
+    LiveBounds & { account_id: AccountId; max_sessions: number; keep: string },
     Array<{ id: string }>
   >("session_enforce_limit", (db) =>
     db
@@ -90,15 +147,13 @@ const make_session_statements = (definition: SessionTableDefinition) => {
         and(
           eq(auth_session.account_id, ph("account_id")),
           or(
-            lte(auth_session.expires_at, at("now")),
+            not(live),
             inArray(
               auth_session.id,
               db
                 .select({ id: auth_session.id })
                 .from(auth_session)
-                .where(
-                  and(eq(auth_session.account_id, ph("account_id")), gt(auth_session.expires_at, at("now"))),
-                )
+                .where(and(eq(auth_session.account_id, ph("account_id")), live))
                 .orderBy(
                   sql`${auth_session.id} = ${ph("keep")} DESC`,
                   desc(auth_session.created_at),
@@ -113,26 +168,26 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   )
 
   const select_sessions_for_account = statement<
-    { account_id: AccountId; now: Date; limit: number },
+    LiveBounds & { account_id: AccountId; limit: number },
     Array<AuthSession>
   >("session_list_for_account", (db) =>
     db
-      .select(live_columns)
+      .select(session_columns)
       .from(auth_session)
-      .where(and(eq(auth_session.account_id, ph("account_id")), gt(auth_session.expires_at, at("now"))))
+      .where(and(eq(auth_session.account_id, ph("account_id")), live))
       .orderBy(desc(auth_session.created_at), desc(auth_session.id))
       .limit(ph("limit")),
   )
 
   const select_all_active_sessions = statement<
-    { now: Date; limit: number },
+    LiveBounds & { limit: number },
     Array<AuthSession & { username: string }>
   >("session_list_all_active", (db) =>
     db
-      .select({ ...live_columns, username: sql<string>`${label}::text` })
+      .select({ ...session_columns, username: sql<string>`${label}::text` })
       .from(auth_session)
       .innerJoin(accounts, eq(account_key, auth_session.account_id))
-      .where(gt(auth_session.expires_at, at("now")))
+      .where(live)
       .orderBy(desc(auth_session.last_seen_at), desc(auth_session.id))
       .limit(ph("limit")),
   )
@@ -212,8 +267,9 @@ const make_session_statements = (definition: SessionTableDefinition) => {
 
   return {
     insert_session,
-    select_valid_session,
+    select_session,
     touch_session,
+    reauthenticate_session,
     evict_sessions,
     select_sessions_for_account,
     select_all_active_sessions,
