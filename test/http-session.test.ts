@@ -6,28 +6,9 @@ import { CurrentSession, clear_session_cookie, SessionCookie, with_session } fro
 import { AUTH_SESSION_EXTEND_THRESHOLD_MS, AUTH_SESSION_LIFETIME_MS, SessionRepo } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, now_ms, session_row } from "./support/fixtures.ts"
-
-/** Runs `handler` behind `with_session` for a request carrying `cookie`. */
-const request_with = <E, R>(
-  cookie: string | undefined,
-  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
-) =>
-  with_session(handler).pipe(
-    Effect.provideService(
-      HttpServerRequest.HttpServerRequest,
-      HttpServerRequest.fromWeb(
-        new Request(
-          "http://localhost/",
-          cookie === undefined ? {} : { headers: { cookie: `session=${cookie}` } },
-        ),
-      ),
-    ),
-  )
+import { request_with, session_cookie } from "./support/requests.ts"
 
 const ok = Effect.succeed(HttpServerResponse.jsonUnsafe({ ok: true }))
-const session_cookie = (response: HttpServerResponse.HttpServerResponse) =>
-  Cookies.get(response.cookies, "session").pipe(Option.getOrUndefined)
-
 for (const backend of backends) {
   layer(backend.layer)(`with_session on ${backend.name}`, (it) => {
     it.effect("provides CurrentSession, and sends no cookie while the session needs no extension", () =>

@@ -4,6 +4,7 @@ import {
   DEFAULT_SESSION_POLICY,
   layer_session_policy,
   make_session_policy,
+  SESSION_POLICY_PRESETS,
   SessionPolicy,
 } from "../src/index.ts"
 
@@ -51,4 +52,53 @@ describe("session policy", () => {
       }),
     )
   }
+})
+
+describe("session policy presets and cross-field checks", () => {
+  const HOUR = 3_600_000
+  it.effect("the presets carry NIST SP 800-63B-4's limits and pass their own checks", () =>
+    Effect.gen(function* () {
+      const { aal1, aal2, aal3 } = SESSION_POLICY_PRESETS
+      assert.deepInclude(aal1, { absolute_lifetime_ms: 30 * 24 * HOUR, idle_timeout_ms: null })
+      assert.deepInclude(aal2, { absolute_lifetime_ms: 24 * HOUR, idle_timeout_ms: HOUR })
+      assert.deepInclude(aal3, { absolute_lifetime_ms: 12 * HOUR, idle_timeout_ms: 15 * 60_000 })
+      assert.deepInclude(DEFAULT_SESSION_POLICY, {
+        absolute_lifetime_ms: 90 * 24 * HOUR,
+        idle_timeout_ms: null,
+      })
+      for (const preset of Object.values(SESSION_POLICY_PRESETS))
+        assert.deepStrictEqual(yield* make_session_policy({}, preset), preset)
+      const tuned = yield* make_session_policy({ max_sessions: 2 }, aal3)
+      assert.deepStrictEqual(tuned, { ...aal3, max_sessions: 2 })
+    }),
+  )
+
+  const rejected = [
+    // an idle timeout the absolute lifetime or the sliding window always ends first
+    [{ absolute_lifetime_ms: HOUR, idle_timeout_ms: 2 * HOUR }, "idle_timeout_ms"],
+    [{ lifetime_ms: HOUR, extend_threshold_ms: 0, idle_timeout_ms: 2 * HOUR }, "idle_timeout_ms"],
+    [{ idle_timeout_ms: 0 }, "idle_timeout_ms"],
+    // last_seen_at is written once a minute: a 5-minute idle timeout would end sessions in use
+    [{ idle_timeout_ms: 5 * 60_000 }, "touch_interval_ms"],
+    [{ absolute_lifetime_ms: 0 }, "absolute_lifetime_ms"],
+    [{ ip_storage: "hashed" as never }, "ip_storage"],
+  ] as const
+  for (const [overrides, field] of rejected) {
+    it.effect(`rejects ${JSON.stringify(overrides)}`, () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(make_session_policy(overrides))
+        assert.strictEqual(error.field, field)
+      }),
+    )
+  }
+
+  it.effect("a 10-minute idle timeout works with a touch interval of a minute, not more", () =>
+    Effect.gen(function* () {
+      yield* make_session_policy({ idle_timeout_ms: 10 * 60_000 })
+      const error = yield* Effect.flip(
+        make_session_policy({ idle_timeout_ms: 10 * 60_000, touch_interval_ms: 60_001 }),
+      )
+      assert.strictEqual(error.field, "touch_interval_ms")
+    }),
+  )
 })

@@ -202,8 +202,10 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
                 Effect.catchTag("InvalidInput", Effect.die),
               )
             : yield* with_schema(touches.touch_and_wait(token_hash))
-          if (Option.isNone(extended)) {
-            // Nothing written: another request's extension got there between this
+          // Only a later expiry is an extension: a touch already in flight when this
+          // request came, which this one joined, may have written last_seen_at only.
+          if (Option.isNone(extended) || extended.value.getTime() <= session.expires_at.getTime()) {
+            // Not extended here: another request's extension got there between this
             // read and this write (or the write failed). Read the row again, so the
             // caller still re-sends a cookie that expires with the row.
             const current = yield* check_session(token_hash)
