@@ -3,7 +3,8 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "effect/http"
 import { type Browser, chromium } from "playwright-core"
-import { example_app } from "./support/app.ts"
+import { Db } from "../src/index.ts"
+import { DEVICES, example_app, password_proven_ago } from "./support/app.ts"
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url).pathname
@@ -17,12 +18,14 @@ if (!existsSync(CHROMIUM))
 describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", () => {
   let scope: Scope.Closeable
   let base: string
+  let db: Db["Service"]
   let browser: Browser
 
   beforeAll(async () => {
     scope = await Effect.runPromise(Scope.make())
     const services = await Effect.runPromise(Layer.buildWithScope(example_app("pglite"), scope))
     const address = Context.get(services, HttpServer.HttpServer).address as { readonly port?: number }
+    db = Context.get(services, Db)
     base = `http://127.0.0.1:${address.port}`
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -44,7 +47,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     if (scope !== undefined) await Effect.runPromise(Scope.close(scope, Exit.void))
   })
 
-  it("signs up, sees two sessions, revokes the other one", async () => {
+  it("signs up, sees its devices, revokes one, confirms the password to sign out the rest", async () => {
     const context = await browser.newContext()
     const page = await context.newPage()
     await page.goto(base)
@@ -61,26 +64,63 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     assert.strictEqual(cookie?.sameSite, "Lax")
     assert.strictEqual(await page.evaluate("document.cookie"), "")
 
-    // a second device signs in
-    const login = await fetch(`${base}/api/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "browser-user", password: "browser password" }),
-    })
-    const other_cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? ""
+    // two other devices sign in
+    const sign_in = async (user_agent: string) => {
+      const login = await fetch(`${base}/api/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "user-agent": user_agent },
+        body: JSON.stringify({ username: "browser-user", password: "browser password" }),
+      })
+      return (login.headers.get("set-cookie") ?? "").split(";")[0] ?? ""
+    }
+    const { firefox_on_windows: firefox, safari_on_iphone: safari } = DEVICES
+    const firefox_cookie = await sign_in(firefox.user_agent)
+    const safari_cookie = await sign_in(safari.user_agent)
     await page.reload()
-    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 2")
+    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 3")
 
-    // revoke it from the page
-    await page.click("#sessions tr:not(:has(.current)) button")
-    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 1")
-    assert.strictEqual(await page.textContent("#message"), "Session revoked.")
-    const other = await fetch(`${base}/api/me`, { headers: { cookie: other_cookie } })
-    assert.strictEqual(other.status, 401)
-
+    // the device table: browser, OS, IP address, created, last active, marker
+    const rows = await Promise.all(
+      (await page.locator("#sessions tr").all()).map((row) => row.locator("td").allTextContents()),
+    )
+    const this_device = rows.find((cells) => cells[5] === "this device")
+    // Chromium's own User-Agent (HeadlessChrome on Linux), as bowser reads it
+    assert.match(this_device?.[0] ?? "", /^Chrome \d+$/)
+    assert.strictEqual(this_device?.[1], "Linux")
+    assert.strictEqual(this_device?.[2], "127.0.0.1")
+    assert.sameDeepMembers(
+      rows.map((cells) => cells.slice(0, 3)),
+      [
+        [this_device?.[0], "Linux", "127.0.0.1"],
+        [firefox.browser, firefox.os, "127.0.0.1"],
+        [safari.browser, safari.os, "127.0.0.1"],
+      ],
+    )
     mkdirSync(ARTIFACTS, { recursive: true })
     await page.screenshot({ path: `${ARTIFACTS}browser-sessions.png`, fullPage: true })
     assert.isTrue(existsSync(`${ARTIFACTS}browser-sessions.png`))
+
+    // revoke the Firefox session from the page
+    await page.click(`#sessions tr:has(td:text-is("${firefox.browser}")) button`)
+    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 2")
+    assert.strictEqual(await page.textContent("#message"), "Session revoked.")
+    const revoked = await fetch(`${base}/api/me`, { headers: { cookie: firefox_cookie } })
+    assert.strictEqual(revoked.status, 401)
+
+    // the password was proven 11 minutes ago: signing out everywhere else asks for it first
+    const session_id = (await page.getAttribute("#sessions tr:has(.current)", "data-session")) ?? ""
+    await Effect.runPromise(password_proven_ago(session_id, 11).pipe(Effect.provideService(Db, db)))
+    await page.click("#revoke-others")
+    await page.waitForSelector("#reauth-form:not([hidden])")
+    assert.strictEqual(await page.textContent("#message"), "confirm your password first")
+    await page.screenshot({ path: `${ARTIFACTS}browser-reauthenticate.png`, fullPage: true })
+    await page.fill("#reauth-form input[name=password]", "browser password")
+    await page.click("#reauth-form button")
+    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 1")
+    assert.strictEqual(await page.textContent("#message"), "1 other session(s) signed out.")
+    assert.isTrue(await page.isHidden("#reauth-form"))
+    const signed_out = await fetch(`${base}/api/me`, { headers: { cookie: safari_cookie } })
+    assert.strictEqual(signed_out.status, 401)
     await context.close()
   })
 })

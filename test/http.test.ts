@@ -2,11 +2,27 @@ import { assert, layer } from "@effect/vitest"
 import { eq } from "drizzle-orm"
 import { Effect } from "effect"
 import { AUTH_SESSION_LIFETIME_MS, auth_session } from "../src/index.ts"
-import { base_url, example_app, make_client } from "./support/app.ts"
+import {
+  another_instance,
+  base_url,
+  DEVICES,
+  example_app,
+  make_client,
+  password_proven_ago,
+} from "./support/app.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
-import { on_db } from "./support/fixtures.ts"
+import { on_db, session_row } from "./support/fixtures.ts"
 
 const alice = { username: "alice", password: "correct horse battery" }
+const { firefox_on_windows: firefox, safari_on_iphone: safari } = DEVICES
+
+interface SessionView {
+  readonly id: string
+  readonly browser: string | null
+  readonly os: string | null
+  readonly ip: string | null
+  readonly current: boolean
+}
 
 for (const backend of backends) {
   layer(example_app(backend.name), { excludeTestServices: true })(
@@ -147,6 +163,17 @@ for (const backend of backends) {
               403,
             ],
             ["password body", erin.call("POST", "/api/password", { new_password: 5 }), 400],
+            [
+              "wrong password to re-authenticate",
+              erin.call("POST", "/api/reauthenticate", { password: "nope" }),
+              403,
+            ],
+            ["re-authentication body", erin.call("POST", "/api/reauthenticate", { password: 5 }), 400],
+            [
+              "re-authentication without a session",
+              anonymous.call("POST", "/api/reauthenticate", { password: "erin's password" }),
+              401,
+            ],
           ]
           for (const [name, request, status] of cases) {
             const reply = yield* request
@@ -213,6 +240,15 @@ for (const backend of backends) {
             origin: "http://evil.example",
           })
           assert.strictEqual(other_origin.status, 403)
+          const cross_site_reauthentication = yield* victim.call(
+            "POST",
+            "/api/reauthenticate",
+            { password: "henry password" },
+            undefined,
+            { "sec-fetch-site": "cross-site" },
+          )
+          assert.strictEqual(cross_site_reauthentication.status, 403)
+          assert.isUndefined(cross_site_reauthentication.set_cookie)
           assert.strictEqual((yield* victim.call("GET", "/api/me")).status, 200)
           const same_origin = yield* victim.call(
             "POST",
@@ -306,12 +342,181 @@ for (const backend of backends) {
         Effect.gen(function* () {
           const base = yield* base_url
           const admin = make_client(base)
-          yield* admin.call("POST", "/api/signup", { username: "admin", password: "admin password" })
+          yield* admin.call(
+            "POST",
+            "/api/signup",
+            { username: "admin", password: "admin password" },
+            undefined,
+            {
+              "user-agent": firefox.user_agent,
+            },
+          )
           const listed = yield* admin.call("GET", "/api/admin/sessions")
           assert.strictEqual(listed.status, 200)
-          const sessions = listed.body.sessions as Array<{ id: string; username: string }>
-          assert.isTrue(sessions.some((s) => s.username === "admin"))
+          const sessions = listed.body.sessions as Array<Omit<SessionView, "current"> & { username: string }>
+          const own = sessions.find((s) => s.username === "admin")
+          assert.deepInclude(own, { browser: firefox.browser, os: firefox.os, ip: "127.0.0.1" })
           for (const s of sessions) assert.match(s.id, /^[0-9a-f]{12}…$/)
+        }),
+      )
+
+      it.effect(
+        "my sessions show the device each was created on: browser and OS from its User-Agent, its IP",
+        () =>
+          Effect.gen(function* () {
+            const base = yield* base_url
+            const credentials = { username: "lena", password: "lena password" }
+            const laptop = make_client(base)
+            const phone = make_client(base)
+            const odd = make_client(base)
+            yield* laptop.call("POST", "/api/signup", credentials, undefined, {
+              "user-agent": firefox.user_agent,
+            })
+            yield* phone.call("POST", "/api/login", credentials, undefined, {
+              "user-agent": safari.user_agent,
+            })
+            // the User-Agent is the client's to write: markup in it is just an unknown browser
+            yield* odd.call("POST", "/api/login", credentials, undefined, {
+              "user-agent": "<img src=x onerror=alert(1)>",
+            })
+            const listed = yield* laptop.call("GET", "/api/sessions")
+            const sessions = listed.body.sessions as Array<SessionView & Record<string, unknown>>
+            assert.strictEqual(sessions.length, 3)
+            assert.sameDeepMembers(
+              sessions.map(({ browser, os, ip, current }) => ({ browser, os, ip, current })),
+              [
+                { browser: firefox.browser, os: firefox.os, ip: "127.0.0.1", current: true },
+                { browser: safari.browser, os: safari.os, ip: "127.0.0.1", current: false },
+                { browser: null, os: null, ip: "127.0.0.1", current: false },
+              ],
+            )
+            assert.notInclude(JSON.stringify(listed.body), "onerror")
+            for (const session of sessions) {
+              for (const field of ["created_at", "last_seen_at", "expires_at"]) {
+                assert.isFalse(Number.isNaN(Date.parse(String(session[field]))), field)
+              }
+            }
+          }),
+      )
+
+      it.effect(
+        "X-Forwarded-For is ignored by default: a client cannot choose the address its session records",
+        () =>
+          Effect.gen(function* () {
+            const client = make_client(yield* base_url)
+            yield* client.call(
+              "POST",
+              "/api/signup",
+              { username: "mike", password: "mike password" },
+              undefined,
+              {
+                "x-forwarded-for": "203.0.113.7",
+              },
+            )
+            const sessions = (yield* client.call("GET", "/api/sessions")).body.sessions as Array<SessionView>
+            assert.deepStrictEqual(
+              sessions.map((s) => s.ip),
+              ["127.0.0.1"],
+            )
+          }),
+      )
+
+      it.layer(another_instance({ trusted_proxy_hops: 1 }))(
+        "behind one trusted proxy (TRUSTED_PROXY_HOPS=1)",
+        (it) => {
+          it.effect(
+            "a session records the address the proxy appended; without a valid one, the socket's",
+            () =>
+              Effect.gen(function* () {
+                const base = yield* base_url
+                const credentials = { username: "nina", password: "nina password" }
+                yield* make_client(base).call("POST", "/api/signup", credentials)
+                const recorded_ip = (forwarded: string | undefined) =>
+                  make_client(base)
+                    .call("POST", "/api/login", credentials, undefined, {
+                      ...(forwarded === undefined ? {} : { "x-forwarded-for": forwarded }),
+                    })
+                    .pipe(Effect.map((reply) => (reply.body.session as SessionView).ip))
+                const cases: Array<[string | undefined, string]> = [
+                  ["203.0.113.7", "203.0.113.7"],
+                  // the client wrote the left entry itself; the proxy appended the right one
+                  ["198.51.100.1, 203.0.113.7", "203.0.113.7"],
+                  ["2001:db8::1", "2001:db8::1"],
+                  ["not-an-address", "127.0.0.1"],
+                  ["203.0.113.7, 203.0.113.8'--", "127.0.0.1"],
+                  [undefined, "127.0.0.1"],
+                ]
+                for (const [forwarded, expected] of cases) {
+                  assert.strictEqual(yield* recorded_ip(forwarded), expected, String(forwarded))
+                }
+                // the session list shows what was recorded
+                const client = make_client(base)
+                yield* client.call("POST", "/api/login", credentials, undefined, {
+                  "x-forwarded-for": "192.0.2.44",
+                })
+                const sessions = (yield* client.call("GET", "/api/sessions")).body
+                  .sessions as Array<SessionView>
+                assert.strictEqual(sessions.find((s) => s.current)?.ip, "192.0.2.44")
+              }),
+          )
+        },
+      )
+
+      it.effect("signing out the other devices needs the password proven in the last 10 minutes", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const credentials = { username: "olga", password: "olga password" }
+          const here = make_client(base)
+          const elsewhere = make_client(base)
+          const signup = yield* here.call("POST", "/api/signup", credentials)
+          yield* elsewhere.call("POST", "/api/login", credentials)
+          const session_id = (signup.body.session as SessionView).id
+          yield* password_proven_ago(session_id, 11)
+
+          const stale = yield* here.call("POST", "/api/sessions/revoke-others")
+          assert.strictEqual(stale.status, 403)
+          assert.deepStrictEqual(stale.body, { error: "confirm your password first", reauthenticate: true })
+          assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 200)
+
+          const wrong = yield* here.call("POST", "/api/reauthenticate", { password: "not olga's password" })
+          assert.strictEqual(wrong.status, 403)
+          assert.strictEqual((yield* here.call("POST", "/api/sessions/revoke-others")).status, 403)
+
+          const proven = yield* here.call("POST", "/api/reauthenticate", credentials)
+          assert.strictEqual(proven.status, 200)
+          // the expiry restarted with the proof: the cookie is sent again
+          const max_age = Number(/Max-Age=(\d+)/.exec(proven.set_cookie ?? "")?.[1])
+          assert.approximately(max_age, AUTH_SESSION_LIFETIME_MS / 1000, 5)
+          const revoked = yield* here.call("POST", "/api/sessions/revoke-others")
+          assert.strictEqual(revoked.status, 200)
+          assert.deepStrictEqual(revoked.body, { revoked: 1 })
+          assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 401)
+        }),
+      )
+
+      it.effect("changing the password proves it again: the session is fresh and its cookie re-sent", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const here = make_client(base)
+          const signup = yield* here.call("POST", "/api/signup", {
+            username: "paul",
+            password: "paul password",
+          })
+          const session_id = (signup.body.session as SessionView).id
+          yield* password_proven_ago(session_id, 11)
+          const changed = yield* here.call("POST", "/api/password", {
+            current_password: "paul password",
+            new_password: "paul's new password",
+          })
+          assert.strictEqual(changed.status, 200)
+          assert.match(changed.set_cookie ?? "", /^session=[A-Za-z0-9_-]{43};/)
+          const row = yield* session_row(session_id)
+          assert.isAbove(row?.authenticated_at.getTime() ?? 0, Date.now() - 60_000)
+          const other = make_client(base)
+          yield* other.call("POST", "/api/login", { username: "paul", password: "paul's new password" })
+          assert.deepStrictEqual((yield* here.call("POST", "/api/sessions/revoke-others")).body, {
+            revoked: 1,
+          })
         }),
       )
     },

@@ -1,6 +1,12 @@
 import { Effect, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
-import type { AccountNotFound, DbError, InvalidInput } from "effect-session-repo"
+import type {
+  AccountNotFound,
+  DbError,
+  InvalidInput,
+  SessionNotFresh,
+  SessionRejected,
+} from "effect-session-repo"
 
 /** A failure the client caused, answered with `status` and a JSON `{ error }`. */
 export class HttpError extends Schema.TaggedError<HttpError>()("HttpError", {
@@ -13,12 +19,14 @@ const json_error = (status: number, message: string) =>
 
 /**
  * Every expected failure becomes a JSON answer: 4xx for the client's
- * mistakes, 503 when the database is unavailable (worth a retry).
+ * mistakes, 503 when the database is unavailable (worth a retry). A stale
+ * session gets 403 with `reauthenticate: true`: the page asks for the
+ * password (POST /api/reauthenticate) and retries.
  */
 export const as_json_errors = <R>(
   handler: Effect.Effect<
     HttpServerResponse.HttpServerResponse,
-    HttpError | InvalidInput | AccountNotFound | DbError,
+    HttpError | InvalidInput | AccountNotFound | SessionRejected | SessionNotFresh | DbError,
     R
   >,
 ): Effect.Effect<HttpServerResponse.HttpServerResponse, never, R> =>
@@ -27,6 +35,15 @@ export const as_json_errors = <R>(
       HttpError: (error) => Effect.succeed(json_error(error.status, error.message)),
       InvalidInput: (error) => Effect.succeed(json_error(400, error.message)),
       AccountNotFound: () => Effect.succeed(json_error(404, "no such account")),
+      // the session ended between the request's check and this handler's use of it
+      SessionRejected: () => Effect.succeed(json_error(401, "not signed in")),
+      SessionNotFresh: () =>
+        Effect.succeed(
+          HttpServerResponse.jsonUnsafe(
+            { error: "confirm your password first", reauthenticate: true },
+            { status: 403 },
+          ),
+        ),
       DbError: (error) =>
         Effect.logError("database error", error).pipe(
           Effect.as(json_error(error.is_retryable ? 503 : 500, "the database failed; try again")),

@@ -3,6 +3,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
 import { layer_database_from_config } from "effect-session-repo/pglite"
+import { ProxyHops } from "./client-address.ts"
 import { app_layer } from "./server.ts"
 
 const main = Layer.unwrap(
@@ -11,6 +12,10 @@ const main = Layer.unwrap(
     const cookie_secure = yield* Config.Boolean("COOKIE_SECURE").pipe(Config.withDefault(false))
     // no default admin: sign-up is open, so a default name would go to whoever registers it first
     const admins = yield* Config.String("ADMIN_USERNAMES").pipe(Config.withDefault(""))
+    // behind N reverse proxies: TRUSTED_PROXY_HOPS=N, or every session records the proxy's address
+    const trusted_proxy_hops = yield* Config.schema(ProxyHops, "TRUSTED_PROXY_HOPS").pipe(
+      Config.withDefault(0),
+    )
     if (!cookie_secure) {
       yield* Effect.logWarning(
         "COOKIE_SECURE is off: fine on http://localhost; set COOKIE_SECURE=true behind HTTPS",
@@ -29,6 +34,7 @@ const main = Layer.unwrap(
           .map((name) => name.trim())
           .filter((name) => name !== ""),
       ),
+      trusted_proxy_hops,
       log_requests: true,
     })
   }),

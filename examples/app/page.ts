@@ -32,9 +32,13 @@ export const PAGE = `<!doctype html>
 <section id="signed-in" hidden>
   <p>Signed in as <strong id="username"></strong>. <button id="logout">Log out</button></p>
   <h2>My sessions</h2>
-  <table><thead><tr><th>session</th><th>created</th><th>last seen</th><th>expires</th><th></th></tr></thead>
+  <table><thead><tr><th>browser</th><th>OS</th><th>IP address</th><th>created</th><th>last active</th><th></th><th></th></tr></thead>
   <tbody id="sessions"></tbody></table>
   <p><button id="revoke-others">Sign out everywhere else</button></p>
+  <form id="reauth-form" hidden>
+    <input name="password" type="password" placeholder="your password" autocomplete="current-password" required>
+    <button type="submit">Confirm</button>
+  </form>
   <h2>Change password</h2>
   <form id="password-form">
     <input name="current_password" type="password" placeholder="current password" required>
@@ -43,7 +47,7 @@ export const PAGE = `<!doctype html>
   </form>
   <section id="admin" hidden>
     <h2>All active sessions (admin)</h2>
-    <table><thead><tr><th>user</th><th>session</th><th>last seen</th><th>expires</th></tr></thead>
+    <table><thead><tr><th>user</th><th>session</th><th>browser</th><th>OS</th><th>IP address</th><th>last active</th><th>expires</th></tr></thead>
     <tbody id="all-sessions"></tbody></table>
   </section>
 </section>
@@ -58,11 +62,16 @@ const api = async (method, path, body) => {
     body: body ? JSON.stringify(body) : undefined,
   })
   const data = await response.json().catch(() => ({}))
-  if (!response.ok) throw Object.assign(new Error(data.error ?? response.statusText), { status: response.status })
+  if (!response.ok) {
+    const error = new Error(data.error ?? response.statusText)
+    throw Object.assign(error, { status: response.status, reauthenticate: data.reauthenticate === true })
+  }
   return data
 }
 const time = (iso) => new Date(iso).toLocaleString()
+// textContent only: user agents are whatever the client sent
 const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td }
+const unknown = (text) => text ?? "unknown"
 
 async function render() {
   let me
@@ -75,8 +84,8 @@ async function render() {
   $("sessions").replaceChildren(...sessions.map((s) => {
     const row = document.createElement("tr")
     row.dataset.session = s.id
-    const id = cell(s.id.slice(0, 12) + "…" + (s.current ? " (this one)" : ""))
-    if (s.current) id.className = "current"
+    const marker = cell(s.current ? "this device" : "")
+    if (s.current) marker.className = "current"
     const revoke = document.createElement("button")
     revoke.textContent = "Revoke"
     revoke.onclick = async () => {
@@ -87,7 +96,8 @@ async function render() {
       render()
     }
     const action = document.createElement("td"); action.append(revoke)
-    row.append(id, cell(time(s.created_at)), cell(time(s.last_seen_at)), cell(time(s.expires_at)), action)
+    row.append(cell(unknown(s.browser)), cell(unknown(s.os)), cell(unknown(s.ip)),
+      cell(time(s.created_at)), cell(time(s.last_seen_at)), marker, action)
     return row
   }))
   $("admin").hidden = !me.account.admin
@@ -95,7 +105,8 @@ async function render() {
     const all = await api("GET", "/api/admin/sessions")
     $("all-sessions").replaceChildren(...all.sessions.map((s) => {
       const row = document.createElement("tr")
-      row.append(cell(s.username), cell(s.id), cell(time(s.last_seen_at)), cell(time(s.expires_at)))
+      row.append(cell(s.username), cell(s.id), cell(unknown(s.browser)), cell(unknown(s.os)), cell(unknown(s.ip)),
+        cell(time(s.last_seen_at)), cell(time(s.expires_at)))
       return row
     }))
   }
@@ -112,11 +123,35 @@ $("auth-form").addEventListener("submit", async (event) => {
   render()
 })
 $("logout").onclick = async () => { await api("POST", "/api/logout").catch(() => {}); say("Logged out."); render() }
-$("revoke-others").onclick = async () => {
+// A sensitive action on a session whose password proof is old: ask for the
+// password, then retry the action once it is confirmed.
+let after_password
+const with_password_check = async (action) => {
+  try { await action() } catch (e) {
+    say(e.message)
+    if (!e.reauthenticate) return
+    after_password = action
+    $("reauth-form").hidden = false
+    $("reauth-form").elements.password.focus()
+  }
+}
+$("reauth-form").addEventListener("submit", async (event) => {
+  event.preventDefault()
+  const form = new FormData(event.target)
+  try {
+    await api("POST", "/api/reauthenticate", { password: form.get("password") })
+  } catch (e) { return say(e.message) }
+  event.target.reset()
+  event.target.hidden = true
+  const action = after_password
+  after_password = undefined
+  if (action) await with_password_check(action)
+})
+$("revoke-others").onclick = () => with_password_check(async () => {
   const { revoked } = await api("POST", "/api/sessions/revoke-others")
   say(revoked + " other session(s) signed out.")
   render()
-}
+})
 $("password-form").addEventListener("submit", async (event) => {
   event.preventDefault()
   const form = new FormData(event.target)

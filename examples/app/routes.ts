@@ -1,7 +1,15 @@
 import { eq } from "drizzle-orm"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
-import { type AuthSession, account, Database, Db, DbError, SessionRepo } from "effect-session-repo"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import {
+  type AuthSession,
+  account,
+  Database,
+  Db,
+  DbError,
+  require_fresh_session,
+  SessionRepo,
+} from "effect-session-repo"
 import {
   CurrentSession,
   clear_session_cookie,
@@ -9,6 +17,7 @@ import {
   set_session_cookie,
   with_session,
 } from "effect-session-repo/http"
+import { client_address } from "./client-address.ts"
 import {
   create_credential_table,
   credential,
@@ -20,6 +29,7 @@ import {
 } from "./credentials.ts"
 import { as_json_errors, HttpError, read_body, same_origin_only } from "./http-error.ts"
 import { PAGE } from "./page.ts"
+import { admin_session_view, session_view } from "./session-view.ts"
 
 /** Who may see every account's sessions. */
 export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<string>>()(
@@ -37,16 +47,11 @@ const PasswordChange = Schema.Struct({
   current_password: Schema.String.check(Schema.isMaxLength(200)),
   new_password: Password,
 })
+const Reauthentication = Schema.Struct({ password: Schema.String.check(Schema.isMaxLength(200)) })
 const CREDENTIALS = "{ username: 3-32 of A-Z a-z 0-9 _ . -, password: 8-200 chars }"
 
-/** What a user sees of a session: never the token. */
-const session_view = (session: AuthSession, current_id?: string) => ({
-  id: session.id,
-  created_at: session.created_at.toISOString(),
-  expires_at: session.expires_at.toISOString(),
-  last_seen_at: session.last_seen_at.toISOString(),
-  current: session.id === current_id,
-})
+/** How recently the password must have been proven before signing out the other devices. */
+const FRESH_FOR_MS = 10 * 60 * 1000
 
 const query = <A>(operation: string, f: (db: Db["Service"]) => Promise<A>) =>
   Db.use((db) => Effect.tryPromise({ try: () => f(db), catch: (error) => DbError.from(operation, error) }))
@@ -60,15 +65,31 @@ const find_account = (id: string) =>
   )
 
 /**
+ * The account's stored password hash, once `password` is verified against it;
+ * 403 with `wrong` otherwise.
+ */
+const verified_password_hash = (account_id: string, password: string, wrong: string) =>
+  Effect.gen(function* () {
+    const stored = yield* find_password_hash(account_id)
+    if (!(yield* verify_password(password, stored))) {
+      return yield* new HttpError({ status: 403, message: wrong })
+    }
+    return stored
+  })
+
+/**
  * Signs the new session in: its cookie on a JSON answer. A session the request
- * still carried is revoked, so a login never leaves the old one behind.
+ * still carried is revoked, so a login never leaves the old one behind. The
+ * session records the device it was created on, for the user's session list.
  */
 const signed_in = (status: number, account_id: string, username: string) =>
   Effect.gen(function* () {
     const repo = yield* SessionRepo
     const previous = yield* request_session_token
     if (Option.isSome(previous)) yield* repo.revoke(previous.value)
-    const { token, session } = yield* repo.create_session(account_id)
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const device = { ip: yield* client_address, user_agent: request.headers["user-agent"] }
+    const { token, session } = yield* repo.create_session(account_id, { device })
     const response = HttpServerResponse.jsonUnsafe(
       { account: { id: account_id, username }, session: session_view(session, session.id) },
       { status },
@@ -159,9 +180,24 @@ const revoke_one = with_session(
   }),
 )
 
+/** The user proves the password again, so the session counts as fresh for sensitive operations. */
+const reauthenticate = with_session(
+  Effect.gen(function* () {
+    const { session, token } = yield* CurrentSession
+    const { password } = yield* read_body(Reauthentication, "{ password }")
+    yield* verified_password_hash(account_id_of(session), password, "wrong password")
+    const renewed = yield* (yield* SessionRepo).reauthenticate(token)
+    const response = HttpServerResponse.jsonUnsafe({ session: session_view(renewed.session, session.id) })
+    // its expiry restarted with the re-authentication: the cookie follows
+    return yield* set_session_cookie(Redacted.value(token), renewed.session.expires_at)(response)
+  }),
+)
+
 const revoke_others = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
+    // a stolen cookie alone must not be enough to lock its owner out
+    yield* require_fresh_session(session, FRESH_FOR_MS)
     const revoked = yield* (yield* SessionRepo).revoke_others_for_account(account_id_of(session), session.id)
     return HttpServerResponse.jsonUnsafe({ revoked })
   }),
@@ -174,17 +210,19 @@ const change_password = with_session(
       PasswordChange,
       "{ current_password, new_password: 8-200 chars }",
     )
-    const stored = yield* find_password_hash(account_id_of(session))
-    if (!(yield* verify_password(current_password, stored))) {
-      return yield* new HttpError({ status: 403, message: "the current password is wrong" })
-    }
+    const stored = yield* verified_password_hash(
+      account_id_of(session),
+      current_password,
+      "the current password is wrong",
+    )
     const password_hash = yield* hash_password(new_password)
     const database = yield* Database
     const repo = yield* SessionRepo
     // One transaction under the row lock: the hash must still be the one just
     // verified (two concurrent changes: the second gets 409), the caller's own
-    // session must still exist, and the other sessions go with the old password.
-    const revoked = yield* database.transaction(
+    // session must still exist (it is re-authenticated: the password was just
+    // proven), and the other sessions go with the old password.
+    const { revoked, renewed } = yield* database.transaction(
       Effect.gen(function* () {
         if ((yield* lock_password_hash(account_id_of(session), "update")) !== stored) {
           return yield* new HttpError({
@@ -192,19 +230,20 @@ const change_password = with_session(
             message: "the password was changed meanwhile; try again",
           })
         }
-        if (Option.isNone(yield* repo.validate(token))) {
-          return yield* new HttpError({ status: 401, message: "not signed in" })
-        }
+        // fails with SessionRejected (401) when the session is gone
+        const renewed = yield* repo.reauthenticate(token)
         yield* query("change_password", (db) =>
           db
             .update(credential)
             .set({ password_hash })
             .where(eq(credential.account_id, account_id_of(session))),
         )
-        return yield* repo.revoke_others_for_account(account_id_of(session), session.id)
+        const revoked = yield* repo.revoke_others_for_account(account_id_of(session), session.id)
+        return { revoked, renewed }
       }),
     )
-    return HttpServerResponse.jsonUnsafe({ revoked })
+    const response = HttpServerResponse.jsonUnsafe({ revoked })
+    return yield* set_session_cookie(Redacted.value(token), renewed.session.expires_at)(response)
   }),
 )
 
@@ -217,14 +256,7 @@ const admin_sessions = with_session(
     }
     const sessions = yield* (yield* SessionRepo).list_all_active()
     return HttpServerResponse.jsonUnsafe({
-      sessions: sessions.map((s) => ({
-        // a prefix identifies a session in the list without handing out its id
-        id: `${s.id.slice(0, 12)}…`,
-        username: s.username,
-        created_at: s.created_at.toISOString(),
-        last_seen_at: s.last_seen_at.toISOString(),
-        expires_at: s.expires_at.toISOString(),
-      })),
+      sessions: sessions.map(admin_session_view),
     })
   }),
 )
@@ -238,6 +270,7 @@ export const Routes = Layer.mergeAll(
   HttpRouter.add("GET", "/api/me", as_json_errors(me)),
   HttpRouter.add("GET", "/api/sessions", as_json_errors(my_sessions)),
   HttpRouter.add("DELETE", "/api/sessions/:id", as_json_errors(same_origin_only(revoke_one))),
+  HttpRouter.add("POST", "/api/reauthenticate", as_json_errors(same_origin_only(reauthenticate))),
   HttpRouter.add("POST", "/api/sessions/revoke-others", as_json_errors(same_origin_only(revoke_others))),
   HttpRouter.add("POST", "/api/password", as_json_errors(same_origin_only(change_password))),
   HttpRouter.add("GET", "/api/admin/sessions", as_json_errors(admin_sessions)),

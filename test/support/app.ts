@@ -1,9 +1,14 @@
+import { eq } from "drizzle-orm"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { app_layer } from "../../examples/app/server.ts"
-import { type Database, type Db, layer_postgres } from "../../src/index.ts"
+import { type AppOptions, app_layer } from "../../examples/app/server.ts"
+import { auth_session, type Database, type Db, layer_postgres } from "../../src/index.ts"
 import { layer_pglite } from "../../src/pglite.ts"
 import { type Backend, fresh_postgres_database, server_url } from "./backends.ts"
+import { on_db } from "./fixtures.ts"
+
+// a free port, plain HTTP (no Secure cookie), "admin" may see every session
+const TEST_OPTIONS: AppOptions = { port: 0, cookie_secure: false, admin_usernames: new Set(["admin"]) }
 
 /** The example app on a free port, on a fresh database of the backend. */
 export const example_app = (backend: Backend["name"], admin_usernames: ReadonlyArray<string> = ["admin"]) => {
@@ -15,12 +20,18 @@ export const example_app = (backend: Backend["name"], admin_usernames: ReadonlyA
             layer_postgres({ url: Redacted.make(url), pool_size: 10 }),
           ),
         )
-  return app_layer(database, {
-    port: 0,
-    cookie_secure: false,
-    admin_usernames: new Set(admin_usernames),
-  }).pipe(Layer.orDie)
+  return app_layer(database, { ...TEST_OPTIONS, admin_usernames: new Set(admin_usernames) }).pipe(Layer.orDie)
 }
+
+/**
+ * Another instance of the example app, with other options, on the database of
+ * the enclosing `example_app` (nest it with `it.layer`; its `base_url` is the
+ * new instance's). Fresh: it shares no router or service with the first one.
+ */
+export const another_instance = (options: Partial<AppOptions>) =>
+  Layer.fresh(
+    app_layer(Layer.effectContext(Effect.context<Database | Db>()), { ...TEST_OPTIONS, ...options }),
+  ).pipe(Layer.orDie)
 
 /** The app's base URL, e.g. http://127.0.0.1:40123 */
 export const base_url = HttpServer.HttpServer.useSync((server) => {
@@ -74,3 +85,27 @@ export const make_client = (base: string) => {
     },
   }
 }
+
+/** User-Agent headers of other devices, with what the app shows of them. */
+export const DEVICES = {
+  firefox_on_windows: {
+    user_agent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    browser: "Firefox 128",
+    os: "Windows 10",
+  },
+  safari_on_iphone: {
+    user_agent:
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    browser: "Safari 17",
+    os: "iOS 17.5",
+  },
+} as const
+
+/** Makes the session's last proof of the password `minutes` old (the app asks again after 10). */
+export const password_proven_ago = (session_id: string, minutes: number) =>
+  on_db((db) =>
+    db
+      .update(auth_session)
+      .set({ authenticated_at: new Date(Date.now() - minutes * 60_000) })
+      .where(eq(auth_session.id, session_id)),
+  )
