@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs"
 import { createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -35,6 +35,36 @@ describe("layer_pglite", () => {
       yield* Effect.andThen(migrate, create_account()).pipe(Effect.provide(database))
       const accounts = yield* on_db((db) => db.$count(account)).pipe(Effect.provide(database))
       assert.strictEqual(accounts, 1)
+    }),
+  )
+
+  /** Paths under `dir` (itself included) that anyone but their owner may read, write or enter. */
+  const open_to_others = (dir: string) =>
+    [dir, ...readdirSync(dir, { recursive: true, encoding: "utf8" }).map((name) => join(dir, name))].filter(
+      (path) => (statSync(path).mode & 0o077) !== 0,
+    )
+
+  it.live("its data_dir is its owner's alone: folders 0700, files 0600, even under umask 0", () =>
+    Effect.gen(function* () {
+      const parent = mkdtempSync(join(tmpdir(), "esr-pglite-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(parent, { recursive: true, force: true })))
+      const umask = process.umask(0)
+      yield* Effect.addFinalizer(() => Effect.sync(() => process.umask(umask)))
+      const fresh = join(parent, "new", "pglite")
+      yield* Effect.gen(function* () {
+        yield* Effect.andThen(migrate, create_account())
+        // while it runs
+        assert.deepStrictEqual(open_to_others(fresh), [])
+      }).pipe(Effect.provide(layer_pglite({ data_dir: fresh })))
+      // and the files written until it closed
+      assert.deepStrictEqual(open_to_others(fresh), [])
+      assert.strictEqual(statSync(fresh).mode & 0o777, 0o700)
+      // a folder that already existed, open to all, is restricted too
+      const existing = join(parent, "existing")
+      mkdirSync(existing)
+      chmodSync(existing, 0o777)
+      yield* migrate.pipe(Effect.provide(layer_pglite({ data_dir: existing })))
+      assert.deepStrictEqual(open_to_others(existing), [])
     }),
   )
 })

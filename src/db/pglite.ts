@@ -1,4 +1,3 @@
-import { mkdirSync } from "node:fs"
 import { PGlite } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate } from "drizzle-orm/pglite/migrator"
@@ -8,6 +7,7 @@ import { DbError } from "./errors.js"
 import type { Db } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
 import { skip_installed_parsers, text_parsers } from "./pglite-client.js"
+import { owner_only_data_dir, restrict_to_owner } from "./pglite-files.js"
 import { callback_transaction } from "./pglite-transaction.js"
 
 export interface PgliteOptions {
@@ -26,17 +26,23 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
     Effect.gen(function* () {
       const client = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => {
-            // PGlite creates the last folder only; a fresh checkout has no parents
-            if (options.data_dir !== undefined) mkdirSync(options.data_dir, { recursive: true })
-            return PGlite.create({
+          try: async () => {
+            if (options.data_dir !== undefined) owner_only_data_dir(options.data_dir)
+            const client = await PGlite.create({
               ...(options.data_dir === undefined ? {} : { dataDir: options.data_dir }),
               parsers: text_parsers,
             })
+            if (options.data_dir !== undefined) restrict_to_owner(options.data_dir)
+            return client
           },
           catch: (error) => DbError.from("pglite.open", error),
         }),
-        (client) => Effect.promise(() => client.close()),
+        (client) =>
+          Effect.promise(async () => {
+            await client.close()
+            // files PGlite created while it ran
+            if (options.data_dir !== undefined) restrict_to_owner(options.data_dir)
+          }),
       )
       const pool = drizzle({
         client: skip_installed_parsers(client),
