@@ -30,27 +30,22 @@ export const live_bounds = (policy: SessionPolicyShape, now: number) => ({
 /**
  * Why `session` is not valid at `now`, or undefined when it is. Of several
  * ends that passed, the earliest is the reason (ties: absolute, expired, idle).
+ * On every validation: plain comparisons, no allocation.
  */
 export const session_rejection = (
   session: AuthSession,
   policy: SessionPolicyShape,
   now: number,
 ): SessionRejectionReason | undefined => {
-  const ends: Array<[SessionRejectionReason, number]> = [
-    ["absolute", session.absolute_expires_at.getTime()],
-    ["expired", session.expires_at.getTime()],
-  ]
-  if (policy.idle_timeout_ms !== null)
-    ends.push(["idle", session.last_seen_at.getTime() + policy.idle_timeout_ms])
-  let reason: SessionRejectionReason | undefined
-  let earliest = now
-  for (const [name, end] of ends) {
-    if (end <= earliest && (reason === undefined || end < earliest)) {
-      reason = name
-      earliest = end
-    }
-  }
-  return reason
+  const absolute = session.absolute_expires_at.getTime()
+  const expired = session.expires_at.getTime()
+  const idle =
+    policy.idle_timeout_ms === null
+      ? Number.POSITIVE_INFINITY
+      : session.last_seen_at.getTime() + policy.idle_timeout_ms
+  const earliest = Math.min(absolute, expired, idle)
+  if (earliest > now) return undefined
+  return earliest === absolute ? "absolute" : earliest === expired ? "expired" : "idle"
 }
 
 /**
