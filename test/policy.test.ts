@@ -6,6 +6,7 @@ import {
   make_session_policy,
   SESSION_POLICY_PRESETS,
   SessionPolicy,
+  session_rejection,
 } from "../src/index.ts"
 
 describe("session policy", () => {
@@ -101,4 +102,30 @@ describe("session policy presets and cross-field checks", () => {
       assert.strictEqual(error.field, "touch_interval_ms")
     }),
   )
+})
+
+describe("session_rejection", () => {
+  const policy = SESSION_POLICY_PRESETS.aal2
+  const at = (ms: number) => new Date(ms)
+  const session = (expires: number, absolute: number, last_seen: number) => ({
+    id: "0".repeat(64),
+    account_id: "a",
+    created_at: at(0),
+    authenticated_at: at(0),
+    expires_at: at(expires),
+    absolute_expires_at: at(absolute),
+    last_seen_at: at(last_seen),
+    client_ip: null,
+    user_agent: null,
+  })
+  const HOUR = 3_600_000
+  it("valid until the earliest end; then that end is the reason, ties going to absolute, then expired", () => {
+    assert.isUndefined(session_rejection(session(10 * HOUR, 24 * HOUR, 0), policy, HOUR - 1))
+    assert.strictEqual(session_rejection(session(10 * HOUR, 24 * HOUR, 0), policy, HOUR), "idle")
+    assert.strictEqual(session_rejection(session(HOUR / 2, 24 * HOUR, 0), policy, HOUR + 1), "expired")
+    assert.strictEqual(session_rejection(session(HOUR, HOUR, 0), policy, HOUR), "absolute")
+    assert.strictEqual(session_rejection(session(HOUR, 2 * HOUR, 0), policy, HOUR), "expired")
+    // without an idle timeout, idleness never ends a session
+    assert.isUndefined(session_rejection(session(30 * HOUR, 40 * HOUR, 0), DEFAULT_SESSION_POLICY, 29 * HOUR))
+  })
 })
