@@ -45,6 +45,7 @@ export {
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
   query_session_revoke_others_for_account,
+  query_session_rotate,
   query_session_touch,
   type SessionCheck,
   session_touch_due,

@@ -2,7 +2,14 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Option, Redacted } from "effect"
 import { Cookies, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
-import { CurrentSession, clear_session_cookie, SessionCookie, with_session } from "../src/http.ts"
+import {
+  CurrentSession,
+  clear_session_cookie,
+  session_cookie as cookie_for,
+  SessionCookie,
+  set_session_cookie,
+  with_session,
+} from "../src/http.ts"
 import { AUTH_SESSION_EXTEND_THRESHOLD_MS, AUTH_SESSION_LIFETIME_MS, SessionRepo } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, now_ms, session_row } from "./support/fixtures.ts"
@@ -102,6 +109,74 @@ for (const backend of backends) {
         const cookie = Cookies.get(response.cookies, "sid").pipe(Option.getOrUndefined)
         assert.strictEqual(cookie?.value, Redacted.value(token))
         assert.strictEqual(cookie?.options?.secure, false)
+      }),
+    )
+
+    it.effect(
+      "the default cookie is __Host-session, Secure, Path=/, no Domain; session_cookie picks the name",
+      () =>
+        Effect.gen(function* () {
+          assert.deepStrictEqual(SessionCookie.defaultValue(), { name: "__Host-session", secure: true })
+          assert.deepStrictEqual(cookie_for({ secure: false }), { name: "session", secure: false })
+          const set = yield* set_session_cookie(
+            "A".repeat(43),
+            new Date((yield* now_ms) + 60_000),
+          )(HttpServerResponse.empty())
+          const cookie = Cookies.get(set.cookies, "__Host-session").pipe(Option.getOrUndefined)
+          assert.deepInclude(cookie?.options ?? {}, { secure: true, path: "/" })
+          assert.isUndefined(cookie?.options?.domain)
+          // a __Host- cookie without Secure would be dropped by the browser: a defect, not a silent failure
+          const exit = yield* Effect.exit(
+            set_session_cookie(
+              "A".repeat(43),
+              new Date(),
+            )(HttpServerResponse.empty()).pipe(
+              Effect.provideService(SessionCookie, { name: "__Host-session", secure: false }),
+            ),
+          )
+          assert.isTrue(exit._tag === "Failure")
+        }),
+    )
+
+    it.effect("several session cookies: a planted one neither swaps the user nor signs them out", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const victim = yield* repo.create_session((yield* create_account()).id)
+        const attacker = yield* repo.create_session((yield* create_account()).id)
+        const victim_token = Redacted.value(victim.token)
+        const whoami = CurrentSession.useSync((current) => HttpServerResponse.text(current.session.id))
+        const body = (response: HttpServerResponse.HttpServerResponse) =>
+          new TextDecoder().decode((response.body as unknown as { body: Uint8Array }).body)
+        // a garbage or unknown cookie first: ignored, the user's own session serves
+        for (const planted of ["garbage", "A".repeat(43)]) {
+          const response = yield* request_with([planted, victim_token], whoami)
+          assert.strictEqual(response.status, 200)
+          assert.strictEqual(body(response), victim.session.id)
+          assert.isUndefined(session_cookie(response), "the user's cookie was cleared")
+        }
+        // the attacker's valid session first: refused, not served as the attacker
+        const swapped = yield* request_with([Redacted.value(attacker.token), victim_token], whoami)
+        assert.strictEqual(swapped.status, 401)
+        assert.isUndefined(session_cookie(swapped), "a cookie was cleared")
+        // nothing revoked: the user's session still works on its own
+        assert.strictEqual((yield* request_with(victim_token, whoami)).status, 200)
+        // two sessions of one account (e.g. a stale cookie on another path): the first valid one serves
+        const second = yield* repo.create_session(victim.session.account_id)
+        const same = yield* request_with([Redacted.value(second.token), victim_token], whoami)
+        assert.strictEqual(body(same), second.session.id)
+      }),
+    )
+
+    it.effect("rotate: a new token for the same session; the old token stops working at once", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const { token, session } = yield* repo.create_session((yield* create_account()).id)
+        const rotated = yield* repo.rotate(token)
+        assert.notStrictEqual(Redacted.value(rotated.token), Redacted.value(token))
+        assert.deepStrictEqual({ ...rotated.session, id: session.id }, session)
+        assert.strictEqual((yield* Effect.flip(repo.authenticate(token))).reason, "unknown")
+        assert.strictEqual((yield* repo.authenticate(rotated.token)).session.id, rotated.session.id)
+        assert.strictEqual((yield* Effect.flip(repo.rotate(token))).reason, "unknown")
       }),
     )
   })

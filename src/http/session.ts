@@ -3,7 +3,7 @@ import { Cookies, HttpEffect, HttpServerRequest, HttpServerResponse } from "effe
 import type { DbError } from "../db/errors.js"
 import type { AuthSession } from "../schema/session-table.js"
 import type { SessionRejected } from "../session/errors.js"
-import { SessionRepo } from "../session/repo.js"
+import { type Authenticated, SessionRepo } from "../session/repo.js"
 import { hash_prefix, hash_session_token, is_session_token } from "../token.js"
 import { clear_session_cookie, SessionCookie, session_cookie_setter } from "./cookie.js"
 
@@ -17,18 +17,45 @@ export class CurrentSession extends Context.Service<
   }
 >()("effect-session-repo/CurrentSession") {}
 
-/** The session cookie of the current request, if any. */
-export const request_session_token: Effect.Effect<
-  Option.Option<string>,
+/** More session cookies in one request than any browser sends; the rest are ignored. */
+const MAX_SESSION_COOKIES = 4
+
+/**
+ * Every value the request's Cookie header gives the session cookie, in the
+ * order sent. A browser sends several when cookies of one name were set for
+ * different paths or domains, e.g. one planted by a sibling subdomain (which a
+ * `__Host-` name prevents).
+ */
+export const request_session_tokens: Effect.Effect<
+  ReadonlyArray<string>,
   never,
   HttpServerRequest.HttpServerRequest
 > = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const cookie = yield* SessionCookie
-  return Option.fromUndefinedOr(request.cookies[cookie.name])
+  const tokens: Array<string> = []
+  for (const pair of (request.headers.cookie ?? "").split(";")) {
+    const separator = pair.indexOf("=")
+    if (separator === -1 || pair.slice(0, separator).trim() !== cookie.name) continue
+    const value = pair.slice(separator + 1).trim()
+    if (!tokens.includes(value)) tokens.push(value)
+    if (tokens.length === MAX_SESSION_COOKIES) break
+  }
+  return tokens
 })
 
-/** Requests `with_session` turned away, by `SessionRejected` reason: malformed, unknown, expired, idle, absolute. */
+/** The first session cookie of the current request, if any (see `request_session_tokens`). */
+export const request_session_token: Effect.Effect<
+  Option.Option<string>,
+  never,
+  HttpServerRequest.HttpServerRequest
+> = Effect.map(request_session_tokens, (tokens) => Option.fromUndefinedOr(tokens[0]))
+
+/**
+ * Session cookies `with_session` turned away, by `SessionRejected` reason
+ * (malformed, unknown, expired, idle, absolute), and requests refused for
+ * carrying valid sessions of different accounts ("ambiguous").
+ */
 export const session_rejections = Metric.frequency("effect_session_repo_session_rejections", {
   description: "session cookies rejected, by reason",
 })
@@ -43,6 +70,16 @@ const record_rejection = (token: string, rejection: SessionRejected) =>
     }),
   )
 
+/** Valid sessions of different accounts in one request: refused, and nothing revoked or cleared. */
+const ambiguous = (tokens: ReadonlyArray<string>) =>
+  Metric.update(session_rejections, "ambiguous").pipe(
+    Effect.andThen(Effect.logWarning("request refused: session cookies of different accounts")),
+    Effect.annotateLogs({
+      sessions: tokens.map((token) => hash_prefix(hash_session_token(token))).join(" "),
+    }),
+    Effect.as(HttpServerResponse.jsonUnsafe({ error: "not signed in" }, { status: 401 })),
+  )
+
 const unauthorized = (had_cookie: boolean) => {
   const response = HttpServerResponse.jsonUnsafe({ error: "not signed in" }, { status: 401 })
   // a cookie that no longer names a session is removed
@@ -52,7 +89,10 @@ const unauthorized = (had_cookie: boolean) => {
 /**
  * Runs `handler` with the request's session as `CurrentSession`, or answers
  * 401 when there is none (a plain 401 whatever the reason; the reason goes to
- * the `session_rejections` metric and a debug log line). When validation extended the session, the cookie is
+ * the `session_rejections` metric and a debug log line). Of several session
+ * cookies, invalid ones are ignored; valid ones of different accounts refuse
+ * the request (401, nothing revoked or cleared): a planted cookie can neither
+ * swap the user nor sign them out. When validation extended the session, the cookie is
  * re-sent with the new Max-Age, whatever the handler answers (even a failure
  * turned into a response further out), unless the response sets or clears the
  * cookie itself.
@@ -65,21 +105,26 @@ export const with_session = <E, R>(
   Exclude<R, CurrentSession> | SessionRepo | HttpServerRequest.HttpServerRequest
 > =>
   Effect.gen(function* () {
-    const token = yield* request_session_token
-    if (Option.isNone(token)) return yield* unauthorized(false)
+    const tokens = yield* request_session_tokens
+    if (tokens.length === 0) return yield* unauthorized(false)
     const repo = yield* SessionRepo
-    const authenticated = yield* repo.authenticate(token.value).pipe(
-      Effect.map(Option.some),
-      Effect.catchTag("SessionRejected", (rejection) =>
-        Effect.as(record_rejection(token.value, rejection), Option.none()),
-      ),
-    )
-    if (Option.isNone(authenticated)) return yield* unauthorized(true)
-    const { session, extended } = authenticated.value
-    const current = { session, token: Redacted.make(token.value) }
+    const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
+    for (const token of tokens) {
+      yield* repo.authenticate(token).pipe(
+        Effect.map((authenticated) => void valid.push({ token, authenticated })),
+        Effect.catchTag("SessionRejected", (rejection) => record_rejection(token, rejection)),
+      )
+    }
+    const [chosen] = valid
+    if (chosen === undefined) return yield* unauthorized(true)
+    if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
+      return yield* ambiguous(valid.map(({ token }) => token))
+    const { token } = chosen
+    const { session, extended } = chosen.authenticated
+    const current = { session, token: Redacted.make(token) }
     if (!extended) return yield* Effect.provideService(handler, CurrentSession, current)
     const cookie = yield* SessionCookie
-    const set_cookie = yield* session_cookie_setter(token.value, session.expires_at)
+    const set_cookie = yield* session_cookie_setter(token, session.expires_at)
     const refresh = (response: HttpServerResponse.HttpServerResponse) =>
       Option.isSome(Cookies.get(response.cookies, cookie.name)) ? response : set_cookie(response)
     // the response the client finally gets, whatever produced it

@@ -154,6 +154,22 @@ export const query_session_reauthenticate = Effect.fn("query_session_reauthentic
   return rows[0]
 })
 
+/**
+ * Moves a valid session to the key `new_token_hash` (the hash of a new
+ * token): the old token stops working, nothing else changes. Returns the row,
+ * or `undefined` when the session is not valid.
+ */
+export const query_session_rotate = Effect.fn("query_session_rotate")(function* (
+  token_hash: string,
+  new_token_hash: string,
+): Effect.fn.Return<AuthSession | undefined, InvalidInput | DbError, Db> {
+  const { rotate_session } = yield* statements
+  const id = yield* require_token_hash(token_hash)
+  const new_id = yield* require_token_hash(new_token_hash)
+  const rows = yield* rotate_session({ id, new_id, ...(yield* current_live_bounds) })
+  return rows[0]
+})
+
 /** `query_session_enforce_limit` without its span, for callers that open their own. */
 export const enforce_limit_untraced = Effect.fnUntraced(function* (
   account_id: AccountId,

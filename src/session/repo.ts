@@ -31,6 +31,7 @@ import {
   query_session_revoke_by_hash,
   query_session_revoke_for_account,
   query_session_revoke_others_for_account,
+  query_session_rotate,
   query_session_touch,
   session_touch_due,
 } from "./queries.js"
@@ -82,6 +83,12 @@ export interface SessionRepoShape {
    * its expiries restart from now. Re-send the cookie (`extended` is true).
    */
   readonly reauthenticate: (token: TokenInput) => Effect.Effect<Authenticated, SessionRejected | DbError>
+  /**
+   * A new token for the same session (same expiry, device and times): the old
+   * token stops working at once. Use it when the session's privileges change,
+   * e.g. after a password change, and set the new cookie.
+   */
+  readonly rotate: (token: TokenInput) => Effect.Effect<CreatedSession, SessionRejected | DbError>
   /** Logout: deletes the session of this token, if any. */
   readonly revoke: (token: TokenInput) => Effect.Effect<void, DbError>
   /** Deletes session `session_id` (its hash) only if `account_id` owns it. */
@@ -236,6 +243,19 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           return yield* rejected(check.valid ? "unknown" : check.reason)
         })
 
+        const rotate = Effect.fnUntraced(function* (token: TokenInput) {
+          const raw = token_value(token)
+          if (!is_session_token(raw)) return yield* rejected("malformed")
+          const token_hash = hash_session_token(raw)
+          const new_token = yield* generate_session_token
+          const session = yield* on_current(
+            query_session_rotate(token_hash, hash_session_token(new_token)),
+          ).pipe(Effect.catchTag("InvalidInput", Effect.die))
+          if (session !== undefined) return { token: Redacted.make(new_token), session }
+          const check = yield* check_session(token_hash)
+          return yield* rejected(check.valid ? "unknown" : check.reason)
+        })
+
         // the span is query_session_revoke_by_hash's
         const revoke = Effect.fnUntraced(function* (token: TokenInput) {
           const raw = token_value(token)
@@ -250,6 +270,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           authenticate,
           validate,
           reauthenticate,
+          rotate,
           revoke,
           revoke_others_for_account: (account_id, keep_session_id) =>
             on_current(query_session_revoke_others_for_account(account_id, keep_session_id)),

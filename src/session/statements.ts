@@ -133,6 +133,20 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   )
 
   /**
+   * Gives a live session a new key (the hash of a new token), keeping
+   * everything else: the old token stops working in the same statement.
+   */
+  const rotate_session = statement<LiveBounds & { id: string; new_id: string }, Array<AuthSession>>(
+    "session_rotate",
+    (db) =>
+      db
+        .update(auth_session)
+        .set({ id: sql`${ph("new_id")}` })
+        .where(and(eq(auth_session.id, ph("id")), live))
+        .returning(session_columns),
+  )
+
+  /**
    * Deletes the account's ended sessions and every live one past the newest
    * `max_sessions` (created_at desc, id desc). `keep` ranks first, so a session
    * just created survives even when clocks tie or skew.
@@ -270,6 +284,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     select_session,
     touch_session,
     reauthenticate_session,
+    rotate_session,
     evict_sessions,
     select_sessions_for_account,
     select_all_active_sessions,
