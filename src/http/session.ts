@@ -110,10 +110,13 @@ export const with_session = <E, R>(
     const repo = yield* SessionRepo
     const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
     for (const token of tokens) {
-      yield* repo.authenticate(token).pipe(
-        Effect.map((authenticated) => void valid.push({ token, authenticated })),
-        Effect.catchTag("SessionRejected", (rejection) => record_rejection(token, rejection)),
+      const authenticated = yield* repo.authenticate(token).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("SessionRejected", (rejection) =>
+          Effect.as(record_rejection(token, rejection), Option.none()),
+        ),
       )
+      if (Option.isSome(authenticated)) valid.push({ token, authenticated: authenticated.value })
     }
     const [chosen] = valid
     if (chosen === undefined) return yield* unauthorized(true)
