@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from "node:fs"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "effect/http"
-import { type Browser, chromium } from "playwright-core"
+import { type Browser, chromium, type Page } from "playwright-core"
 import { Db } from "../src/index.ts"
 import { DEVICES, example_app, password_proven_ago } from "./support/app.ts"
 
@@ -15,6 +15,18 @@ if (!existsSync(CHROMIUM) && process.env.REQUIRE_BROWSER === "1") {
 if (!existsSync(CHROMIUM))
   console.warn(`[browser] SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium)`)
 
+/**
+ * Waits until the session table has `count` rows. Polled from here: the page's
+ * Content-Security-Policy forbids the eval behind a string waitForFunction.
+ */
+const rows_shown = async (page: Page, count: number) => {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if ((await page.locator("#sessions tr").count()) === count) return
+    await page.waitForTimeout(25)
+  }
+  throw new Error(`the session table never showed ${count} rows`)
+}
+
 describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", () => {
   let scope: Scope.Closeable
   let base: string
@@ -26,7 +38,8 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     const services = await Effect.runPromise(Layer.buildWithScope(example_app("pglite"), scope))
     const address = Context.get(services, HttpServer.HttpServer).address as { readonly port?: number }
     db = Context.get(services, Db)
-    base = `http://127.0.0.1:${address.port}`
+    // the quick start's URL: Secure __Host- cookies work on http://localhost
+    base = `http://localhost:${address.port}`
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -50,7 +63,15 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
   it("signs up, sees its devices, revokes one, confirms the password to sign out the rest", async () => {
     const context = await browser.newContext()
     const page = await context.newPage()
-    await page.goto(base)
+    // anything the Content-Security-Policy blocked, and any script error
+    const blocked: Array<string> = []
+    page.on("console", (message) => {
+      if (/Content.Security.Policy|Refused to/i.test(message.text())) blocked.push(message.text())
+    })
+    page.on("pageerror", (error) => blocked.push(String(error)))
+    const response = await page.goto(base)
+    assert.match(response?.headers()["content-security-policy"] ?? "", /script-src 'self'/)
+    assert.notInclude(response?.headers()["content-security-policy"] ?? "", "unsafe-inline")
     await page.fill("input[name=username]", "browser-user")
     await page.fill("input[name=password]", "browser password")
     await page.click("button[data-action=signup]")
@@ -59,7 +80,8 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
 
     // the cookie is out of the page's reach
     const [cookie] = await context.cookies()
-    assert.strictEqual(cookie?.name, "session")
+    assert.strictEqual(cookie?.name, "__Host-session")
+    assert.isTrue(cookie?.secure)
     assert.isTrue(cookie?.httpOnly)
     assert.strictEqual(cookie?.sameSite, "Lax")
     assert.strictEqual(await page.evaluate("document.cookie"), "")
@@ -77,7 +99,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     const firefox_cookie = await sign_in(firefox.user_agent)
     const safari_cookie = await sign_in(safari.user_agent)
     await page.reload()
-    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 3")
+    await rows_shown(page, 3)
 
     // the device table: browser, OS, IP address, created, last active, marker
     const rows = await Promise.all(
@@ -102,7 +124,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
 
     // revoke the Firefox session from the page
     await page.click(`#sessions tr:has(td:text-is("${firefox.browser}")) button`)
-    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 2")
+    await rows_shown(page, 2)
     assert.strictEqual(await page.textContent("#message"), "Session revoked.")
     const revoked = await fetch(`${base}/api/me`, { headers: { cookie: firefox_cookie } })
     assert.strictEqual(revoked.status, 401)
@@ -116,11 +138,12 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     await page.screenshot({ path: `${ARTIFACTS}browser-reauthenticate.png`, fullPage: true })
     await page.fill("#reauth-form input[name=password]", "browser password")
     await page.click("#reauth-form button")
-    await page.waitForFunction("document.querySelectorAll('#sessions tr').length === 1")
+    await rows_shown(page, 1)
     assert.strictEqual(await page.textContent("#message"), "1 other session(s) signed out.")
     assert.isTrue(await page.isHidden("#reauth-form"))
     const signed_out = await fetch(`${base}/api/me`, { headers: { cookie: safari_cookie } })
     assert.strictEqual(signed_out.status, 401)
     await context.close()
+    assert.deepStrictEqual(blocked, [], "the policy blocked part of the page, or its script failed")
   })
 })

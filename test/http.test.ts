@@ -59,7 +59,7 @@ for (const backend of backends) {
           assert.strictEqual((yield* phone.call("DELETE", `/api/sessions/${laptop_session?.id}`)).status, 200)
           const stale = yield* laptop.call("GET", "/api/me")
           assert.strictEqual(stale.status, 401)
-          assert.match(stale.set_cookie ?? "", /^session=;.*Max-Age=0/)
+          assert.match(stale.set_cookie ?? "", /^__Host-session=;.*Max-Age=0/)
 
           // revoking its own session signs the phone out too, on the server: the old cookie is dead
           const phone_cookie = phone.cookie
@@ -79,12 +79,13 @@ for (const backend of backends) {
             password: "12345678",
           })
           const attributes = (set_cookie ?? "").split(/;\s*/)
-          assert.match(attributes[0] ?? "", /^session=[A-Za-z0-9_-]{43}$/)
+          // __Host-: Secure, Path=/ and no Domain, or browsers refuse it
+          assert.match(attributes[0] ?? "", /^__Host-session=[A-Za-z0-9_-]{43}$/)
           assert.include(attributes, "HttpOnly")
           assert.include(attributes, "SameSite=Lax")
           assert.include(attributes, "Path=/")
-          // plain-HTTP test server: Secure is configured off
-          assert.notInclude(attributes, "Secure")
+          assert.include(attributes, "Secure")
+          assert.isUndefined(attributes.find((a) => /^Domain=/i.test(a)))
           const max_age = Number(attributes.find((a) => a.startsWith("Max-Age="))?.slice(8))
           assert.approximately(max_age, AUTH_SESSION_LIFETIME_MS / 1000, 5)
         }),
@@ -184,7 +185,7 @@ for (const backend of backends) {
           assert.strictEqual((yield* erin.call("GET", "/api/me")).status, 200)
           // a forged cookie is rejected and cleared
           const forged = make_client(base)
-          forged.cookie = `session=${"A".repeat(43)}`
+          forged.cookie = `__Host-session=${"A".repeat(43)}`
           const reply = yield* forged.call("GET", "/api/me")
           assert.strictEqual(reply.status, 401)
           assert.match(reply.set_cookie ?? "", /Max-Age=0/)
@@ -199,12 +200,19 @@ for (const backend of backends) {
           const elsewhere = make_client(base)
           yield* here.call("POST", "/api/signup", credentials)
           yield* elsewhere.call("POST", "/api/login", credentials)
+          const before = here.cookie
           const changed = yield* here.call("POST", "/api/password", {
             current_password: credentials.password,
             new_password: "second password",
           })
           assert.deepStrictEqual(changed.body, { revoked: 1 })
           assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 401)
+          // this device goes on with a new token; the old one (stolen, say) is dead
+          assert.notStrictEqual(here.cookie, before)
+          assert.strictEqual((yield* here.call("GET", "/api/me")).status, 200)
+          const stolen = make_client(base)
+          stolen.cookie = before
+          assert.strictEqual((yield* stolen.call("GET", "/api/me")).status, 401)
           const relogin = yield* make_client(base).call("POST", "/api/login", credentials)
           assert.strictEqual(relogin.status, 401)
           const here_cookie = here.cookie
@@ -509,8 +517,11 @@ for (const backend of backends) {
             new_password: "paul's new password",
           })
           assert.strictEqual(changed.status, 200)
-          assert.match(changed.set_cookie ?? "", /^session=[A-Za-z0-9_-]{43};/)
-          const row = yield* session_row(session_id)
+          assert.match(changed.set_cookie ?? "", /^__Host-session=[A-Za-z0-9_-]{43};/)
+          // the same session under a new token (its id is the new token's hash)
+          assert.isUndefined(yield* session_row(session_id))
+          const current = (yield* here.call("GET", "/api/me")).body.session as SessionView
+          const row = yield* session_row(current.id)
           assert.isAbove(row?.authenticated_at.getTime() ?? 0, Date.now() - 60_000)
           const other = make_client(base)
           yield* other.call("POST", "/api/login", { username: "paul", password: "paul's new password" })

@@ -52,7 +52,8 @@ export const as_json_errors = <R>(
   )
 
 /**
- * The request body as JSON, decoded with `schema`; 400 when it is not. Only
+ * The request body as JSON, decoded with `schema`; 400 when it is not, 413
+ * when it is over the server's `MaxBodySize`. Only
  * `application/json` is read: a cross-site HTML form cannot send that type
  * without a CORS preflight, so a hostile page cannot log a visitor in.
  */
@@ -64,41 +65,13 @@ export const read_body = <S extends Schema.Codec<unknown, unknown>>(schema: S, w
       return yield* new HttpError({ status: 415, message: "the body must be sent as application/json" })
     }
     const json = yield* request.json.pipe(
-      Effect.mapError(() => new HttpError({ status: 400, message: "the body must be JSON" })),
+      Effect.mapError((error) =>
+        error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge"
+          ? new HttpError({ status: 413, message: "the body is too large" })
+          : new HttpError({ status: 400, message: "the body must be JSON" }),
+      ),
     )
     return yield* Schema.decodeUnknownEffect(schema)(json).pipe(
       Effect.mapError(() => new HttpError({ status: 400, message: `the body must be ${what}` })),
     )
   })
-
-/**
- * Refuses state-changing requests from other sites. SameSite=Lax already keeps
- * the cookie off cross-site POSTs; this also covers same-site neighbours
- * (another port or subdomain) and requests that need no cookie.
- */
-export const same_origin_only = <E, R>(
-  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
-): Effect.Effect<
-  HttpServerResponse.HttpServerResponse,
-  E | HttpError,
-  R | HttpServerRequest.HttpServerRequest
-> =>
-  Effect.gen(function* () {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const site = request.headers["sec-fetch-site"]
-    const origin = request.headers.origin
-    const host = request.headers.host
-    const cross_site =
-      (site !== undefined && site !== "same-origin" && site !== "none") ||
-      (origin !== undefined && (host === undefined || origin_host(origin) !== host))
-    if (cross_site) return yield* new HttpError({ status: 403, message: "cross-origin request refused" })
-    return yield* handler
-  })
-
-const origin_host = (origin: string): string | undefined => {
-  try {
-    return new URL(origin).host
-  } catch {
-    return undefined
-  }
-}

@@ -9,7 +9,12 @@ import { app_layer } from "./server.ts"
 const main = Layer.unwrap(
   Effect.gen(function* () {
     const port = yield* Config.Port("PORT").pipe(Config.withDefault(3000))
-    const cookie_secure = yield* Config.Boolean("COOKIE_SECURE").pipe(Config.withDefault(false))
+    // this machine only, unless told otherwise
+    const host = yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1"))
+    // where browsers reach the app (scheme, host, port): cross-origin requests are refused
+    const app_origin = yield* Config.option(Config.String("APP_ORIGIN"))
+    // browsers take Secure cookies from http://localhost too: off only for plain HTTP elsewhere
+    const cookie_secure = yield* Config.Boolean("COOKIE_SECURE").pipe(Config.withDefault(true))
     // no default admin: sign-up is open, so a default name would go to whoever registers it first
     const admins = yield* Config.String("ADMIN_USERNAMES").pipe(Config.withDefault(""))
     // behind N reverse proxies: TRUSTED_PROXY_HOPS=N, or every session records the proxy's address
@@ -18,7 +23,7 @@ const main = Layer.unwrap(
     )
     if (!cookie_secure) {
       yield* Effect.logWarning(
-        "COOKIE_SECURE is off: fine on http://localhost; set COOKIE_SECURE=true behind HTTPS",
+        "COOKIE_SECURE is off: the session cookie can travel over plain HTTP; never do this in production",
       )
     }
     const on_postgres = Option.isSome(yield* Config.option(Config.String("DATABASE_URL")))
@@ -27,7 +32,9 @@ const main = Layer.unwrap(
     )
     return app_layer(layer_database_from_config, {
       port,
+      host,
       cookie_secure,
+      ...(Option.isSome(app_origin) ? { app_origin: app_origin.value } : {}),
       admin_usernames: new Set(
         admins
           .split(",")

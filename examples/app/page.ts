@@ -1,19 +1,18 @@
-// The example's single page: plain HTML and a little script over the JSON API.
-export const PAGE = `<!doctype html>
+import { Layer } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+
+// The example's single page: plain HTML, a style sheet and a little script
+// over the JSON API. Script and styles are files of their own, not inline, so
+// the Content-Security-Policy needs no 'unsafe-inline' (./security-headers.ts).
+
+const PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>effect-session-repo example</title>
-<style>
-  body { font: 15px/1.45 system-ui, sans-serif; max-width: 860px; margin: 2rem auto; padding: 0 1rem; color: #222; }
-  h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-  form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; margin: .5rem 0; }
-  input { padding: .35rem .5rem; } button { padding: .35rem .8rem; cursor: pointer; }
-  table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; font-size: 13px; }
-  code { font-size: 12px; } .current { font-weight: 600; color: #0a6; } #message { min-height: 1.4em; color: #555; }
-  [hidden] { display: none !important; }
-</style>
+<link rel="stylesheet" href="/app.css">
+<script src="/app.js" defer></script>
 </head>
 <body>
 <h1>effect-session-repo example</h1>
@@ -52,8 +51,20 @@ export const PAGE = `<!doctype html>
   </section>
 </section>
 
-<script>
-const $ = (id) => document.getElementById(id)
+</body>
+</html>
+`
+
+const STYLE = `  body { font: 15px/1.45 system-ui, sans-serif; max-width: 860px; margin: 2rem auto; padding: 0 1rem; color: #222; }
+  h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+  form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; margin: .5rem 0; }
+  input { padding: .35rem .5rem; } button { padding: .35rem .8rem; cursor: pointer; }
+  table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; font-size: 13px; }
+  code { font-size: 12px; } .current { font-weight: 600; color: #0a6; } #message { min-height: 1.4em; color: #555; }
+  [hidden] { display: none !important; }
+`
+
+const SCRIPT = `const $ = (id) => document.getElementById(id)
 const say = (text) => { $("message").textContent = text ?? "" }
 const api = async (method, path, body) => {
   const response = await fetch(path, {
@@ -163,7 +174,21 @@ $("password-form").addEventListener("submit", async (event) => {
   render()
 })
 render()
-</script>
-</body>
-</html>
 `
+
+/** The page and its two assets, and a JSON 404 for any other path (so it gets the security headers too). */
+export const PageRoutes = Layer.mergeAll(
+  HttpRouter.add("GET", "/", HttpServerResponse.html(PAGE)),
+  HttpRouter.add(
+    "GET",
+    "/app.css",
+    HttpServerResponse.text(STYLE, { contentType: "text/css; charset=utf-8" }),
+  ),
+  HttpRouter.add(
+    "GET",
+    "/app.js",
+    HttpServerResponse.text(SCRIPT, { contentType: "text/javascript; charset=utf-8" }),
+  ),
+  // last, so every route above takes precedence
+  HttpRouter.add("*", "/*", HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 })),
+)

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import {
   type AuthSession,
@@ -13,7 +13,7 @@ import {
 import {
   CurrentSession,
   clear_session_cookie,
-  request_session_token,
+  request_session_tokens,
   set_session_cookie,
   with_session,
 } from "effect-session-repo/http"
@@ -25,11 +25,18 @@ import {
   find_password_hash,
   hash_password,
   lock_password_hash,
+  upgrade_password_hash,
   verify_password,
 } from "./credentials.ts"
-import { as_json_errors, HttpError, read_body, same_origin_only } from "./http-error.ts"
-import { PAGE } from "./page.ts"
+import { as_json_errors, HttpError, read_body } from "./http-error.ts"
+import { same_origin_only } from "./same-origin.ts"
 import { admin_session_view, session_view } from "./session-view.ts"
+import {
+  answer_too_many_attempts,
+  create_throttle_table,
+  throttle_password_check,
+  unknown_account,
+} from "./throttle.ts"
 
 /** Who may see every account's sessions. */
 export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<string>>()(
@@ -66,27 +73,27 @@ const find_account = (id: string) =>
 
 /**
  * The account's stored password hash, once `password` is verified against it;
- * 403 with `wrong` otherwise.
+ * 403 with `wrong` otherwise, `TooManyAttempts` after too many wrong ones.
  */
 const verified_password_hash = (account_id: string, password: string, wrong: string) =>
   Effect.gen(function* () {
     const stored = yield* find_password_hash(account_id)
-    if (!(yield* verify_password(password, stored))) {
+    if (!(yield* throttle_password_check(account_id, verify_password(password, stored)))) {
       return yield* new HttpError({ status: 403, message: wrong })
     }
     return stored
   })
 
 /**
- * Signs the new session in: its cookie on a JSON answer. A session the request
- * still carried is revoked, so a login never leaves the old one behind. The
+ * Signs the new session in: its cookie on a JSON answer. Sessions the request
+ * still carried are revoked, so a login never leaves an old one behind. The
  * session records the device it was created on, for the user's session list.
  */
 const signed_in = (status: number, account_id: string, username: string) =>
   Effect.gen(function* () {
     const repo = yield* SessionRepo
-    const previous = yield* request_session_token
-    if (Option.isSome(previous)) yield* repo.revoke(previous.value)
+    // every session cookie the request carried, a planted one's included
+    for (const previous of yield* request_session_tokens) yield* repo.revoke(previous)
     const request = yield* HttpServerRequest.HttpServerRequest
     const device = { ip: yield* client_address, user_agent: request.headers["user-agent"] }
     const { token, session } = yield* repo.create_session(account_id, { device })
@@ -122,28 +129,51 @@ const login = Effect.gen(function* () {
   const { username, password } = yield* read_body(Login, "{ username, password }")
   // a name no account can have is not looked up, but costs the same time
   const found = Schema.is(Username)(username) ? yield* find_credential(username) : undefined
-  const valid = yield* verify_password(password, found?.password_hash)
+  const throttled_as = found?.account_id ?? unknown_account(username)
+  const valid = yield* throttle_password_check(throttled_as, verify_password(password, found?.password_hash))
   const wrong = new HttpError({ status: 401, message: "wrong username or password" })
   if (!valid || found === undefined) return yield* wrong
   const database = yield* Database
   // The session is created under a share lock on the hash just verified: a
   // password change either waits for this login (and then revokes its session)
   // or commits first (and this login fails).
-  return yield* database.transaction(
+  const response = yield* database.transaction(
     Effect.gen(function* () {
       if ((yield* lock_password_hash(found.account_id, "share")) !== found.password_hash) return yield* wrong
       return yield* signed_in(200, found.account_id, found.username)
     }),
   )
-})
+  // only now is the password at hand to hash again, if its hash is outdated
+  yield* upgrade_password_hash(found.account_id, password, found.password_hash)
+  return response
+}).pipe(answer_too_many_attempts)
 
-const logout = with_session(
-  Effect.gen(function* () {
-    const { token } = yield* CurrentSession
-    yield* (yield* SessionRepo).revoke(token)
-    return yield* clear_session_cookie(HttpServerResponse.jsonUnsafe({ ok: true }))
-  }),
-)
+/**
+ * Ends every session the request's cookies name and clears the cookie,
+ * whatever happens. When the database cannot be reached, the answer says the
+ * session still exists on the server (503): it ends at its expiry, or when
+ * revoked from another device.
+ */
+const logout = Effect.gen(function* () {
+  const repo = yield* SessionRepo
+  const tokens = yield* request_session_tokens
+  const ended = yield* Effect.forEach(tokens, (token) => repo.revoke(token), { discard: true }).pipe(
+    Effect.as(true),
+    Effect.catchTag("DbError", (error) =>
+      Effect.as(Effect.logWarning("logout: the session could not be ended on the server", error), false),
+    ),
+  )
+  const response = ended
+    ? HttpServerResponse.jsonUnsafe({ ok: true })
+    : HttpServerResponse.jsonUnsafe(
+        {
+          error:
+            "signed out on this device, but the server could not end the session: it ends when it expires, or sign out everywhere from another device",
+        },
+        { status: 503 },
+      )
+  return yield* clear_session_cookie(response)
+})
 
 const me = with_session(
   Effect.gen(function* () {
@@ -191,7 +221,7 @@ const reauthenticate = with_session(
     // its expiry restarted with the re-authentication: the cookie follows
     return yield* set_session_cookie(Redacted.value(token), renewed.session.expires_at)(response)
   }),
-)
+).pipe(answer_too_many_attempts)
 
 const revoke_others = with_session(
   Effect.gen(function* () {
@@ -220,9 +250,10 @@ const change_password = with_session(
     const repo = yield* SessionRepo
     // One transaction under the row lock: the hash must still be the one just
     // verified (two concurrent changes: the second gets 409), the caller's own
-    // session must still exist (it is re-authenticated: the password was just
-    // proven), and the other sessions go with the old password.
-    const { revoked, renewed } = yield* database.transaction(
+    // session must still exist (it is re-authenticated, the password was just
+    // proven, and gets a new token), and the other sessions go with the old
+    // password.
+    const { revoked, rotated } = yield* database.transaction(
       Effect.gen(function* () {
         if ((yield* lock_password_hash(account_id_of(session), "update")) !== stored) {
           return yield* new HttpError({
@@ -231,21 +262,23 @@ const change_password = with_session(
           })
         }
         // fails with SessionRejected (401) when the session is gone
-        const renewed = yield* repo.reauthenticate(token)
+        yield* repo.reauthenticate(token)
+        // a new token for this session: one stolen before the change dies with the old password
+        const rotated = yield* repo.rotate(token)
         yield* query("change_password", (db) =>
           db
             .update(credential)
             .set({ password_hash })
             .where(eq(credential.account_id, account_id_of(session))),
         )
-        const revoked = yield* repo.revoke_others_for_account(account_id_of(session), session.id)
-        return { revoked, renewed }
+        const revoked = yield* repo.revoke_others_for_account(account_id_of(session), rotated.session.id)
+        return { revoked, rotated }
       }),
     )
     const response = HttpServerResponse.jsonUnsafe({ revoked })
-    return yield* set_session_cookie(Redacted.value(token), renewed.session.expires_at)(response)
+    return yield* set_session_cookie(Redacted.value(rotated.token), rotated.session.expires_at)(response)
   }),
-)
+).pipe(answer_too_many_attempts)
 
 const admin_sessions = with_session(
   Effect.gen(function* () {
@@ -263,7 +296,6 @@ const admin_sessions = with_session(
 
 /** Every route of the example app. */
 export const Routes = Layer.mergeAll(
-  HttpRouter.add("GET", "/", HttpServerResponse.html(PAGE)),
   HttpRouter.add("POST", "/api/signup", as_json_errors(same_origin_only(signup))),
   HttpRouter.add("POST", "/api/login", as_json_errors(same_origin_only(login))),
   HttpRouter.add("POST", "/api/logout", as_json_errors(same_origin_only(logout))),
@@ -276,5 +308,8 @@ export const Routes = Layer.mergeAll(
   HttpRouter.add("GET", "/api/admin/sessions", as_json_errors(admin_sessions)),
 )
 
-/** Creates the example's own table; run after the library's migrations. */
-export const prepare_schema = create_credential_table.pipe(Effect.asVoid)
+/** Creates the example's own tables; run after the library's migrations. */
+export const prepare_schema = create_credential_table.pipe(
+  Effect.andThen(create_throttle_table),
+  Effect.asVoid,
+)

@@ -1,40 +1,83 @@
-import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Effect, Layer } from "effect"
-import { HttpIncomingMessage, HttpRouter } from "effect/http"
+import { HttpIncomingMessage, HttpRouter, HttpServer } from "effect/http"
 import { type Database, type Db, migrate, SessionRepo } from "effect-session-repo"
-import { SessionCookie } from "effect-session-repo/http"
+import { SessionCookie, session_cookie } from "effect-session-repo/http"
+import { warn_about_unregistered_admins } from "./admins.ts"
 import { TrustedProxyHops } from "./client-address.ts"
+import { create_guarded_server } from "./node-server.ts"
+import { PageRoutes } from "./page.ts"
+import { RequestLog } from "./request-log.ts"
 import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
+import { AppOrigins, local_origins, normalised_origin } from "./same-origin.ts"
+import { security_headers } from "./security-headers.ts"
 
 export interface AppOptions {
   /** 0 picks a free port. */
   readonly port: number
-  /** The cookie's Secure flag: off only for plain-HTTP localhost. */
-  readonly cookie_secure: boolean
+  /** The interface to listen on: 127.0.0.1 unless set (0.0.0.0 or :: for every interface). */
+  readonly host?: string
+  /**
+   * The cookie's Secure flag, on by default: browsers accept Secure cookies
+   * from http://localhost too. Off only for plain HTTP on another host name;
+   * the cookie is then `session`, not `__Host-session`.
+   */
+  readonly cookie_secure?: boolean
+  /** Where browsers reach the app, e.g. https://app.example.com; its local URLs by default. */
+  readonly app_origin?: string
   readonly admin_usernames: ReadonlySet<string>
   /** Reverse proxies in front of the app whose X-Forwarded-For is believed; 0 (the default) for none. */
   readonly trusted_proxy_hops?: number
   readonly log_requests?: boolean
 }
 
+/** The configured origin, or the local URLs of the port the server got. */
+const app_origins = (app_origin: string | undefined) =>
+  Layer.effect(
+    AppOrigins,
+    Effect.gen(function* () {
+      if (app_origin !== undefined) {
+        const origin = normalised_origin(app_origin)
+        if (origin === undefined)
+          return yield* Effect.die(new Error(`APP_ORIGIN is not an origin: ${app_origin}`))
+        return new Set([origin])
+      }
+      const address = (yield* HttpServer.HttpServer).address
+      return local_origins("port" in address ? address.port : 0)
+    }),
+  )
+
 /**
- * The example app served over HTTP on `database`: migrations and the app's own
- * table first, then the routes. Also exposes `HttpServer` (its address) and
- * the database services.
+ * The example app served over HTTP on `database`. The port opens only once
+ * the migrations, the app's own table and the session layer are ready, and
+ * until the routes are attached the server answers 503 (./node-server.ts).
+ * Also exposes `HttpServer` (its address) and the database services.
  */
 export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, options: AppOptions) => {
-  const ready = Layer.effectDiscard(Effect.andThen(migrate, prepare_schema)).pipe(
-    Layer.provideMerge(database),
-  )
+  const cookie_secure = options.cookie_secure ?? true
+  const ready = Layer.effectDiscard(
+    Effect.andThen(migrate, prepare_schema).pipe(
+      Effect.andThen(warn_about_unregistered_admins(options.admin_usernames)),
+    ),
+  ).pipe(Layer.provideMerge(database))
   const sessions = SessionRepo.layer.pipe(Layer.provideMerge(ready))
-  return HttpRouter.serve(Routes, { disableLogger: options.log_requests !== true }).pipe(
+  const app = Layer.mergeAll(
+    Routes,
+    PageRoutes,
+    security_headers({ hsts: cookie_secure }),
+    options.log_requests === true ? RequestLog : Layer.empty,
+  )
+  const served = HttpRouter.serve(app, { disableLogger: true }).pipe(
     // every body this API accepts is a few hundred bytes
     Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.fromInputUnsafe("16 KiB"))),
     Layer.provide(Layer.succeed(AdminUsernames, options.admin_usernames)),
     Layer.provide(Layer.succeed(TrustedProxyHops, options.trusted_proxy_hops ?? 0)),
-    Layer.provide(Layer.succeed(SessionCookie, { name: "session", secure: options.cookie_secure })),
-    Layer.provideMerge(sessions),
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: options.port })),
+    Layer.provide(Layer.succeed(SessionCookie, session_cookie({ secure: cookie_secure }))),
+    Layer.provide(app_origins(options.app_origin)),
+    Layer.provideMerge(
+      NodeHttpServer.layer(create_guarded_server, { port: options.port, host: options.host ?? "127.0.0.1" }),
+    ),
   )
+  // built first: the server listens only when the database side is ready
+  return served.pipe(Layer.provideMerge(sessions))
 }

@@ -7,8 +7,8 @@ import { layer_pglite } from "../../src/pglite.ts"
 import { type Backend, fresh_postgres_database, server_url } from "./backends.ts"
 import { on_db } from "./fixtures.ts"
 
-// a free port, plain HTTP (no Secure cookie), "admin" may see every session
-const TEST_OPTIONS: AppOptions = { port: 0, cookie_secure: false, admin_usernames: new Set(["admin"]) }
+// a free port and the app's defaults (a Secure __Host- cookie, local origins); "admin" may see every session
+const TEST_OPTIONS: AppOptions = { port: 0, admin_usernames: new Set(["admin"]) }
 
 /** The example app on a free port, on a fresh database of the backend. */
 export const example_app = (backend: Backend["name"], admin_usernames: ReadonlyArray<string> = ["admin"]) => {

@@ -1,0 +1,228 @@
+import { assert, layer } from "@effect/vitest"
+import * as argon2 from "@node-rs/argon2"
+import { eq } from "drizzle-orm"
+import { Duration, Effect } from "effect"
+import { vi } from "vitest"
+import { password_throttle } from "../examples/app/throttle.ts"
+import { another_instance, base_url, example_app, make_client } from "./support/app.ts"
+import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { on_db } from "./support/fixtures.ts"
+
+// Every password verification goes through argon2's `verify`: counting its
+// calls tells which attempts were refused before any hash.
+vi.mock("@node-rs/argon2", async (original) => {
+  const real = await original<typeof import("@node-rs/argon2")>()
+  return { ...real, verify: vi.fn(real.verify) }
+})
+const hashes_so_far = () => vi.mocked(argon2.verify).mock.calls.length
+
+interface Answer {
+  readonly status: number
+  readonly retry_after: string | null
+  readonly body: Record<string, unknown>
+}
+
+/**
+ * A POST from a client at `ip`, as the trusted proxy in front of the app
+ * reports it; `cookie` for the routes that need a session.
+ */
+const post = (ip: string, path: string, body: unknown, cookie?: string) =>
+  Effect.gen(function* () {
+    const base = yield* base_url
+    return yield* Effect.promise(async (): Promise<Answer> => {
+      const response = await fetch(base + path, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-forwarded-for": ip,
+          ...(cookie === undefined ? {} : { cookie }),
+        },
+        body: JSON.stringify(body),
+      })
+      return {
+        status: response.status,
+        retry_after: response.headers.get("retry-after"),
+        body: (await response.json()) as Record<string, unknown>,
+      }
+    })
+  })
+
+/** Signs `username` up from an address of its own; its account id and session cookie. */
+const signup = (username: string, password: string) =>
+  Effect.gen(function* () {
+    const client = make_client(yield* base_url)
+    const reply = yield* client.call("POST", "/api/signup", { username, password }, undefined, {
+      "x-forwarded-for": "192.0.2.1",
+    })
+    assert.strictEqual(reply.status, 201)
+    return { id: (reply.body.account as { id: string }).id, cookie: client.cookie ?? "", client }
+  })
+
+/** A 429 as the app must send it: a whole number of seconds to wait, and a JSON error. */
+const assert_throttled = (answer: Answer) => {
+  assert.strictEqual(answer.status, 429)
+  assert.match(answer.retry_after ?? "", /^[1-9][0-9]*$/)
+  assert.isString(answer.body.error)
+}
+
+const count = (answers: ReadonlyArray<Answer>, status: number) =>
+  answers.filter((answer) => answer.status === status).length
+
+for (const backend of backends) {
+  layer(example_app(backend.name), { excludeTestServices: true })(
+    `password guessing is throttled on ${backend.name}`,
+    (it) => {
+      it.layer(another_instance({ trusted_proxy_hops: 1 }))(
+        "clients told apart by the address the trusted proxy reports",
+        (it) => {
+          it.effect(
+            "100 wrong passwords for one account: 429 with Retry-After, mostly before any hash; the owner elsewhere gets in",
+            () =>
+              Effect.gen(function* () {
+                const alice = yield* signup("alice", "alice's password")
+                // an IPv6 client counts as its /64
+                const attacker = "2001:db8:1:2::1"
+                const before = hashes_so_far()
+                const answers = yield* Effect.all(
+                  Array.from({ length: 100 }, (_, i) =>
+                    post(attacker, "/api/login", { username: "alice", password: `guess ${i}` }),
+                  ),
+                  { concurrency: 4 },
+                )
+                const hashes = hashes_so_far() - before
+                assert.strictEqual(count(answers, 401) + count(answers, 429), 100)
+                assert.isAtLeast(count(answers, 429), 80)
+                for (const answer of answers.filter((answer) => answer.status === 429))
+                  assert_throttled(answer)
+                // a 401 is one hash; a 429 none
+                assert.strictEqual(hashes, count(answers, 401))
+                // every failure was counted, concurrent ones included
+                const rows = yield* on_db((db) =>
+                  db.select().from(password_throttle).where(eq(password_throttle.account, alice.id)),
+                )
+                assert.deepStrictEqual(
+                  rows.map((row) => [row.address, row.failures]),
+                  [["2001:db8:1:2::/64", hashes]],
+                )
+
+                // the right password: refused at the attacker's /64, accepted elsewhere
+                const right = { username: "alice", password: "alice's password" }
+                assert_throttled(yield* post("2001:db8:1:2::99", "/api/login", right))
+                assert.strictEqual((yield* post("198.51.100.7", "/api/login", right)).status, 200)
+                assert.strictEqual((yield* post("2001:db8:1:3::1", "/api/login", right)).status, 200)
+              }),
+          )
+
+          it.effect("the same client gets in once Retry-After has passed, and its count starts over", () =>
+            Effect.gen(function* () {
+              yield* signup("bruno", "bruno's password")
+              const client = "203.0.113.2"
+              const wrong = { username: "bruno", password: "not bruno's password" }
+              const right = { username: "bruno", password: "bruno's password" }
+              for (let i = 0; i < 5; i++) {
+                assert.strictEqual((yield* post(client, "/api/login", wrong)).status, 401)
+              }
+              const refused = yield* post(client, "/api/login", right)
+              assert_throttled(refused)
+              yield* Effect.sleep(Duration.seconds(Number(refused.retry_after)))
+              assert.strictEqual((yield* post(client, "/api/login", right)).status, 200)
+              // the success cleared the count: the next mistake is an ordinary 401
+              assert.strictEqual((yield* post(client, "/api/login", wrong)).status, 401)
+            }),
+          )
+
+          it.effect("20 wrong current passwords at /api/password: 429, and the session is kept", () =>
+            Effect.gen(function* () {
+              const carla = yield* signup("carla", "carla's password")
+              const client = "203.0.113.3"
+              const answers: Array<Answer> = []
+              for (let i = 0; i < 20; i++) {
+                answers.push(
+                  yield* post(
+                    client,
+                    "/api/password",
+                    { current_password: `guess ${i}`, new_password: "carla's new password" },
+                    carla.cookie,
+                  ),
+                )
+              }
+              assert.strictEqual(count(answers, 403), 5)
+              assert.strictEqual(count(answers, 429), 15)
+              for (const answer of answers.slice(5)) assert_throttled(answer)
+              // still signed in, and the password is unchanged
+              assert.strictEqual((yield* carla.client.call("GET", "/api/me")).status, 200)
+              const login = yield* post("198.51.100.3", "/api/login", {
+                username: "carla",
+                password: "carla's password",
+              })
+              assert.strictEqual(login.status, 200)
+            }),
+          )
+
+          it.effect("wrong passwords at /api/reauthenticate are throttled too", () =>
+            Effect.gen(function* () {
+              const dora = yield* signup("dora", "dora's password")
+              const client = "203.0.113.4"
+              const answers: Array<Answer> = []
+              for (let i = 0; i < 20; i++) {
+                answers.push(
+                  yield* post(client, "/api/reauthenticate", { password: `guess ${i}` }, dora.cookie),
+                )
+              }
+              assert.strictEqual(count(answers, 403), 5)
+              for (const answer of answers.slice(5)) assert_throttled(answer)
+              assert_throttled(
+                yield* post(client, "/api/reauthenticate", { password: "dora's password" }, dora.cookie),
+              )
+              assert.strictEqual((yield* dora.client.call("GET", "/api/me")).status, 200)
+            }),
+          )
+
+          it.effect(
+            "one address trying many names is throttled after 50 failures, names that exist or not alike",
+            () =>
+              Effect.gen(function* () {
+                yield* signup("emil", "emil's password")
+                const sprayer = "203.0.113.5"
+                const answers = yield* Effect.all(
+                  Array.from({ length: 50 }, (_, i) =>
+                    post(sprayer, "/api/login", { username: `user${i}`, password: "Password1!" }),
+                  ),
+                  { concurrency: 4 },
+                )
+                assert.strictEqual(count(answers, 401), 50)
+                const right = { username: "emil", password: "emil's password" }
+                assert_throttled(yield* post(sprayer, "/api/login", right))
+                assert_throttled(yield* post(sprayer, "/api/login", { username: "nobody", password: "x" }))
+                assert.strictEqual((yield* post("203.0.113.6", "/api/login", right)).status, 200)
+              }),
+          )
+
+          it.effect("counts an hour old are deleted at the next failure", () =>
+            Effect.gen(function* () {
+              const two_hours_ago = new Date(Date.now() - 2 * 3_600_000)
+              yield* on_db((db) =>
+                db.insert(password_throttle).values({
+                  account: "*",
+                  address: "198.51.100.99",
+                  failures: 1000,
+                  last_failure_at: two_hours_ago,
+                }),
+              )
+              assert.strictEqual(
+                (yield* post("203.0.113.7", "/api/login", { username: "fred", password: "x" })).status,
+                401,
+              )
+              const left = yield* on_db((db) =>
+                db.select().from(password_throttle).where(eq(password_throttle.address, "198.51.100.99")),
+              )
+              assert.deepStrictEqual(left, [])
+            }),
+          )
+        },
+      )
+    },
+  )
+}
+
+report_skipped_postgres("password guessing is throttled")

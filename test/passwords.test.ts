@@ -1,0 +1,112 @@
+import { randomBytes, scryptSync } from "node:crypto"
+import { assert, layer } from "@effect/vitest"
+import * as argon2 from "@node-rs/argon2"
+import { eq } from "drizzle-orm"
+import { Effect } from "effect"
+import { credential } from "../examples/app/credentials.ts"
+import { account } from "../src/index.ts"
+import { base_url, example_app, make_client } from "./support/app.ts"
+import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { on_db } from "./support/fixtures.ts"
+
+// OWASP's Argon2id minimum: 19 MiB, 2 passes, 1 lane
+const CURRENT_HASH = /^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/
+
+const stored_hash = (username: string) =>
+  on_db((db) =>
+    db
+      .select({ password_hash: credential.password_hash })
+      .from(credential)
+      .innerJoin(account, eq(account.id, credential.account_id))
+      .where(eq(account.username, username)),
+  ).pipe(Effect.map((rows) => rows[0]?.password_hash))
+
+const store_hash = (username: string, password_hash: string) =>
+  Effect.gen(function* () {
+    const [owner] = yield* on_db((db) => db.select().from(account).where(eq(account.username, username)))
+    if (owner === undefined) return assert.fail(`no account ${username}`)
+    yield* on_db((db) =>
+      db.update(credential).set({ password_hash }).where(eq(credential.account_id, owner.id)),
+    )
+  })
+
+/** A hash as earlier versions of the example made it: scrypt, N = 2^14, r = 8, p = 1. */
+const old_scrypt_hash = (password: string) => {
+  const salt = randomBytes(16)
+  const key = scryptSync(password, salt, 64, { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 })
+  return `scrypt$${salt.toString("base64url")}$${key.toString("base64url")}`
+}
+
+const signup = (username: string, password: string) =>
+  Effect.gen(function* () {
+    const reply = yield* make_client(yield* base_url).call("POST", "/api/signup", { username, password })
+    assert.strictEqual(reply.status, 201)
+  })
+
+const login = (username: string, password: string) =>
+  Effect.gen(function* () {
+    const reply = yield* make_client(yield* base_url).call("POST", "/api/login", { username, password })
+    return reply.status
+  })
+
+for (const backend of backends) {
+  layer(example_app(backend.name), { excludeTestServices: true })(
+    `the example app's password hashes on ${backend.name}`,
+    (it) => {
+      it.effect("a password is stored as argon2id with OWASP's parameters (m = 19 MiB, t = 2, p = 1)", () =>
+        Effect.gen(function* () {
+          yield* signup("anna", "anna's password")
+          assert.match((yield* stored_hash("anna")) ?? "", CURRENT_HASH)
+          assert.strictEqual(yield* login("anna", "anna's password"), 200)
+          assert.strictEqual(yield* login("anna", "not anna's password"), 401)
+        }),
+      )
+
+      it.effect("an old scrypt hash still logs in, and the login replaces it with argon2id", () =>
+        Effect.gen(function* () {
+          yield* signup("boris", "placeholder password")
+          const old = old_scrypt_hash("boris's old password")
+          yield* store_hash("boris", old)
+          // a wrong password leaves it as it is
+          assert.strictEqual(yield* login("boris", "not boris's password"), 401)
+          assert.strictEqual(yield* stored_hash("boris"), old)
+          assert.strictEqual(yield* login("boris", "boris's old password"), 200)
+          assert.match((yield* stored_hash("boris")) ?? "", CURRENT_HASH)
+          assert.strictEqual(yield* login("boris", "boris's old password"), 200)
+        }),
+      )
+
+      it.effect("an argon2 hash with weaker parameters is replaced at login", () =>
+        Effect.gen(function* () {
+          yield* signup("clara", "placeholder password")
+          const weak = yield* Effect.promise(() =>
+            argon2.hash("clara's password", { memoryCost: 4096, timeCost: 1, parallelism: 1 }),
+          )
+          yield* store_hash("clara", weak)
+          assert.strictEqual(yield* login("clara", "clara's password"), 200)
+          const upgraded = (yield* stored_hash("clara")) ?? ""
+          assert.match(upgraded, CURRENT_HASH)
+          // already current: the next login leaves it alone
+          assert.strictEqual(yield* login("clara", "clara's password"), 200)
+          assert.strictEqual(yield* stored_hash("clara"), upgraded)
+        }),
+      )
+
+      it.effect("a password signed up in NFC logs in sent in NFD, and the other way round", () =>
+        Effect.gen(function* () {
+          const password = "Crème brûlée à l'été"
+          const composed = password.normalize("NFC")
+          const decomposed = password.normalize("NFD")
+          assert.notStrictEqual(composed, decomposed)
+          yield* signup("denis", composed)
+          assert.strictEqual(yield* login("denis", decomposed), 200)
+          yield* signup("elise", decomposed)
+          assert.strictEqual(yield* login("elise", composed), 200)
+          assert.strictEqual(yield* login("elise", decomposed), 200)
+        }),
+      )
+    },
+  )
+}
+
+report_skipped_postgres("the example app's password hashes")
