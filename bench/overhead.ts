@@ -41,13 +41,28 @@ const ROUNDS = 7
 const ACCOUNT = "0b6f5a3c-3f1e-4a57-9c7e-2d2f4b1a9e10"
 // a live session, seen ahead: validations find it and owe no touch
 const ahead = (ms: number) => new Date(Date.now() + ms).toISOString()
-const SESSION_ROW = ["a".repeat(64), ACCOUNT, ahead(0), ahead(AUTH_SESSION_LIFETIME_MS), ahead(600_000)]
+// the columns in the order the session statements select them
+const SESSION_ROW = [
+  "a".repeat(64),
+  ACCOUNT,
+  ahead(0),
+  ahead(AUTH_SESSION_LIFETIME_MS),
+  ahead(600_000),
+  ahead(0),
+  ahead(3 * AUTH_SESSION_LIFETIME_MS),
+  null,
+  null,
+]
 const SESSION_OBJECT = {
   id: SESSION_ROW[0],
   account_id: ACCOUNT,
   created_at: SESSION_ROW[2],
   expires_at: SESSION_ROW[3],
   last_seen_at: SESSION_ROW[4],
+  authenticated_at: SESSION_ROW[5],
+  absolute_expires_at: SESSION_ROW[6],
+  client_ip: null,
+  user_agent: null,
 }
 
 interface QueryConfig {

@@ -4,7 +4,17 @@ import { type Db, Tx } from "../db/handle.js"
 import type { AccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
 import { type SessionDevice, stored_client_ip, stored_user_agent } from "./device.js"
 import { AccountNotFound, type InvalidInput, type SessionRejectionReason } from "./errors.js"
-import { authenticated_times, live_bounds, session_rejection, touch_bounds, touch_due } from "./expiry.js"
+import {
+  authenticated_times,
+  live_bounds,
+  session_rejection,
+  type TouchDue,
+  touch_bounds,
+  touch_due,
+} from "./expiry.js"
+
+export type { TouchDue }
+
 import {
   require_account_id,
   require_date,
@@ -82,9 +92,9 @@ export const create_session_untraced = Effect.fnUntraced(function* (
  */
 export const query_create_session = Effect.fn("query_create_session")(create_session_untraced)
 
-/** A session read by its hash: the row when valid now, else why not. */
+/** A session read by its hash: the row and the write it is due when valid now, else why not. */
 export type SessionCheck =
-  | { readonly valid: true; readonly session: AuthSession }
+  | { readonly valid: true; readonly session: AuthSession; readonly due: TouchDue }
   | { readonly valid: false; readonly reason: SessionRejectionReason }
 
 /** One read by key, judged by the policy in force. Reads only; no span (hot path). */
@@ -96,8 +106,12 @@ export const query_session_check = Effect.fnUntraced(function* (
   const rows = yield* select_session({ id })
   const session = rows[0]
   if (session === undefined) return { valid: false, reason: "unknown" }
-  const reason = session_rejection(session, yield* SessionPolicy, yield* Clock.currentTimeMillis)
-  return reason === undefined ? { valid: true, session } : { valid: false, reason }
+  const policy = yield* SessionPolicy
+  const now = yield* Clock.currentTimeMillis
+  const reason = session_rejection(session, policy, now)
+  return reason === undefined
+    ? { valid: true, session, due: touch_due(session, policy, now) }
+    : { valid: false, reason }
 })
 
 /** The session if it exists and is valid now (see `query_session_check`), else `undefined`. */
@@ -105,8 +119,6 @@ export const query_session_get_valid = (
   token_hash: string,
 ): Effect.Effect<AuthSession | undefined, InvalidInput | DbError, Db> =>
   Effect.map(query_session_check(token_hash), (check) => (check.valid ? check.session : undefined))
-
-export type { TouchDue } from "./expiry.js"
 
 /** What a valid session read now is due: nothing, a touch of `last_seen_at`, or an extension. */
 export const session_touch_due = (session: AuthSession) =>

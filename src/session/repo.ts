@@ -33,7 +33,6 @@ import {
   query_session_revoke_others_for_account,
   query_session_rotate,
   query_session_touch,
-  session_touch_due,
 } from "./queries.js"
 import { layer_session_table, SessionSchema } from "./session-schema.js"
 import { SessionTouches } from "./touch.js"
@@ -190,14 +189,19 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
             Effect.catchTag("InvalidInput", Effect.die),
           )
 
-        const authenticate = Effect.fnUntraced(function* (token: TokenInput) {
+        /**
+         * `authenticate`'s work, a rejection returned rather than failed: failing
+         * and catching costs `validate` (which drops the reason) on every call.
+         */
+        const authenticate_or_reason = Effect.fnUntraced(function* (
+          token: TokenInput,
+        ): Effect.fn.Return<Authenticated | SessionRejectionReason, DbError> {
           const raw = token_value(token)
-          if (!is_session_token(raw)) return yield* rejected("malformed")
+          if (!is_session_token(raw)) return "malformed"
           const token_hash = hash_session_token(raw)
           const check = yield* check_session(token_hash)
-          if (!check.valid) return yield* rejected(check.reason)
-          const { session } = check
-          const due = yield* session_touch_due(session)
+          if (!check.valid) return check.reason
+          const { session, due } = check
           if (due === "touch") yield* with_schema(touches.touch(token_hash))
           if (due !== "extend") return { session, extended: false }
           // Rare (once per extend threshold): wait, so the caller can re-send the
@@ -216,7 +220,7 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
             // read and this write (or the write failed). Read the row again, so the
             // caller still re-sends a cookie that expires with the row.
             const current = yield* check_session(token_hash)
-            if (!current.valid) return yield* rejected(current.reason)
+            if (!current.valid) return current.reason
             const moved = current.session.expires_at.getTime() > session.expires_at.getTime()
             return { session: current.session, extended: moved }
           }
@@ -224,10 +228,14 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
           return { session: { ...session, expires_at: extended.value, last_seen_at: now }, extended: true }
         })
 
+        const authenticate = (token: TokenInput) =>
+          Effect.flatMap(authenticate_or_reason(token), (outcome) =>
+            typeof outcome === "string" ? rejected(outcome) : Effect.succeed(outcome),
+          )
+
         const validate = (token: TokenInput) =>
-          authenticate(token).pipe(
-            Effect.map((authenticated) => Option.some(authenticated.session)),
-            Effect.catchTag("SessionRejected", () => Effect.succeed(Option.none<AuthSession>())),
+          Effect.map(authenticate_or_reason(token), (outcome) =>
+            typeof outcome === "string" ? Option.none<AuthSession>() : Option.some(outcome.session),
           )
 
         const reauthenticate = Effect.fnUntraced(function* (token: TokenInput) {
