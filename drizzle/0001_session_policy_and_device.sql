@@ -1,4 +1,4 @@
-ALTER TABLE "auth_session" ADD COLUMN "authenticated_at" timestamp with time zone DEFAULT now() NOT NULL;--> statement-breakpoint
+ALTER TABLE "auth_session" ADD COLUMN "authenticated_at" timestamp with time zone DEFAULT '1970-01-01T00:00:00Z' NOT NULL;--> statement-breakpoint
 ALTER TABLE "auth_session" ADD COLUMN "absolute_expires_at" timestamp with time zone DEFAULT (now() + interval '90 days') NOT NULL;--> statement-breakpoint
 ALTER TABLE "auth_session" ADD COLUMN "client_ip" text;--> statement-breakpoint
 ALTER TABLE "auth_session" ADD COLUMN "user_agent" text;--> statement-breakpoint

@@ -143,6 +143,15 @@ for (const backend of backends) {
         }),
       )
 
+      it.effect("ADMIN_USERNAMES match regardless of case, as usernames are unique regardless of case", () =>
+        Effect.gen(function* () {
+          const client = make_client(yield* base_url)
+          yield* client.call("POST", "/api/signup", { username: "ADMIN", password: "admin password" })
+          assert.deepInclude((yield* client.call("GET", "/api/me")).body.account as object, { admin: true })
+          assert.strictEqual((yield* client.call("GET", "/api/admin/sessions")).status, 200)
+        }),
+      )
+
       it.effect("a body over the limit is 413, not 400", () =>
         Effect.gen(function* () {
           const base = yield* base_url

@@ -154,6 +154,13 @@ for (const backend of backends) {
           assert.strictEqual(body(response), victim.session.id)
           assert.isUndefined(session_cookie(response), "the user's cookie was cleared")
         }
+        // several cookies, none valid: 401, but nothing cleared (that could be the user's own cookie)
+        const none_valid = yield* request_with(["A".repeat(43), "B".repeat(43), "garbage"], whoami)
+        assert.strictEqual(none_valid.status, 401)
+        assert.isUndefined(session_cookie(none_valid))
+        // garbage values never take the places real tokens need
+        const crowded = yield* request_with(["x", "y", "z", "w", "v", victim_token], whoami)
+        assert.strictEqual(body(crowded), victim.session.id)
         // the attacker's valid session first: refused, not served as the attacker
         const swapped = yield* request_with([Redacted.value(attacker.token), victim_token], whoami)
         assert.strictEqual(swapped.status, 401)

@@ -470,7 +470,7 @@ for (const backend of backends) {
         },
       )
 
-      it.effect("signing out the other devices needs the password proven in the last 10 minutes", () =>
+      it.effect("signing out other devices needs the password proven in the last 10 minutes", () =>
         Effect.gen(function* () {
           const base = yield* base_url
           const credentials = { username: "olga", password: "olga password" }
@@ -484,6 +484,11 @@ for (const backend of backends) {
           const stale = yield* here.call("POST", "/api/sessions/revoke-others")
           assert.strictEqual(stale.status, 403)
           assert.deepStrictEqual(stale.body, { error: "confirm your password first", reauthenticate: true })
+          // nor one device at a time
+          const listed = (yield* here.call("GET", "/api/sessions")).body.sessions as Array<SessionView>
+          const other = listed.find((s) => !s.current)
+          const one = yield* here.call("DELETE", `/api/sessions/${other?.id}`)
+          assert.deepStrictEqual(one.body, { error: "confirm your password first", reauthenticate: true })
           assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 200)
 
           const wrong = yield* here.call("POST", "/api/reauthenticate", { password: "not olga's password" })

@@ -234,12 +234,16 @@ for (const backend of backends) {
       Effect.gen(function* () {
         const repo = yield* SessionRepo
         const owner = yield* create_account()
-        const first = yield* repo.create_session(owner.id, { max_sessions: 3 })
-        yield* TestClock.adjust(50 * MINUTE)
         const second = yield* repo.create_session(owner.id, { max_sessions: 3 })
         const third = yield* repo.create_session(owner.id, { max_sessions: 3 })
-        yield* TestClock.adjust(11 * MINUTE)
-        // the first is idle now (61 minutes unused)
+        yield* TestClock.adjust(MINUTE)
+        // the newest by creation: were it counted, the limit would evict an older, live one
+        const first = yield* repo.create_session(owner.id, { max_sessions: 3 })
+        yield* TestClock.adjust(49 * MINUTE)
+        yield* use(second.token)
+        yield* use(third.token)
+        yield* TestClock.adjust(12 * MINUTE)
+        // the first is idle now (61 minutes unused), the others were used 12 minutes ago
         const listed = yield* repo.list_for_account(owner.id)
         assert.sameMembers(
           listed.map((s) => s.id),

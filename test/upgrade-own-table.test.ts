@@ -4,7 +4,13 @@ import { sql } from "drizzle-orm"
 import { check, index, integer, pgTable, text, timestamp } from "drizzle-orm/pg-core"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { Db, generate_session_token, hash_session_token, SessionRepo } from "../src/index.ts"
+import {
+  Db,
+  generate_session_token,
+  hash_session_token,
+  require_fresh_session,
+  SessionRepo,
+} from "../src/index.ts"
 import { user_session, users } from "./support/app-schema.ts"
 import { backends, report_skipped_postgres, with_repo } from "./support/backends.ts"
 import { on_db } from "./support/fixtures.ts"
@@ -77,10 +83,13 @@ for (const backend of backends) {
             yield* Effect.gen(function* () {
               const repo = yield* SessionRepo
               const { session } = yield* repo.authenticate(token)
-              // counted as signed in at the upgrade: 90 days from then
+              // its absolute lifetime counted from the upgrade: 90 days from then
               const now = Date.now()
-              assert.approximately(session.authenticated_at.getTime(), now, 60_000)
               assert.approximately(session.absolute_expires_at.getTime(), now + 90 * 86_400_000, 60_000)
+              // and not fresh: the migration proves no credential
+              assert.strictEqual(session.authenticated_at.getTime(), 0)
+              const stale = yield* Effect.flip(require_fresh_session(session, 10 * 60_000))
+              assert.strictEqual(stale._tag, "SessionNotFresh")
               assert.deepInclude(session, { client_ip: null, user_agent: null })
               const created = yield* repo.create_session(owner?.id ?? 0, { device: { ip: "192.0.2.1" } })
               assert.strictEqual(created.session.client_ip, "192.0.2.1")

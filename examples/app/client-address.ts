@@ -15,6 +15,9 @@ export const TrustedProxyHops = Context.Reference<number>("example/TrustedProxyH
   defaultValue: () => 0,
 })
 
+/** Whether the warning about X-Forwarded-For without trusted proxies was logged (once per process). */
+let warned_about_proxy = false
+
 // an address or nothing: a garbage header must never reach the session layer
 const ip = (text: string | undefined): string | undefined =>
   text !== undefined && isIP(text) !== 0 ? text : undefined
@@ -24,7 +27,16 @@ export const client_address = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const hops = yield* TrustedProxyHops
   const socket = ip(Option.getOrUndefined(request.remoteAddress))
-  if (hops === 0) return socket
+  if (hops === 0) {
+    if (request.headers["x-forwarded-for"] !== undefined && !warned_about_proxy) {
+      warned_about_proxy = true
+      // every client then looks like the proxy: one client's failed logins throttle them all
+      yield* Effect.logWarning(
+        "X-Forwarded-For arrives but TRUSTED_PROXY_HOPS is 0: behind a reverse proxy, set it to the number of proxies",
+      )
+    }
+    return socket
+  }
   const forwarded = (request.headers["x-forwarded-for"] ?? "").split(",").map((entry) => entry.trim())
   return ip(forwarded.at(-hops)) ?? socket
 })

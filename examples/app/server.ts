@@ -70,7 +70,9 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
   const served = HttpRouter.serve(app, { disableLogger: true }).pipe(
     // every body this API accepts is a few hundred bytes
     Layer.provide(Layer.succeed(HttpIncomingMessage.MaxBodySize, ByteSize.fromInputUnsafe("16 KiB"))),
-    Layer.provide(Layer.succeed(AdminUsernames, options.admin_usernames)),
+    Layer.provide(
+      Layer.succeed(AdminUsernames, new Set([...options.admin_usernames].map((name) => name.toLowerCase()))),
+    ),
     Layer.provide(Layer.succeed(TrustedProxyHops, options.trusted_proxy_hops ?? 0)),
     Layer.provide(Layer.succeed(SessionCookie, session_cookie({ secure: cookie_secure }))),
     Layer.provide(app_origins(options.app_origin)),

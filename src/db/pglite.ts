@@ -32,7 +32,12 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
               ...(options.data_dir === undefined ? {} : { dataDir: options.data_dir }),
               parsers: text_parsers,
             })
-            if (options.data_dir !== undefined) restrict_to_owner(options.data_dir)
+            try {
+              if (options.data_dir !== undefined) restrict_to_owner(options.data_dir)
+            } catch (error) {
+              await client.close()
+              throw error
+            }
             return client
           },
           catch: (error) => DbError.from("pglite.open", error),

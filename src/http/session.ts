@@ -20,29 +20,37 @@ export class CurrentSession extends Context.Service<
 /** More session cookies in one request than any browser sends; the rest are ignored. */
 const MAX_SESSION_COOKIES = 4
 
-/**
- * Every value the request's Cookie header gives the session cookie, in the
- * order sent. A browser sends several when cookies of one name were set for
- * different paths or domains, e.g. one planted by a sibling subdomain (which a
- * `__Host-` name prevents).
- */
-export const request_session_tokens: Effect.Effect<
+/** Every distinct value the request's Cookie header gives the session cookie, in the order sent. */
+const session_cookie_values: Effect.Effect<
   ReadonlyArray<string>,
   never,
   HttpServerRequest.HttpServerRequest
 > = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const cookie = yield* SessionCookie
-  const tokens: Array<string> = []
+  const values = new Set<string>()
   for (const pair of (request.headers.cookie ?? "").split(";")) {
     const separator = pair.indexOf("=")
-    if (separator === -1 || pair.slice(0, separator).trim() !== cookie.name) continue
-    const value = pair.slice(separator + 1).trim()
-    if (!tokens.includes(value)) tokens.push(value)
-    if (tokens.length === MAX_SESSION_COOKIES) break
+    if (separator !== -1 && pair.slice(0, separator).trim() === cookie.name)
+      values.add(pair.slice(separator + 1).trim())
   }
-  return tokens
+  return [...values]
 })
+
+/**
+ * The session cookie's values that have the shape of a token, in the order
+ * sent, at most 4 (garbage never takes a place a real token needs). A browser
+ * sends several when cookies of one name were set for different paths or
+ * domains, e.g. one planted by a sibling subdomain (which a `__Host-` name
+ * prevents).
+ */
+export const request_session_tokens: Effect.Effect<
+  ReadonlyArray<string>,
+  never,
+  HttpServerRequest.HttpServerRequest
+> = Effect.map(session_cookie_values, (values) =>
+  values.filter(is_session_token).slice(0, MAX_SESSION_COOKIES),
+)
 
 /** The first session cookie of the current request, if any (see `request_session_tokens`). */
 export const request_session_token: Effect.Effect<
@@ -105,8 +113,10 @@ export const with_session = <E, R>(
   Exclude<R, CurrentSession> | SessionRepo | HttpServerRequest.HttpServerRequest
 > =>
   Effect.gen(function* () {
-    const tokens = yield* request_session_tokens
-    if (tokens.length === 0) return yield* unauthorized(false)
+    const values = yield* session_cookie_values
+    if (values.length === 0) return yield* unauthorized(false)
+    const tokens = values.filter(is_session_token).slice(0, MAX_SESSION_COOKIES)
+    if (tokens.length < values.length) yield* Metric.update(session_rejections, "malformed")
     const repo = yield* SessionRepo
     const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
     for (const token of tokens) {
@@ -119,7 +129,9 @@ export const with_session = <E, R>(
       if (Option.isSome(authenticated)) valid.push({ token, authenticated: authenticated.value })
     }
     const [chosen] = valid
-    if (chosen === undefined) return yield* unauthorized(true)
+    // Clearing expires the Path=/ cookie: with several sent, that may be the
+    // user's own one while a planted cookie on a longer path stays.
+    if (chosen === undefined) return yield* unauthorized(values.length === 1)
     if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
       return yield* ambiguous(valid.map(({ token }) => token))
     const { token } = chosen

@@ -74,12 +74,17 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
       /** Ends the session; slides forward on use, never past `absolute_expires_at`. */
       expires_at: timestamptz("expires_at").notNull(),
       last_seen_at: timestamptz("last_seen_at").notNull().defaultNow(),
-      /** When the user last proved a credential: the creation, or a re-authentication. */
-      authenticated_at: timestamptz("authenticated_at").notNull().defaultNow(),
+      /**
+       * When the user last proved a credential: the creation, or a
+       * re-authentication. Its default only serves rows that existed before the
+       * column did (new rows always set it): the epoch, so such a session is never
+       * fresh for `require_fresh_session` until the user proves a credential.
+       */
+      authenticated_at: timestamptz("authenticated_at").notNull().default(sql`'1970-01-01T00:00:00Z'`),
       /**
        * The end no extension passes: `authenticated_at` plus the policy's absolute
-       * lifetime. The default only serves rows that existed before the column did
-       * (the default policy's 90 days, from the migration); new rows always set it.
+       * lifetime. Its default, for rows that existed before the column did: the
+       * default policy's 90 days, counted from the migration.
        */
       absolute_expires_at: timestamptz("absolute_expires_at")
         .notNull()
