@@ -132,7 +132,6 @@ try {
       () =>
         drizzle_execute("session_get_valid", pool, {
           id: hash_session_token(random_token()),
-          now: new Date(),
         }) as Promise<unknown>,
     ],
     ["Effect statement", () => run(select_session({ id: hash_session_token(random_token()) }))],
@@ -151,9 +150,23 @@ try {
         return pooled_transaction(repo_pool, async (client) => {
           const tx = handle_for(client)
           const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-          await drizzle_execute("session_insert", tx, { id, account_id, now, expires_at })
+          await drizzle_execute("session_insert", tx, {
+            id,
+            account_id,
+            now,
+            expires_at,
+            absolute_expires_at: expires_at,
+            client_ip: null,
+            user_agent: null,
+          })
           await drizzle_execute("account_lock", tx, { account_id })
-          await drizzle_execute("session_enforce_limit", tx, { account_id, now, max_sessions: 5, keep: id })
+          await drizzle_execute("session_enforce_limit", tx, {
+            account_id,
+            now,
+            idle_before: null,
+            max_sessions: 5,
+            keep: id,
+          })
         })
       },
     ],

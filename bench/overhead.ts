@@ -133,7 +133,7 @@ const operations: Record<string, Layers> = {
     ],
     [
       "Drizzle prepared query",
-      () => prepared("session_get_valid", pool).execute({ id: hash_session_token(token), now: new Date() }),
+      () => prepared("session_get_valid", pool).execute({ id: hash_session_token(token) }),
     ],
     ["Effect statement", () => run(select_session({ id: hash_session_token(token) }))],
     ["query function (check, Clock)", () => run(query_session_get_valid(hash_session_token(token)))],
@@ -171,11 +171,20 @@ const operations: Record<string, Layers> = {
         return pooled_transaction(stand_in_pool as never, async (client) => {
           const tx = handle_for(client)
           const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-          await prepared("session_insert", tx).execute({ id, account_id: ACCOUNT, now, expires_at })
+          await prepared("session_insert", tx).execute({
+            id,
+            account_id: ACCOUNT,
+            now,
+            expires_at,
+            absolute_expires_at: expires_at,
+            client_ip: null,
+            user_agent: null,
+          })
           await prepared("account_lock", tx).execute({ account_id: ACCOUNT })
           await prepared("session_enforce_limit", tx).execute({
             account_id: ACCOUNT,
             now,
+            idle_before: null,
             max_sessions: 5,
             keep: id,
           })

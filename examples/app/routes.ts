@@ -35,10 +35,11 @@ import {
   answer_too_many_attempts,
   create_throttle_table,
   throttle_password_check,
+  throttle_signup,
   unknown_account,
 } from "./throttle.ts"
 
-/** Who may see every account's sessions. */
+/** Who may see every account's sessions, lowercased: usernames are unique regardless of case. */
 export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<string>>()(
   "example/AdminUsernames",
 ) {}
@@ -107,6 +108,7 @@ const signed_in = (status: number, account_id: string, username: string) =>
 const signup = Effect.gen(function* () {
   const { username, password } = yield* read_body(Credentials, CREDENTIALS)
   const database = yield* Database
+  yield* throttle_signup
   const password_hash = yield* hash_password(password)
   return yield* database.transaction(
     Effect.gen(function* () {
@@ -123,7 +125,7 @@ const signup = Effect.gen(function* () {
       return yield* signed_in(201, created.id, created.username)
     }),
   )
-})
+}).pipe(answer_too_many_attempts)
 
 const login = Effect.gen(function* () {
   const { username, password } = yield* read_body(Login, "{ username, password }")
@@ -182,7 +184,7 @@ const me = with_session(
     const owner = yield* find_account(account_id_of(session))
     if (owner === undefined) return yield* new HttpError({ status: 401, message: "not signed in" })
     return HttpServerResponse.jsonUnsafe({
-      account: { id: owner.id, username: owner.username, admin: admins.has(owner.username) },
+      account: { id: owner.id, username: owner.username, admin: admins.has(owner.username.toLowerCase()) },
       session: session_view(session, session.id),
     })
   }),
@@ -200,6 +202,8 @@ const revoke_one = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
     const { id } = yield* HttpRouter.params
+    // signing out another device, like signing out all of them, needs the password proven lately
+    if (id !== session.id) yield* require_fresh_session(session, FRESH_FOR_MS)
     const revoked = yield* (yield* SessionRepo)
       .revoke_for_account(id ?? "", account_id_of(session))
       .pipe(Effect.catchTag("InvalidInput", () => Effect.succeed(false)))
@@ -284,7 +288,7 @@ const admin_sessions = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
     const owner = yield* find_account(account_id_of(session))
-    if (owner === undefined || !(yield* AdminUsernames).has(owner.username)) {
+    if (owner === undefined || !(yield* AdminUsernames).has(owner.username.toLowerCase())) {
       return yield* new HttpError({ status: 403, message: "admins only" })
     }
     const sessions = yield* (yield* SessionRepo).list_all_active()
