@@ -238,30 +238,39 @@ export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>(
             typeof outcome === "string" ? Option.none<AuthSession>() : Option.some(outcome.session),
           )
 
-        const reauthenticate = Effect.fnUntraced(function* (token: TokenInput) {
+        /**
+         * Runs `write` (an UPDATE that changes only a valid session) on the token's
+         * session; when it changed nothing, fails with the reason the session is
+         * not valid (a rare path, so a second read is fine).
+         */
+        const write_valid_session = Effect.fnUntraced(function* (
+          token: TokenInput,
+          write: (token_hash: string) => Effect.Effect<AuthSession | undefined, InvalidInput | DbError, Db>,
+        ) {
           const raw = token_value(token)
           if (!is_session_token(raw)) return yield* rejected("malformed")
           const token_hash = hash_session_token(raw)
-          const session = yield* on_current(query_session_reauthenticate(token_hash)).pipe(
+          // the hash of a well-formed token is always a valid argument
+          const session = yield* on_current(write(token_hash)).pipe(
             Effect.catchTag("InvalidInput", Effect.die),
           )
-          if (session !== undefined) return { session, extended: true }
-          // not renewed: say why (a rare path, so a second read is fine)
+          if (session !== undefined) return session
           const check = yield* check_session(token_hash)
           return yield* rejected(check.valid ? "unknown" : check.reason)
         })
 
+        const reauthenticate = (token: TokenInput) =>
+          Effect.map(write_valid_session(token, query_session_reauthenticate), (session) => ({
+            session,
+            extended: true,
+          }))
+
         const rotate = Effect.fnUntraced(function* (token: TokenInput) {
-          const raw = token_value(token)
-          if (!is_session_token(raw)) return yield* rejected("malformed")
-          const token_hash = hash_session_token(raw)
           const new_token = yield* generate_session_token
-          const session = yield* on_current(
+          const session = yield* write_valid_session(token, (token_hash) =>
             query_session_rotate(token_hash, hash_session_token(new_token)),
-          ).pipe(Effect.catchTag("InvalidInput", Effect.die))
-          if (session !== undefined) return { token: Redacted.make(new_token), session }
-          const check = yield* check_session(token_hash)
-          return yield* rejected(check.valid ? "unknown" : check.reason)
+          )
+          return { token: Redacted.make(new_token), session }
         })
 
         // the span is query_session_revoke_by_hash's
