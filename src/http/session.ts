@@ -72,10 +72,7 @@ export const session_rejections = Metric.frequency("effect_session_repo_session_
 const record_rejection = (token: string, rejection: SessionRejected) =>
   Metric.update(session_rejections, rejection.reason).pipe(
     Effect.andThen(Effect.logDebug("session rejected")),
-    Effect.annotateLogs({
-      reason: rejection.reason,
-      ...(is_session_token(token) ? { session: hash_prefix(hash_session_token(token)) } : {}),
-    }),
+    Effect.annotateLogs({ reason: rejection.reason, session: hash_prefix(hash_session_token(token)) }),
   )
 
 /** Valid sessions of different accounts in one request: refused, and nothing revoked or cleared. */
