@@ -187,6 +187,29 @@ export const write_results = (file: string, results: unknown): void => {
 export const seen_ahead = (): Date => new Date(Date.now() + 10 * 60_000)
 
 /**
+ * The parameters of the create path's three statements (insert, lock, evict)
+ * for a session created now, as the query functions fill them: the benchmarks
+ * run those statements directly, below the query layer.
+ */
+export const create_parameters = (id: string, account_id: string) => {
+  const now = new Date()
+  const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
+  return {
+    insert: {
+      id,
+      account_id,
+      now,
+      expires_at,
+      absolute_expires_at: expires_at,
+      client_ip: null,
+      user_agent: null,
+    },
+    lock: { account_id },
+    evict: { account_id, now, idle_before: null, max_sessions: 5, keep: id },
+  }
+}
+
+/**
  * Migrates the database at `url` and fills it with `sessions` live sessions
  * spread over `accounts` accounts, seen ahead (`seen_ahead`). Returns the
  * account ids and the raw tokens.

@@ -29,6 +29,7 @@ import {
 import { session_statements, statement_catalog } from "../src/session/statements.ts"
 import {
   create_database,
+  create_parameters,
   handles_per_connection,
   machine,
   pooled_transaction,
@@ -146,49 +147,25 @@ try {
     [
       "Drizzle prepared queries",
       () => {
-        const [id, account_id, now] = [new_hash(), random_account(), new Date()]
+        const { insert, lock, evict } = create_parameters(new_hash(), random_account())
         return pooled_transaction(repo_pool, async (client) => {
           const tx = handle_for(client)
-          const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-          await drizzle_execute("session_insert", tx, {
-            id,
-            account_id,
-            now,
-            expires_at,
-            absolute_expires_at: expires_at,
-            client_ip: null,
-            user_agent: null,
-          })
-          await drizzle_execute("account_lock", tx, { account_id })
-          await drizzle_execute("session_enforce_limit", tx, {
-            account_id,
-            now,
-            idle_before: null,
-            max_sessions: 5,
-            keep: id,
-          })
+          await drizzle_execute("session_insert", tx, insert)
+          await drizzle_execute("account_lock", tx, lock)
+          await drizzle_execute("session_enforce_limit", tx, evict)
         })
       },
     ],
     [
       "Effect transaction + statements",
       () => {
-        const [id, account_id, now] = [new_hash(), random_account(), new Date()]
+        const { insert, lock, evict } = create_parameters(new_hash(), random_account())
         return run(
           database.transaction(
             Effect.gen(function* () {
-              const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-              yield* insert_session({
-                id,
-                account_id,
-                now,
-                expires_at,
-                absolute_expires_at: expires_at,
-                client_ip: null,
-                user_agent: null,
-              })
-              yield* lock_account({ account_id })
-              yield* evict_sessions({ account_id, now, idle_before: null, max_sessions: 5, keep: id })
+              yield* insert_session(insert)
+              yield* lock_account(lock)
+              yield* evict_sessions(evict)
             }),
           ),
         )

@@ -28,7 +28,14 @@ import {
 } from "../src/index.ts"
 import { create_session_untraced, enforce_limit_untraced } from "../src/session/queries.ts"
 import { session_statements, statement_catalog } from "../src/session/statements.ts"
-import { handles_per_connection, machine, median, pooled_transaction, write_results } from "./harness.ts"
+import {
+  create_parameters,
+  handles_per_connection,
+  machine,
+  median,
+  pooled_transaction,
+  write_results,
+} from "./harness.ts"
 
 const standalone = SessionSchema.defaultValue()
 const { delete_session, evict_sessions, insert_session, lock_account, select_session } =
@@ -167,55 +174,25 @@ const operations: Record<string, Layers> = {
     [
       "Drizzle prepared queries",
       () => {
-        const [id, now] = [new_hash(), new Date()]
+        const { insert, lock, evict } = create_parameters(new_hash(), ACCOUNT)
         return pooled_transaction(stand_in_pool as never, async (client) => {
           const tx = handle_for(client)
-          const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-          await prepared("session_insert", tx).execute({
-            id,
-            account_id: ACCOUNT,
-            now,
-            expires_at,
-            absolute_expires_at: expires_at,
-            client_ip: null,
-            user_agent: null,
-          })
-          await prepared("account_lock", tx).execute({ account_id: ACCOUNT })
-          await prepared("session_enforce_limit", tx).execute({
-            account_id: ACCOUNT,
-            now,
-            idle_before: null,
-            max_sessions: 5,
-            keep: id,
-          })
+          await prepared("session_insert", tx).execute(insert)
+          await prepared("account_lock", tx).execute(lock)
+          await prepared("session_enforce_limit", tx).execute(evict)
         })
       },
     ],
     [
       "Effect transaction + statements",
       () => {
-        const [id, now] = [new_hash(), new Date()]
+        const { insert, lock, evict } = create_parameters(new_hash(), ACCOUNT)
         return run(
           database.transaction(
             Effect.gen(function* () {
-              const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-              yield* insert_session({
-                id,
-                account_id: ACCOUNT,
-                now,
-                expires_at,
-                absolute_expires_at: expires_at,
-                client_ip: null,
-                user_agent: null,
-              })
-              yield* lock_account({ account_id: ACCOUNT })
-              yield* evict_sessions({
-                account_id: ACCOUNT,
-                now,
-                idle_before: null,
-                max_sessions: 5,
-                keep: id,
-              })
+              yield* insert_session(insert)
+              yield* lock_account(lock)
+              yield* evict_sessions(evict)
             }),
           ),
         )
