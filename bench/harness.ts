@@ -2,16 +2,19 @@
 // by N concurrent workers for a fixed time; a database of the run's own; results.
 import { mkdirSync, writeFileSync } from "node:fs"
 import { pathToFileURL } from "node:url"
-import { drizzle } from "drizzle-orm/node-postgres"
-import { Effect, ManagedRuntime, Redacted } from "effect"
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import pg from "pg"
 import {
   AUTH_SESSION_LIFETIME_MS,
-  type Drizzle,
+  auth_session,
+  type Database,
+  type Db,
   generate_session_token,
   hash_session_token,
   layer_postgres,
+  layer_session_policy,
   migrate,
+  SessionRepo,
 } from "../src/index.ts"
 
 export interface Figures {
@@ -147,23 +150,6 @@ export const pooled_transaction = async <A>(
 }
 
 /**
- * One Drizzle handle per pooled connection, kept as long as the connection
- * lives, as layer_postgres keeps them: the prepared queries cached per handle
- * stay warm.
- */
-export const handles_per_connection = (): ((client: pg.PoolClient) => Drizzle) => {
-  const handles = new WeakMap<pg.PoolClient, Drizzle>()
-  return (client) => {
-    let found = handles.get(client)
-    if (found === undefined) {
-      found = drizzle({ client })
-      handles.set(client, found)
-    }
-    return found
-  }
-}
-
-/**
  * Where the benchmarks write their figures: bench/ (bench/*.json and
  * bench/profiles/ are not committed), or BENCH_RESULTS_DIR, as CI sets so its
  * short runs do not replace figures of full runs.
@@ -185,29 +171,6 @@ export const write_results = (file: string, results: unknown): void => {
  * shorter than most runs.
  */
 export const seen_ahead = (): Date => new Date(Date.now() + 10 * 60_000)
-
-/**
- * The parameters of the create path's three statements (insert, lock, evict)
- * for a session created now, as the query functions fill them: the benchmarks
- * run those statements directly, below the query layer.
- */
-export const create_parameters = (id: string, account_id: string) => {
-  const now = new Date()
-  const expires_at = new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS)
-  return {
-    insert: {
-      id,
-      account_id,
-      now,
-      expires_at,
-      absolute_expires_at: expires_at,
-      client_ip: null,
-      user_agent: null,
-    },
-    lock: { account_id },
-    evict: { account_id, now, idle_before: null, max_sessions: 5, keep: id },
-  }
-}
 
 /**
  * Migrates the database at `url` and fills it with `sessions` live sessions
@@ -250,3 +213,7 @@ export const seed_sessions = async (url: string, counts: { accounts: number; ses
   await client.end()
   return { accounts, tokens }
 }
+
+/** SessionRepo on the standalone table under the default policy, with `database`. */
+export const repo_on = <E>(database: Layer.Layer<Database | Db, E>) =>
+  SessionRepo.layer(auth_session).pipe(Layer.provide(layer_session_policy()), Layer.provideMerge(database))

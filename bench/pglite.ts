@@ -2,14 +2,14 @@
 // against the same query on the raw PGlite client, alternating, one caller at
 // a time (PGlite has one connection). Writes bench/pglite.json.
 import type { PGlite } from "@electric-sql/pglite"
-import { Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, ManagedRuntime } from "effect"
 import { Db, generate_session_token, hash_session_token, migrate, SessionRepo } from "../src/index.ts"
 import { layer_pglite } from "../src/pglite.ts"
-import { machine, ratio, run_for, seen_ahead, summarize, write_results } from "./harness.ts"
+import { machine, ratio, repo_on, run_for, seen_ahead, summarize, write_results } from "./harness.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const SESSIONS = 10_000
-const runtime = ManagedRuntime.make(SessionRepo.layer.pipe(Layer.provideMerge(layer_pglite())))
+const runtime = ManagedRuntime.make(repo_on(layer_pglite()))
 try {
   await runtime.runPromise(migrate)
   const client = await runtime.runPromise(

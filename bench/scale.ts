@@ -2,12 +2,13 @@
 // one of 1,000,000 (measured in alternating slices), then a cleanup of the
 // 500,000 expired rows of the large table in batches while validations keep
 // running (PostgreSQL at DATABASE_URL). Writes bench/scale.json.
-import { Effect, Fiber, Layer, ManagedRuntime, Redacted } from "effect"
+import { Effect, Fiber, ManagedRuntime, Redacted } from "effect"
 import { layer_postgres, SessionRepo } from "../src/index.ts"
 import {
   admin_client,
   create_database,
   machine,
+  repo_on,
   run_for,
   seed_sessions,
   server_url,
@@ -26,9 +27,7 @@ const ACCOUNTS = 10_000
 const open_database = async (label: string, filler: number) => {
   const { url, drop } = await create_database(SERVER, `scale_${label}`)
   const { tokens } = await seed_sessions(url, { accounts: ACCOUNTS, sessions: KNOWN })
-  const runtime = ManagedRuntime.make(
-    SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: 10 }))),
-  )
+  const runtime = ManagedRuntime.make(repo_on(layer_postgres({ url: Redacted.make(url), pool_size: 10 })))
   const client = await admin_client(url)
   await client.query(
     `WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM account)

@@ -2,7 +2,7 @@
 // their own: (a) SessionRepo, (b) the same SQL hand-written on raw pg (named
 // prepared statements), (c) for validate, the origin module's select plus
 // unconditional update. npm run bench:profile profiles the same variants.
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { Effect, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
 import {
   AUTH_SESSION_LIFETIME_MS,
@@ -11,7 +11,7 @@ import {
   layer_postgres,
   SessionRepo,
 } from "../src/index.ts"
-import { pooled_transaction, raw_pool } from "./harness.ts"
+import { pooled_transaction, raw_pool, repo_on } from "./harness.ts"
 
 /** Connections in every variant's pool. */
 export const POOL = 10
@@ -116,14 +116,12 @@ export const bench_operations = (
     (make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>): (() => Opened) =>
     () => {
       const runtime = ManagedRuntime.make(
-        SessionRepo.layer.pipe(
-          Layer.provideMerge(
-            layer_postgres({
-              url: Redacted.make(url),
-              pool_size: POOL,
-              ...(on_statement === undefined ? {} : { on_statement }),
-            }),
-          ),
+        repo_on(
+          layer_postgres({
+            url: Redacted.make(url),
+            pool_size: POOL,
+            ...(on_statement === undefined ? {} : { on_statement }),
+          }),
         ),
       )
       return { op: () => runtime.runPromise(SessionRepo.use(make_op)), close: () => runtime.dispose() }

@@ -12,6 +12,7 @@ export {
   CurrentSession,
   request_session_token,
   request_session_tokens,
+  session_middleware,
   session_rejections,
   with_session,
 } from "./http/session.js"

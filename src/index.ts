@@ -8,9 +8,11 @@ export { Db, type Drizzle, Tx } from "./db/handle.js"
 export { migrate } from "./db/migrate.js"
 export { MIGRATIONS_FOLDER } from "./db/migrations.js"
 export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from "./db/postgres.js"
+export { db_query } from "./db/query.js"
 export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.js"
 export * from "./schema/index.js"
 export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.js"
+export { CurrentSessionTable, layer_current_session_table } from "./session/current-session-table.js"
 export { MAX_USER_AGENT_LENGTH, type SessionDevice } from "./session/device.js"
 export {
   AccountNotFound,
@@ -26,15 +28,17 @@ export {
   DEFAULT_SESSION_POLICY,
   type IpStorage,
   layer_session_policy,
+  layer_session_policy_from_config,
   make_session_policy,
   SESSION_POLICY_PRESETS,
   SessionPolicy,
+  type SessionPolicyInput,
   type SessionPolicyPreset,
   type SessionPolicyShape,
+  session_policy_config,
 } from "./session/policy.js"
 export {
   query_create_session,
-  query_session_check,
   query_session_cleanup_expired,
   query_session_enforce_limit,
   query_session_get_valid,
@@ -47,9 +51,6 @@ export {
   query_session_revoke_others_for_account,
   query_session_rotate,
   query_session_touch,
-  type SessionCheck,
-  session_touch_due,
-  type TouchDue,
 } from "./session/queries.js"
 export {
   type Authenticated,
@@ -58,7 +59,6 @@ export {
   type SessionRepoShape,
   type TokenInput,
 } from "./session/repo.js"
-export { layer_session_table, SessionSchema } from "./session/session-schema.js"
 export {
   MAX_PENDING_TOUCHES,
   SessionTouches,

@@ -1,9 +1,9 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { MAX_USER_AGENT_LENGTH, make_session_policy, SessionPolicy, SessionRepo } from "../src/index.ts"
+import { MAX_USER_AGENT_LENGTH, make_session_policy, SessionRepo } from "../src/index.ts"
 import { stored_client_ip, stored_user_agent } from "../src/session/device.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { backends, report_skipped_postgres, under_policy } from "./support/backends.ts"
 import { create_account, session_row } from "./support/fixtures.ts"
 
 const CHROME_ON_LINUX =
@@ -106,18 +106,17 @@ for (const backend of backends) {
 
     it.effect("ip_storage truncated keeps the /24 or /48; none keeps nothing", () =>
       Effect.gen(function* () {
-        const repo = yield* SessionRepo
         const owner = yield* create_account()
-        const truncated = yield* make_session_policy({ ip_storage: "truncated" })
-        const v4 = yield* repo
-          .create_session(owner.id, { device: { ip: "203.0.113.77" } })
-          .pipe(Effect.provideService(SessionPolicy, truncated))
-        const v6 = yield* repo
-          .create_session(owner.id, { device: { ip: "2001:db8:85a3:1:2:3:4:5" } })
-          .pipe(Effect.provideService(SessionPolicy, truncated))
-        const none = yield* repo
-          .create_session(owner.id, { device: { ip: "203.0.113.77", user_agent: "kept" } })
-          .pipe(Effect.provideService(SessionPolicy, yield* make_session_policy({ ip_storage: "none" })))
+        const create = (ip: string, ip_storage: "truncated" | "none") =>
+          Effect.gen(function* () {
+            const policy = yield* make_session_policy({ ip_storage })
+            return yield* SessionRepo.use((repo) =>
+              repo.create_session(owner.id, { device: { ip, user_agent: "kept" } }),
+            ).pipe(under_policy(policy))
+          })
+        const v4 = yield* create("203.0.113.77", "truncated")
+        const v6 = yield* create("2001:db8:85a3:1:2:3:4:5", "truncated")
+        const none = yield* create("203.0.113.77", "none")
         assert.strictEqual((yield* session_row(v4.session.id))?.client_ip, "203.0.113.0")
         assert.strictEqual((yield* session_row(v6.session.id))?.client_ip, "2001:db8:85a3::")
         assert.deepInclude(yield* session_row(none.session.id), { client_ip: null, user_agent: "kept" })

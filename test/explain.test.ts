@@ -1,12 +1,13 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { getTableName, sql } from "drizzle-orm"
 import { Effect } from "effect"
-import { Database, SessionSchema, session_table_definition, Tx } from "../src/index.ts"
-import { statement_catalog } from "../src/session/statements.ts"
+import { auth_session, Database, Tx } from "../src/index.ts"
+import { definition_of } from "../src/session/current-session-table.ts"
+import { session_statements } from "../src/session/statements.ts"
 import { apply_app_schema, user_session } from "./support/app-schema.ts"
 import { postgres_backend, report_skipped_postgres, with_repo } from "./support/backends.ts"
 
-const standalone = SessionSchema.defaultValue()
+const standalone = definition_of(auth_session)
 const SESSIONS = 200_000
 const ACCOUNTS = 10_000
 const PLAN_MODES = ["force_custom_plan", "force_generic_plan"] as const
@@ -33,6 +34,8 @@ const values = (keys: { id: string; account_id: string }): Record<string, string
     extend_before: at(15 * 86_400_000),
     stale_before: at(-60_000),
     idle_before: at(-3_600_000),
+    authenticated_after: at(-90 * 86_400_000),
+    absolute_lifetime_ms: "7776000000 milliseconds",
     absolute_expires_at: at(90 * 86_400_000),
     client_ip: "203.0.113.1",
     user_agent: "explain",
@@ -60,7 +63,7 @@ if (postgres_backend !== undefined) {
     {
       schema: "the app's users table",
       layer: with_repo(postgres_backend.database(), apply_app_schema),
-      definition: session_table_definition(user_session) as typeof standalone,
+      definition: definition_of(user_session),
       accounts: "users",
       label: "email",
     },
@@ -99,11 +102,13 @@ if (postgres_backend !== undefined) {
                   // PostgreSQL may keep a generic plan made without the values:
                   // both plans must use an index.
                   for (const [mode, name, { build }] of PLAN_MODES.flatMap((mode) =>
-                    [...statement_catalog(definition)].map(([name, entry]) => [mode, name, entry] as const),
+                    Object.entries(session_statements(definition)).map(
+                      ([name, entry]) => [mode, name, entry] as const,
+                    ),
                   )) {
                     await tx.execute(sql.raw(`SET LOCAL plan_cache_mode = ${mode}`))
                     const query = build(tx).toSQL()
-                    const args = query.params.map((param) => `'${by_name[name_of(param)]}'`)
+                    const args = query.params.map((param: unknown) => `'${by_name[name_of(param)]}'`)
                     await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))
                     const [row] = (
                       (await tx.execute(

@@ -7,7 +7,12 @@ import { sql } from "drizzle-orm"
 import { ConfigProvider, Effect, Layer, Option } from "effect"
 import { account, layer_postgres_from_config, migrate, SessionRepo } from "../src/index.ts"
 import { layer_pglite } from "../src/pglite.ts"
-import { fresh_postgres_database, report_skipped_postgres, server_url } from "./support/backends.ts"
+import {
+  fresh_postgres_database,
+  report_skipped_postgres,
+  server_url,
+  standalone_repo,
+} from "./support/backends.ts"
 import { create_account, on_db } from "./support/fixtures.ts"
 
 describe("layer_pglite", () => {
@@ -124,7 +129,7 @@ if (server_url !== undefined) {
             DATABASE_POOL_SIZE: "1",
             DATABASE_PREPARE: prepare,
           })
-          const services = SessionRepo.layer.pipe(
+          const services = standalone_repo.pipe(
             Layer.provideMerge(layer_postgres_from_config),
             Layer.provide(ConfigProvider.layer(config)),
           )

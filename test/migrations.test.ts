@@ -16,7 +16,7 @@ import {
   migrate,
   SessionRepo,
 } from "../src/index.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { backends, report_skipped_postgres, standalone_repo } from "./support/backends.ts"
 import { create_account } from "./support/fixtures.ts"
 
 // The standalone schema's migrations beside an application's own drizzle-kit
@@ -74,10 +74,7 @@ const shared_hashes = rows<{ hash: string }>(sql`SELECT hash FROM drizzle.__driz
 for (const backend of backends) {
   describe(`standalone migrations beside an app's history on ${backend.name}`, () => {
     const on_fresh_database = <A, E>(effect: Effect.Effect<A, E, Db | SessionRepo | Database>) =>
-      effect.pipe(
-        Effect.provide(SessionRepo.layer.pipe(Layer.provideMerge(backend.database()))),
-        Effect.scoped,
-      )
+      effect.pipe(Effect.provide(standalone_repo.pipe(Layer.provideMerge(backend.database()))), Effect.scoped)
 
     it.live("the app migrated first, with a newer migration: migrate still creates the tables", () =>
       on_fresh_database(

@@ -7,11 +7,17 @@ import {
   AUTH_SESSION_TOUCH_INTERVAL_MS,
   Database,
   query_session_enforce_limit,
-  SessionRepo,
   SessionTouches,
 } from "../src/index.ts"
 import { type AppAccounts, app_accounts, apply_app_schema, user_session } from "./support/app-schema.ts"
-import { backends, report_skipped_postgres, through_pgbouncer, with_repo } from "./support/backends.ts"
+import {
+  any_key_repo,
+  backends,
+  on_table,
+  report_skipped_postgres,
+  through_pgbouncer,
+  with_repo,
+} from "./support/backends.ts"
 import { on_db, statements_of } from "./support/fixtures.ts"
 
 // Sessions over the application's own account tables (test/support/app-schema.ts):
@@ -19,8 +25,8 @@ import { on_db, statements_of } from "./support/fixtures.ts"
 // uuids, text and bigints. The repo and the query layer run on the app's table.
 
 /** Runs `effect` with the repo (and the query layer) on `accounts`' session table. */
-const on_table = <A, E, R>(accounts: AppAccounts, effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(Effect.provide(SessionRepo.layer_for(accounts.sessions)))
+const on_accounts = <A, E, R>(accounts: AppAccounts, effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(on_table(accounts.sessions))
 
 const rows_of = <Row>(query: ReturnType<typeof sql>) =>
   on_db((db) => db.execute(query)).pipe(Effect.map((result) => (result as { rows: Array<Row> }).rows))
@@ -35,10 +41,10 @@ for (const backend of backends) {
         it.effect(
           `${accounts.kind} ids: create, validate, list with the label, revoke; ids keep their type`,
           () =>
-            on_table(
+            on_accounts(
               accounts,
               Effect.gen(function* () {
-                const repo = yield* SessionRepo
+                const repo = yield* any_key_repo
                 const address = email()
                 const owner = yield* accounts.create(address)
                 const { token, session } = yield* repo.create_session(owner)
@@ -67,10 +73,10 @@ for (const backend of backends) {
         it.effect(
           `${accounts.kind} ids: the limit evicts the oldest and deleting the user deletes its sessions`,
           () =>
-            on_table(
+            on_accounts(
               accounts,
               Effect.gen(function* () {
-                const repo = yield* SessionRepo
+                const repo = yield* any_key_repo
                 const owner = yield* accounts.create(email())
                 const created = []
                 for (let i = 0; i < 4; i++) {
@@ -96,10 +102,10 @@ for (const backend of backends) {
         it.effect(
           `${accounts.kind} ids: a wrong type is InvalidInput without a statement; a missing one AccountNotFound`,
           () =>
-            on_table(
+            on_accounts(
               accounts,
               Effect.gen(function* () {
-                const repo = yield* SessionRepo
+                const repo = yield* any_key_repo
                 const { result, statements } = yield* statements_of(
                   Effect.all([
                     Effect.flip(repo.create_session(accounts.wrong_type as string)),
@@ -146,10 +152,10 @@ for (const backend of backends) {
         it.effect(
           `${accounts.kind} ids: 300 hostile ids × 4 calls: InvalidInput or a normal answer, never a defect`,
           () =>
-            on_table(
+            on_accounts(
               accounts,
               Effect.gen(function* () {
-                const repo = yield* SessionRepo
+                const repo = yield* any_key_repo
                 for (const input of fc.sample(hostile_id, { numRuns: 300, seed: 3 })) {
                   const outcomes = yield* Effect.all(
                     [
@@ -174,13 +180,14 @@ for (const backend of backends) {
         )
 
       it.effect("the limit query locks the app's account row, inside a transaction only", () =>
-        on_table(
+        on_accounts(
           app_accounts[0] as AppAccounts,
           Effect.gen(function* () {
             const owner = yield* (app_accounts[0] as AppAccounts).create(email())
             const database = yield* Database
             const { statements } = yield* statements_of(
-              database.transaction(query_session_enforce_limit(owner, 5)),
+              // a serial key's number, where this program's registered ids are strings
+              database.transaction(query_session_enforce_limit(owner as unknown as string, 5)),
             )
             assert.isTrue(
               statements.some((text) =>
@@ -196,15 +203,15 @@ for (const backend of backends) {
         it.effect(
           "the app table's statements are named prepared statements, apart from the standalone ones",
           () =>
-            on_table(
+            on_accounts(
               app_accounts[0] as AppAccounts,
               Effect.gen(function* () {
-                const repo = yield* SessionRepo
+                const repo = yield* any_key_repo
                 const owner = yield* (app_accounts[0] as AppAccounts).create(email())
                 const { token } = yield* repo.create_session(owner)
                 yield* repo.validate(token)
                 const named = yield* rows_of<{ name: string; statement: string }>(
-                  sql`SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'session_get_valid%'`,
+                  sql`SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'session_get%'`,
                 )
                 assert.isTrue(named.some((row) => row.statement.includes('"user_session"')))
               }),
@@ -212,10 +219,10 @@ for (const backend of backends) {
         )
 
       it.effect("touches stay within the write budget on the app's table", () =>
-        on_table(
+        on_accounts(
           app_accounts[0] as AppAccounts,
           Effect.gen(function* () {
-            const repo = yield* SessionRepo
+            const repo = yield* any_key_repo
             const touches = yield* SessionTouches
             const owner = yield* (app_accounts[0] as AppAccounts).create(email())
             const { token, session } = yield* repo.create_session(owner)

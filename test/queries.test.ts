@@ -6,7 +6,6 @@ import {
   AUTH_SESSION_LIFETIME_MS,
   AUTH_SESSION_TOUCH_INTERVAL_MS,
   Database,
-  type Db,
   DEFAULT_SESSION_POLICY,
   generate_session_token,
   hash_session_token,
@@ -23,7 +22,7 @@ import {
   query_session_touch,
   SessionPolicy,
 } from "../src/index.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { backends, report_skipped_postgres, type TestServices } from "./support/backends.ts"
 import {
   create_account,
   delete_statement_count,
@@ -375,7 +374,7 @@ for (const backend of backends) {
         const owner = yield* create_account()
         const token = yield* generate_session_token
         const checks: ReadonlyArray<
-          readonly [Effect.Effect<unknown, { _tag: string; message: string }, Db>, string]
+          readonly [Effect.Effect<unknown, { _tag: string; message: string }, TestServices>, string]
         > = [
           [query_session_get_valid(token), "token_hash"],
           [query_session_touch("ABC"), "token_hash"],

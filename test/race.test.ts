@@ -12,7 +12,13 @@ import {
   SessionTouches,
 } from "../src/index.ts"
 import { type AppAccounts, app_accounts, apply_app_schema, user_session } from "./support/app-schema.ts"
-import { postgres_backend, report_skipped_postgres, with_repo } from "./support/backends.ts"
+import {
+  any_key_repo,
+  on_table,
+  postgres_backend,
+  report_skipped_postgres,
+  with_repo,
+} from "./support/backends.ts"
 import { create_account, session_rows } from "./support/fixtures.ts"
 
 const TRIALS = 20
@@ -169,7 +175,7 @@ if (postgres_backend !== undefined) {
         () =>
           Effect.gen(function* () {
             const accounts = serial_users as AppAccounts
-            const repo = yield* SessionRepo
+            const repo = yield* any_key_repo
             const counts: Array<number> = []
             for (let trial = 0; trial < APP_TRIALS; trial++) {
               const owner = yield* accounts.create(`race-${trial}-${crypto.randomUUID()}@example.com`)
@@ -186,7 +192,7 @@ if (postgres_backend !== undefined) {
               counts.filter((n) => n !== MAX_SESSIONS),
               [],
             )
-          }).pipe(Effect.provide(SessionRepo.layer_for(user_session))),
+          }).pipe(on_table(user_session)),
       )
     },
   )

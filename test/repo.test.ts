@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Layer, Logger, Option, Redacted } from "effect"
+import { Effect, Logger, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import {
   AUTH_SESSION_EXTEND_THRESHOLD_MS,
@@ -8,6 +8,7 @@ import {
   AUTH_SESSION_MAX_PER_ACCOUNT,
   AUTH_SESSION_TOUCH_INTERVAL_MS,
   account,
+  auth_session,
   Database,
   hash_prefix,
   hash_session_token,
@@ -15,7 +16,7 @@ import {
   SessionRepo,
   SessionTouches,
 } from "../src/index.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { backends, on_table, report_skipped_postgres } from "./support/backends.ts"
 import {
   count_matching,
   create_account,
@@ -229,7 +230,7 @@ for (const backend of backends) {
           yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS - AUTH_SESSION_EXTEND_THRESHOLD_MS + 1)
           // a second app instance: its own repo and touches, the same database
           const on_other_instance = SessionRepo.use((other) => other.authenticate(token)).pipe(
-            Effect.provide(Layer.fresh(SessionRepo.layer)),
+            on_table(auth_session),
           )
           const [mine, theirs] = yield* Effect.all([repo.authenticate(token), on_other_instance], {
             concurrency: "unbounded",

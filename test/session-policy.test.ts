@@ -1,23 +1,22 @@
 import { assert, layer } from "@effect/vitest"
 import { eq } from "drizzle-orm"
-import { Effect, Metric, Option, Redacted } from "effect"
+import { Effect, Layer, Metric, Option, Redacted } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import { session_rejections } from "../src/http/session.ts"
 import {
   auth_session,
   hash_session_token,
+  layer_session_policy,
   make_session_policy,
   query_session_touch,
   require_fresh_session,
   SESSION_POLICY_PRESETS,
-  SessionPolicy,
-  type SessionPolicyShape,
   SessionRepo,
   SessionTouches,
   type TokenInput,
 } from "../src/index.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { backends, report_skipped_postgres, under_policy } from "./support/backends.ts"
 import {
   create_account,
   install_write_counter,
@@ -36,10 +35,7 @@ const MINUTE = 60 * SECOND
 const HOUR = 60 * MINUTE
 const DAY = 24 * HOUR
 
-const under =
-  (policy: SessionPolicyShape) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.provideService(effect, SessionPolicy, policy)
+const under = under_policy
 
 /** A request of the session's user: validated, and its touch (if one was due) written. */
 const use = (token: TokenInput) =>
@@ -286,9 +282,60 @@ for (const backend of backends) {
       }),
     )
 
+    it.effect("a policy given to the repo's layer with Layer.provide is the one it follows", () =>
+      Effect.gen(function* () {
+        const owner = yield* create_account()
+        const strict = SessionRepo.layer(auth_session).pipe(
+          Layer.provide(layer_session_policy({ max_sessions: 1 })),
+        )
+        const kept = yield* Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          for (let login = 0; login < 3; login++) yield* repo.create_session(owner.id)
+          return yield* repo.list_for_account(owner.id)
+        }).pipe(Effect.provide(strict))
+        assert.lengthOf(kept, 1)
+      }),
+    )
+
+    it.effect(
+      "tightening the policy reaches existing sessions: default → aal2 ends those older than 24 h",
+      () =>
+        Effect.gen(function* () {
+          // issued under the default: 90 days stored as their absolute end
+          const old = yield* new_session
+          yield* TestClock.adjust(20 * HOUR)
+          const recent = yield* new_session
+          yield* TestClock.adjust(4 * HOUR)
+          yield* use(old.token)
+          yield* use(recent.token)
+          // the app restarts under aal2, 24 h after the first sign-in
+          yield* Effect.gen(function* () {
+            assert.strictEqual(yield* rejection(old.token), "absolute")
+            const repo = yield* SessionRepo
+            assert.deepStrictEqual(yield* repo.list_for_account(old.owner.id), [])
+            assert.lengthOf(yield* repo.list_for_account(recent.owner.id), 1)
+            // no touch revives the old one
+            assert.isUndefined(yield* query_session_touch(old.session.id))
+            // the recent one's cookie is cut to its new end, once
+            const cut = yield* use(recent.token)
+            assert.isTrue(cut.extended)
+            const end = recent.session.created_at.getTime() + 24 * HOUR
+            assert.strictEqual(cut.session.expires_at.getTime(), end)
+            assert.isFalse((yield* use(recent.token)).extended)
+            // used every half hour (within aal2's idle hour), it still ends 24 h after its sign-in
+            while ((yield* now_ms) + 30 * MINUTE < end) {
+              yield* TestClock.adjust(30 * MINUTE)
+              yield* use(recent.token)
+            }
+            yield* TestClock.setTime(end)
+            assert.strictEqual(yield* rejection(recent.token), "absolute")
+          }).pipe(under(SESSION_POLICY_PRESETS.aal2))
+        }),
+    )
+
     it.effect("re-authentication restarts the absolute lifetime", () =>
       Effect.gen(function* () {
-        const policy = yield* make_session_policy({ absolute_lifetime_ms: 10 * MINUTE })
+        const policy = yield* make_session_policy({ absolute_lifetime: "10 minutes" })
         yield* Effect.gen(function* () {
           const repo = yield* SessionRepo
           const { token } = yield* new_session

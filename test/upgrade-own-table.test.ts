@@ -4,15 +4,9 @@ import { sql } from "drizzle-orm"
 import { check, index, integer, pgTable, text, timestamp } from "drizzle-orm/pg-core"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import {
-  Db,
-  generate_session_token,
-  hash_session_token,
-  require_fresh_session,
-  SessionRepo,
-} from "../src/index.ts"
+import { Db, generate_session_token, hash_session_token, require_fresh_session } from "../src/index.ts"
 import { user_session, users } from "./support/app-schema.ts"
-import { backends, report_skipped_postgres, with_repo } from "./support/backends.ts"
+import { any_key_repo, backends, on_table, report_skipped_postgres, with_repo } from "./support/backends.ts"
 import { on_db } from "./support/fixtures.ts"
 
 // An app that adopted 0.2 with its own users table upgrades: its drizzle-kit
@@ -81,7 +75,7 @@ for (const backend of backends) {
             )
             yield* run_statements(upgrade)
             yield* Effect.gen(function* () {
-              const repo = yield* SessionRepo
+              const repo = yield* any_key_repo
               const { session } = yield* repo.authenticate(token)
               // its absolute lifetime counted from the upgrade: 90 days from then
               const now = Date.now()
@@ -93,7 +87,7 @@ for (const backend of backends) {
               assert.deepInclude(session, { client_ip: null, user_agent: null })
               const created = yield* repo.create_session(owner?.id ?? 0, { device: { ip: "192.0.2.1" } })
               assert.strictEqual(created.session.client_ip, "192.0.2.1")
-            }).pipe(Effect.provide(SessionRepo.layer_for(user_session)))
+            }).pipe(on_table(user_session))
           }),
         ),
       )

@@ -1,15 +1,7 @@
 import { eq } from "drizzle-orm"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import {
-  type AuthSession,
-  account,
-  Database,
-  Db,
-  DbError,
-  require_fresh_session,
-  SessionRepo,
-} from "effect-session-repo"
+import { account, Database, db_query, require_fresh_session, SessionRepo } from "effect-session-repo"
 import {
   CurrentSession,
   clear_session_cookie,
@@ -61,14 +53,8 @@ const CREDENTIALS = "{ username: 3-32 of A-Z a-z 0-9 _ . -, password: 8-200 char
 /** How recently the password must have been proven before signing out the other devices. */
 const FRESH_FOR_MS = 10 * 60 * 1000
 
-const query = <A>(operation: string, f: (db: Db["Service"]) => Promise<A>) =>
-  Db.use((db) => Effect.tryPromise({ try: () => f(db), catch: (error) => DbError.from(operation, error) }))
-
-/** The standalone account table keys accounts by uuid, so ids here are strings. */
-const account_id_of = (session: AuthSession): string => String(session.account_id)
-
 const find_account = (id: string) =>
-  query("find_account", (db) => db.select().from(account).where(eq(account.id, id))).pipe(
+  db_query("find_account", (db) => db.select().from(account).where(eq(account.id, id))).pipe(
     Effect.map((rows) => rows[0]),
   )
 
@@ -112,7 +98,7 @@ const signup = Effect.gen(function* () {
   const password_hash = yield* hash_password(password)
   return yield* database.transaction(
     Effect.gen(function* () {
-      const [created] = yield* query("signup", (db) =>
+      const [created] = yield* db_query("signup", (db) =>
         db.insert(account).values({ username }).returning(),
       ).pipe(
         Effect.catchIf(
@@ -121,7 +107,9 @@ const signup = Effect.gen(function* () {
         ),
       )
       if (created === undefined) return yield* Effect.die("insert returned no row")
-      yield* query("signup", (db) => db.insert(credential).values({ account_id: created.id, password_hash }))
+      yield* db_query("signup", (db) =>
+        db.insert(credential).values({ account_id: created.id, password_hash }),
+      )
       return yield* signed_in(201, created.id, created.username)
     }),
   )
@@ -181,7 +169,7 @@ const me = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
     const admins = yield* AdminUsernames
-    const owner = yield* find_account(account_id_of(session))
+    const owner = yield* find_account(session.account_id)
     if (owner === undefined) return yield* new HttpError({ status: 401, message: "not signed in" })
     return HttpServerResponse.jsonUnsafe({
       account: { id: owner.id, username: owner.username, admin: admins.has(owner.username.toLowerCase()) },
@@ -193,7 +181,7 @@ const me = with_session(
 const my_sessions = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
-    const sessions = yield* (yield* SessionRepo).list_for_account(account_id_of(session))
+    const sessions = yield* (yield* SessionRepo).list_for_account(session.account_id)
     return HttpServerResponse.jsonUnsafe({ sessions: sessions.map((s) => session_view(s, session.id)) })
   }),
 )
@@ -205,7 +193,7 @@ const revoke_one = with_session(
     // signing out another device, like signing out all of them, needs the password proven lately
     if (id !== session.id) yield* require_fresh_session(session, FRESH_FOR_MS)
     const revoked = yield* (yield* SessionRepo)
-      .revoke_for_account(id ?? "", account_id_of(session))
+      .revoke_for_account(id ?? "", session.account_id)
       .pipe(Effect.catchTag("InvalidInput", () => Effect.succeed(false)))
     // someone else's session and no session at all look the same
     if (!revoked) return yield* new HttpError({ status: 404, message: "no such session" })
@@ -219,7 +207,7 @@ const reauthenticate = with_session(
   Effect.gen(function* () {
     const { session, token } = yield* CurrentSession
     const { password } = yield* read_body(Reauthentication, "{ password }")
-    yield* verified_password_hash(account_id_of(session), password, "wrong password")
+    yield* verified_password_hash(session.account_id, password, "wrong password")
     const renewed = yield* (yield* SessionRepo).reauthenticate(token)
     const response = HttpServerResponse.jsonUnsafe({ session: session_view(renewed.session, session.id) })
     // its expiry restarted with the re-authentication: the cookie follows
@@ -232,7 +220,7 @@ const revoke_others = with_session(
     const { session } = yield* CurrentSession
     // a stolen cookie alone must not be enough to lock its owner out
     yield* require_fresh_session(session, FRESH_FOR_MS)
-    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(account_id_of(session), session.id)
+    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id)
     return HttpServerResponse.jsonUnsafe({ revoked })
   }),
 )
@@ -245,7 +233,7 @@ const change_password = with_session(
       "{ current_password, new_password: 8-200 chars }",
     )
     const stored = yield* verified_password_hash(
-      account_id_of(session),
+      session.account_id,
       current_password,
       "the current password is wrong",
     )
@@ -259,7 +247,7 @@ const change_password = with_session(
     // password.
     const { revoked, rotated } = yield* database.transaction(
       Effect.gen(function* () {
-        if ((yield* lock_password_hash(account_id_of(session), "update")) !== stored) {
+        if ((yield* lock_password_hash(session.account_id, "update")) !== stored) {
           return yield* new HttpError({
             status: 409,
             message: "the password was changed meanwhile; try again",
@@ -269,13 +257,10 @@ const change_password = with_session(
         yield* repo.reauthenticate(token)
         // a new token for this session: one stolen before the change dies with the old password
         const rotated = yield* repo.rotate(token)
-        yield* query("change_password", (db) =>
-          db
-            .update(credential)
-            .set({ password_hash })
-            .where(eq(credential.account_id, account_id_of(session))),
+        yield* db_query("change_password", (db) =>
+          db.update(credential).set({ password_hash }).where(eq(credential.account_id, session.account_id)),
         )
-        const revoked = yield* repo.revoke_others_for_account(account_id_of(session), rotated.session.id)
+        const revoked = yield* repo.revoke_others_for_account(session.account_id, rotated.session.id)
         return { revoked, rotated }
       }),
     )
@@ -287,7 +272,7 @@ const change_password = with_session(
 const admin_sessions = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
-    const owner = yield* find_account(account_id_of(session))
+    const owner = yield* find_account(session.account_id)
     if (owner === undefined || !(yield* AdminUsernames).has(owner.username.toLowerCase())) {
       return yield* new HttpError({ status: 403, message: "admins only" })
     }

@@ -1,7 +1,14 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Effect, Layer } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServer } from "effect/http"
-import { type Database, type Db, migrate, SessionRepo } from "effect-session-repo"
+import {
+  auth_session,
+  type Database,
+  type Db,
+  layer_session_policy_from_config,
+  migrate,
+  SessionRepo,
+} from "effect-session-repo"
 import { SessionCookie, session_cookie } from "effect-session-repo/http"
 import { warn_about_unregistered_admins } from "./admins.ts"
 import { TrustedProxyHops } from "./client-address.ts"
@@ -60,7 +67,11 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
       Effect.andThen(warn_about_unregistered_admins(options.admin_usernames)),
     ),
   ).pipe(Layer.provideMerge(database))
-  const sessions = SessionRepo.layer.pipe(Layer.provideMerge(ready))
+  // the policy from SESSION_POLICY (a preset) and SESSION_* overrides; the default otherwise
+  const sessions = SessionRepo.layer(auth_session).pipe(
+    Layer.provide(layer_session_policy_from_config),
+    Layer.provideMerge(ready),
+  )
   const app = Layer.mergeAll(
     Routes,
     PageRoutes,

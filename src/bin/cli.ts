@@ -9,10 +9,11 @@ import { DbError } from "../db/errors.js"
 import { DEFAULT_DATA_DIR, layer_database_from_config } from "../db/from-config.js"
 import { Db } from "../db/handle.js"
 import { migrate } from "../db/migrate.js"
-import { account } from "../schema/standalone.js"
+import { account, auth_session } from "../schema/standalone.js"
+import { layer_current_session_table } from "../session/current-session-table.js"
 import { InvalidInput } from "../session/errors.js"
 import { require_list_limit } from "../session/input.js"
-import { make_session_policy, SessionPolicy } from "../session/policy.js"
+import { layer_session_policy, make_session_policy, SessionPolicy } from "../session/policy.js"
 import { query_session_cleanup_expired } from "../session/queries.js"
 import { SessionRepo } from "../session/repo.js"
 
@@ -134,4 +135,8 @@ const cli_database = Layer.unwrap(
 )
 
 /** What the commands run on: the repo over the configured database. */
-export const CliServices = SessionRepo.layer.pipe(Layer.provideMerge(cli_database))
+export const CliServices = SessionRepo.layer(auth_session).pipe(
+  Layer.provideMerge(layer_current_session_table(auth_session)),
+  Layer.provideMerge(layer_session_policy()),
+  Layer.provideMerge(cli_database),
+)

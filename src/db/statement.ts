@@ -1,6 +1,7 @@
-import { Effect } from "effect"
-import { DbError } from "./errors.js"
-import { Db, type Drizzle } from "./handle.js"
+import type { Effect } from "effect"
+import type { DbError } from "./errors.js"
+import type { Db, Drizzle } from "./handle.js"
+import { db_query } from "./query.js"
 
 interface Prepared<Result> {
   execute(placeholders?: Record<string, unknown>): Promise<Result>
@@ -38,7 +39,7 @@ const sql_digest = (text: string): string => {
   return (hash >>> 0).toString(16).padStart(8, "0")
 }
 
-/** A statement as an Effect on `Db`, with its builder (tests EXPLAIN the exact SQL) and its prepared query on a handle (benchmarks time the driver path without Effect). */
+/** A statement as an Effect on `Db`, named after its operation, with its builder (tests EXPLAIN the exact SQL) and its prepared query on a handle (benchmarks time the driver path without Effect). */
 export interface Statement<Params, Result> {
   (params: Params): Effect.Effect<Result, DbError, Db>
   readonly label: string
@@ -46,48 +47,55 @@ export interface Statement<Params, Result> {
   readonly prepared: (db: Drizzle) => Prepared<Result>
 }
 
+/** A statement waiting for its name (see `named`). */
+export type Unnamed<Params, Result> = (label: string) => Statement<Params, Result>
+
 /**
  * A query built once per handle as a named prepared statement with
  * `sql.placeholder`s, then executed with values. node-postgres parses a named
  * statement once per connection and later only binds and executes it (unless
  * the layer was made with `prepare: false`, as PgBouncer in transaction mode
- * needs: it then sends every query unnamed). The name is `label` and a digest
- * of the SQL, so two session tables on one connection never share a name.
+ * needs: it then sends every query unnamed). The name is the label and a
+ * digest of the SQL, so two session tables on one connection never share a name.
  */
-export const statement = <Params extends Record<string, unknown>, Result>(
-  label: string,
-  build: (db: Drizzle) => Preparable<Result>,
-): Statement<Params, Result> => {
-  // Keyed by handle: the pool's and each connection's entry live as long as
-  // they do; a PGlite transaction's is collected with it.
-  const cache = new WeakMap<Drizzle, Prepared<Result>>()
-  // One built query per driver: a new handle (a new connection, or a PGlite
-  // transaction) gets a copy bound to its connection instead of a rebuild (the
-  // rebuilds were most of create_session's extra CPU in npm run bench).
-  const built = new Map<object, Prepared<Result>>()
-  const prepared = (db: Drizzle): Prepared<Result> => {
-    let found = cache.get(db)
-    if (found === undefined) {
-      const session = session_of(db)
-      const template = session === undefined ? undefined : built.get(Object.getPrototypeOf(session))
-      if (template !== undefined && session !== undefined) found = bound_to(template, session)
-      else {
-        const query = build(db)
-        found = query.prepare(`${label}_${sql_digest(query.toSQL().sql)}`)
+export const statement =
+  <Params extends Record<string, unknown>, Result>(
+    // Result is the caller's word for the rows: where they get the registered account id type
+    build: (db: Drizzle) => Preparable<unknown>,
+  ): Unnamed<Params, Result> =>
+  (label) => {
+    // Keyed by handle: the pool's and each connection's entry live as long as
+    // they do; a PGlite transaction's is collected with it.
+    const cache = new WeakMap<Drizzle, Prepared<Result>>()
+    // One built query per driver: a new handle (a new connection, or a PGlite
+    // transaction) gets a copy bound to its connection instead of a rebuild (the
+    // rebuilds were most of create_session's extra CPU in npm run bench).
+    const built = new Map<object, Prepared<Result>>()
+    const prepared = (db: Drizzle): Prepared<Result> => {
+      let found = cache.get(db)
+      if (found === undefined) {
+        const session = session_of(db)
+        const template = session === undefined ? undefined : built.get(Object.getPrototypeOf(session))
+        if (template !== undefined && session !== undefined) found = bound_to(template, session)
+        else {
+          const query = build(db)
+          found = query.prepare(`${label}_${sql_digest(query.toSQL().sql)}`) as Prepared<Result>
+        }
+        // the template keeps no connection, so a closed pool is not held
+        if (template === undefined && session !== undefined)
+          built.set(Object.getPrototypeOf(session), bound_to(found, { client: undefined, logger: undefined }))
+        cache.set(db, found)
       }
-      // the template keeps no connection, so a closed pool is not held
-      if (template === undefined && session !== undefined)
-        built.set(Object.getPrototypeOf(session), bound_to(found, { client: undefined, logger: undefined }))
-      cache.set(db, found)
+      return found
     }
-    return found
+    const run = (params: Params) => db_query(label, (db) => prepared(db).execute(params))
+    return Object.assign(run, { label, build, prepared })
   }
-  const run = (params: Params) =>
-    Db.use((db) =>
-      Effect.tryPromise({
-        try: () => prepared(db).execute(params),
-        catch: (error) => DbError.from(label, error),
-      }),
-    )
-  return Object.assign(run, { label, build, prepared })
-}
+
+/** Statements named by their keys: the name a statement is known by is the name its errors and logs carry. */
+export const named = <Statements extends Record<string, Unnamed<never, unknown>>>(
+  statements: Statements,
+): { readonly [Label in keyof Statements]: ReturnType<Statements[Label]> } =>
+  Object.fromEntries(Object.entries(statements).map(([label, unnamed]) => [label, unnamed(label)])) as {
+    readonly [Label in keyof Statements]: ReturnType<Statements[Label]>
+  }

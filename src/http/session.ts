@@ -1,5 +1,5 @@
 import { Context, Effect, Metric, Option, Redacted } from "effect"
-import { Cookies, HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Cookies, HttpEffect, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { DbError } from "../db/errors.js"
 import type { AuthSession } from "../schema/session-table.js"
 import type { SessionRejected } from "../session/errors.js"
@@ -91,16 +91,76 @@ const unauthorized = (had_cookie: boolean) => {
   return had_cookie ? clear_session_cookie(response) : Effect.succeed(response)
 }
 
+/** A valid session of the request, and whether its validation extended it (the cookie then follows). */
+interface RequestSession {
+  readonly current: CurrentSession["Service"]
+  readonly extended: boolean
+}
+
+/**
+ * The request's session, or the response that refuses the request (401). Of
+ * several session cookies, invalid ones are ignored; valid ones of different
+ * accounts refuse the request (401, nothing revoked or cleared): a planted
+ * cookie can neither swap the user nor sign them out.
+ */
+const request_session: Effect.Effect<
+  RequestSession | HttpServerResponse.HttpServerResponse,
+  DbError,
+  SessionRepo | HttpServerRequest.HttpServerRequest
+> = Effect.gen(function* () {
+  const values = yield* session_cookie_values
+  if (values.length === 0) return yield* unauthorized(false)
+  const tokens = values.filter(is_session_token).slice(0, MAX_SESSION_COOKIES)
+  if (tokens.length < values.length) yield* Metric.update(session_rejections, "malformed")
+  const repo = yield* SessionRepo
+  const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
+  for (const token of tokens) {
+    const authenticated = yield* repo.authenticate(token).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("SessionRejected", (rejection) =>
+        Effect.as(record_rejection(token, rejection), Option.none()),
+      ),
+    )
+    if (Option.isSome(authenticated)) valid.push({ token, authenticated: authenticated.value })
+  }
+  const [chosen] = valid
+  // Clearing expires the Path=/ cookie: with several sent, that may be the
+  // user's own one while a planted cookie on a longer path stays.
+  if (chosen === undefined) return yield* unauthorized(values.length === 1)
+  if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
+    return yield* ambiguous(valid.map(({ token }) => token))
+  const { session, extended } = chosen.authenticated
+  return { current: { session, token: Redacted.make(chosen.token) }, extended }
+})
+
+/**
+ * `handler` with `CurrentSession`; when validation extended the session, the
+ * cookie is re-sent with the new Max-Age whatever the handler answers (even a
+ * failure turned into a response further out), unless the response sets or
+ * clears the cookie itself.
+ */
+const serve = <E, R>(
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+  { current, extended }: RequestSession,
+) =>
+  Effect.gen(function* () {
+    if (!extended) return yield* Effect.provideService(handler, CurrentSession, current)
+    const cookie = yield* SessionCookie
+    const set_cookie = yield* session_cookie_setter(Redacted.value(current.token), current.session.expires_at)
+    const refresh = (response: HttpServerResponse.HttpServerResponse) =>
+      Option.isSome(Cookies.get(response.cookies, cookie.name)) ? response : set_cookie(response)
+    // the response the client finally gets, whatever produced it
+    yield* HttpEffect.appendPreResponseHandler((_, response) => Effect.succeed(refresh(response)))
+    return refresh(yield* Effect.provideService(handler, CurrentSession, current))
+  })
+
 /**
  * Runs `handler` with the request's session as `CurrentSession`, or answers
  * 401 when there is none (a plain 401 whatever the reason; the reason goes to
- * the `session_rejections` metric and a debug log line). Of several session
- * cookies, invalid ones are ignored; valid ones of different accounts refuse
- * the request (401, nothing revoked or cleared): a planted cookie can neither
- * swap the user nor sign them out. When validation extended the session, the cookie is
- * re-sent with the new Max-Age, whatever the handler answers (even a failure
- * turned into a response further out), unless the response sets or clears the
- * cookie itself.
+ * the `session_rejections` metric and a debug log line). Several cookies:
+ * see `request_session`. When validation extended the session, the response
+ * re-sends the cookie. A `DbError` while validating is the caller's to handle
+ * (`session_middleware` answers it with a logged 503).
  */
 export const with_session = <E, R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
@@ -109,37 +169,37 @@ export const with_session = <E, R>(
   E | DbError,
   Exclude<R, CurrentSession> | SessionRepo | HttpServerRequest.HttpServerRequest
 > =>
+  Effect.flatMap(request_session, (outcome) =>
+    HttpServerResponse.isHttpServerResponse(outcome) ? Effect.succeed(outcome) : serve(handler, outcome),
+  )
+
+/** Validation failed on the database: logged, and answered so the client tries again. */
+const unavailable = (error: DbError) =>
+  Effect.as(
+    Effect.logError("session validation failed", error),
+    HttpServerResponse.jsonUnsafe(
+      { error: "sessions are unavailable; try again" },
+      { status: 503, headers: { "retry-after": "1" } },
+    ),
+  )
+
+/**
+ * `with_session` for every route it is provided to, as an `HttpRouter`
+ * middleware: `HttpRouter.add("GET", "/me", handler).pipe(Layer.provide(session_middleware.layer))`.
+ * Its layer needs `SessionRepo`. A `DbError` while validating is logged and
+ * answered with 503 and `Retry-After: 1` (the session may well be valid); the
+ * route's own errors pass through.
+ */
+export const session_middleware = HttpRouter.middleware<{ provides: CurrentSession }>()(
   Effect.gen(function* () {
-    const values = yield* session_cookie_values
-    if (values.length === 0) return yield* unauthorized(false)
-    const tokens = values.filter(is_session_token).slice(0, MAX_SESSION_COOKIES)
-    if (tokens.length < values.length) yield* Metric.update(session_rejections, "malformed")
     const repo = yield* SessionRepo
-    const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
-    for (const token of tokens) {
-      const authenticated = yield* repo.authenticate(token).pipe(
-        Effect.map(Option.some),
-        Effect.catchTag("SessionRejected", (rejection) =>
-          Effect.as(record_rejection(token, rejection), Option.none()),
+    return (route) =>
+      request_session.pipe(
+        Effect.provideService(SessionRepo, repo),
+        Effect.catchTag("DbError", unavailable),
+        Effect.flatMap((outcome) =>
+          HttpServerResponse.isHttpServerResponse(outcome) ? Effect.succeed(outcome) : serve(route, outcome),
         ),
       )
-      if (Option.isSome(authenticated)) valid.push({ token, authenticated: authenticated.value })
-    }
-    const [chosen] = valid
-    // Clearing expires the Path=/ cookie: with several sent, that may be the
-    // user's own one while a planted cookie on a longer path stays.
-    if (chosen === undefined) return yield* unauthorized(values.length === 1)
-    if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
-      return yield* ambiguous(valid.map(({ token }) => token))
-    const { token } = chosen
-    const { session, extended } = chosen.authenticated
-    const current = { session, token: Redacted.make(token) }
-    if (!extended) return yield* Effect.provideService(handler, CurrentSession, current)
-    const cookie = yield* SessionCookie
-    const set_cookie = yield* session_cookie_setter(token, session.expires_at)
-    const refresh = (response: HttpServerResponse.HttpServerResponse) =>
-      Option.isSome(Cookies.get(response.cookies, cookie.name)) ? response : set_cookie(response)
-    // the response the client finally gets, whatever produced it
-    yield* HttpEffect.appendPreResponseHandler((_, response) => Effect.succeed(refresh(response)))
-    return refresh(yield* Effect.provideService(handler, CurrentSession, current))
-  })
+  }),
+)

@@ -1,8 +1,10 @@
 // effect-session-repo/schema: what an application's Drizzle schema imports.
 // Drizzle only (drizzle-kit loads it); no Effect, no driver.
+export type { AccountId, Register, RegisteredSessionTable } from "./register.js"
 export {
-  type AccountId,
   type AccountIdKind,
+  type AccountIdOf,
+  type AnyAccountId,
   type AuthSession,
   type AuthSessionWithUsername,
   type SessionTable,

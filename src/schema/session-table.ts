@@ -12,14 +12,19 @@ import {
   uuid,
   varchar,
 } from "drizzle-orm/pg-core"
+import type { AccountId } from "./register.js"
 
 // The session table, defined against whichever account table owns the
 // sessions: the application's own (its users table, exported from its schema
 // so its drizzle-kit migrates it), or the library's standalone `account`.
 // This file imports Drizzle only: drizzle-kit loads it with the app's schema.
 
-/** An account id as the application's key column holds it. */
-export type AccountId = string | number | bigint
+/**
+ * An account id of any key type. The package's functions are typed by the
+ * registered session table's id (`AccountId`, see ./register.ts); this is
+ * what every key column can hold.
+ */
+export type AnyAccountId = string | number | bigint
 
 /** How the account key column stores its ids; decides how ids are checked. */
 export type AccountIdKind = "uuid" | "text" | "integer" | "bigint_number" | "bigint"
@@ -119,7 +124,7 @@ type AccountIdColumnFor<Data> = Data extends bigint
     : ReturnType<typeof string_key>
 
 /** A session table whose account ids are `Data` (string, number or bigint); any of them by default. */
-export type SessionTable<Data extends AccountId = AccountId> = Data extends AccountId
+export type SessionTable<Data extends AnyAccountId = AnyAccountId> = Data extends AnyAccountId
   ? ReturnType<typeof build_session_table<AccountIdColumnFor<Data>>>
   : never
 
@@ -160,7 +165,7 @@ export interface SessionTableOptions<Key extends AnyPgColumn> {
  */
 export const session_table = <Key extends AnyPgColumn>(
   options: SessionTableOptions<Key>,
-): SessionTable<Key["_"]["data"] & AccountId> => {
+): SessionTable<Key["_"]["data"] & AnyAccountId> => {
   const key = options.account_id
   const account_id_kind = KIND_OF_COLUMN_TYPE[key.columnType]
   if (account_id_kind === undefined)
@@ -187,15 +192,18 @@ export const session_table = <Key extends AnyPgColumn>(
     ...(max_length === undefined ? {} : { account_id_max_length: max_length }),
   }
   Object.defineProperty(sessions, DEFINITION, { value: definition, enumerable: false })
-  return sessions as unknown as SessionTable<Key["_"]["data"] & AccountId>
+  return sessions as unknown as SessionTable<Key["_"]["data"] & AnyAccountId>
 }
 
 /** The definition `session_table` attached to `table`, if it made it. */
 export const session_table_definition = (table: object): SessionTableDefinition | undefined =>
   (table as { [DEFINITION]?: SessionTableDefinition })[DEFINITION]
 
-/** A session row. `account_id` has the type of the account key column. */
-export interface AuthSession<Id extends AccountId = AccountId> {
+/** The account id type of a session table: its key column's type. */
+export type AccountIdOf<Table extends SessionTable> = Table["$inferSelect"]["account_id"]
+
+/** A session row. `account_id` has the type of the registered session table's key column. */
+export interface AuthSession<Id extends AnyAccountId = AccountId> {
   readonly id: string
   readonly account_id: Id
   readonly created_at: Date
@@ -210,4 +218,6 @@ export interface AuthSession<Id extends AccountId = AccountId> {
 }
 
 /** A session row with its account's label (the standalone schema's username). */
-export type AuthSessionWithUsername = AuthSession & { readonly username: string }
+export type AuthSessionWithUsername<Id extends AnyAccountId = AccountId> = AuthSession<Id> & {
+  readonly username: string
+}

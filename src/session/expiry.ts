@@ -25,7 +25,26 @@ export const idle_before = (policy: SessionPolicyShape, now: number): Date | nul
 export const live_bounds = (policy: SessionPolicyShape, now: number) => ({
   now: new Date(now),
   idle_before: idle_before(policy, now),
+  // the policy in force caps every session, whatever cap was stored when it was issued
+  authenticated_after: new Date(now - policy.absolute_lifetime_ms),
 })
+
+/**
+ * When the session reaches its absolute lifetime: the end stored when it was
+ * issued, or sooner when the policy in force allows less since its user
+ * authenticated (a policy tightened after the sign-in).
+ */
+export const absolute_end = (session: AuthSession, policy: SessionPolicyShape): number =>
+  Math.min(session.absolute_expires_at.getTime(), authenticated_since(session) + policy.absolute_lifetime_ms)
+
+/**
+ * When the session's user last proved a credential, as far as its lifetime
+ * goes: no earlier than its creation, which was a sign-in. (A session from
+ * before `authenticated_at` existed has the epoch there, so that it is never
+ * fresh; its lifetime still counts from its creation.)
+ */
+const authenticated_since = (session: AuthSession): number =>
+  Math.max(session.authenticated_at.getTime(), session.created_at.getTime())
 
 /**
  * Why `session` is not valid at `now`, or undefined when it is. Of several
@@ -37,7 +56,7 @@ export const session_rejection = (
   policy: SessionPolicyShape,
   now: number,
 ): SessionRejectionReason | undefined => {
-  const absolute = session.absolute_expires_at.getTime()
+  const absolute = absolute_end(session, policy)
   const expired = session.expires_at.getTime()
   const idle =
     policy.idle_timeout_ms === null
@@ -50,15 +69,17 @@ export const session_rejection = (
 
 /**
  * What a valid session read at `now` is due: nothing; a touch of
- * `last_seen_at` (stale by the touch interval); or an extension (less than the
- * threshold left, and room left before the absolute expiry).
+ * `last_seen_at` (stale by the touch interval); or a new `expires_at`: an
+ * extension (less than the threshold left, and room left before the absolute
+ * end), or a cut to the absolute end (a policy tightened since the sign-in
+ * left `expires_at` past it), so the cookie follows the session either way.
  */
 export type TouchDue = "none" | "touch" | "extend"
 
 export const touch_due = (session: AuthSession, policy: SessionPolicyShape, now: number): TouchDue => {
   const expires_at = session.expires_at.getTime()
-  if (expires_at < now + policy.extend_threshold_ms && expires_at < session.absolute_expires_at.getTime())
-    return "extend"
+  const end = absolute_end(session, policy)
+  if (expires_at > end || (expires_at < now + policy.extend_threshold_ms && expires_at < end)) return "extend"
   if (session.last_seen_at.getTime() <= now - policy.touch_interval_ms) return "touch"
   return "none"
 }
@@ -68,6 +89,7 @@ export const touch_bounds = (policy: SessionPolicyShape, now: number) => ({
   ...live_bounds(policy, now),
   stale_before: new Date(now - policy.touch_interval_ms),
   extend_before: new Date(now + policy.extend_threshold_ms),
-  // capped at each row's absolute_expires_at by the statement
+  // capped at each row's absolute end by the statement
   extended_expires_at: new Date(now + policy.lifetime_ms),
+  absolute_lifetime_ms: policy.absolute_lifetime_ms,
 })

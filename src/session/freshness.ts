@@ -1,5 +1,5 @@
 import { Clock, Effect } from "effect"
-import type { AuthSession } from "../schema/session-table.js"
+import type { AnyAccountId, AuthSession } from "../schema/session-table.js"
 import { SessionNotFresh } from "./errors.js"
 
 /**
@@ -9,7 +9,7 @@ import { SessionNotFresh } from "./errors.js"
  * (a password or email change, signing out other devices).
  */
 export const require_fresh_session = (
-  session: AuthSession,
+  session: AuthSession<AnyAccountId>,
   max_age_ms: number,
 ): Effect.Effect<void, SessionNotFresh> =>
   Effect.flatMap(Clock.currentTimeMillis, (now) =>

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import type { AccountId, AccountIdKind } from "../schema/session-table.js"
+import type { AccountIdKind, AnyAccountId } from "../schema/session-table.js"
 import { is_session_token_hash } from "../token.js"
 import { InvalidInput } from "./errors.js"
 
@@ -80,14 +80,14 @@ const id_check = (
 export const require_account_id = (
   key: AccountKey,
   value: unknown,
-): Effect.Effect<AccountId, InvalidInput> => {
+): Effect.Effect<AnyAccountId, InvalidInput> => {
   const check = id_check(key)
   if (!check.ok(value))
     return Effect.fail(
       new InvalidInput({ field: "account_id", message: `account_id must be ${check.message}` }),
     )
   return Effect.succeed(
-    key.account_id_kind === "uuid" ? (value as string).toLowerCase() : (value as AccountId),
+    key.account_id_kind === "uuid" ? (value as string).toLowerCase() : (value as AnyAccountId),
   )
 }
 
@@ -107,6 +107,10 @@ export const require_list_limit = (value: unknown): Effect.Effect<number, Invali
 
 export const require_max_sessions = (value: unknown): Effect.Effect<number, InvalidInput> =>
   require_int_in_range("max_sessions", value, 1, Number.MAX_SAFE_INTEGER)
+
+/** A cleanup batch of no rows would never come back short: the cleanup would never end. */
+export const require_cleanup_batch_size = (value: unknown): Effect.Effect<number, InvalidInput> =>
+  require_int_in_range("cleanup_batch_size", value, 1, 100_000)
 
 export const require_date = (field: string, value: unknown): Effect.Effect<Date, InvalidInput> =>
   value instanceof Date && !Number.isNaN(value.getTime())

@@ -3,56 +3,48 @@ import { Database } from "../db/database.js"
 import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
 import { retry_read } from "../db/read-retry.js"
-import type {
-  AccountId,
-  AuthSession,
-  AuthSessionWithUsername,
-  SessionTable,
-} from "../schema/session-table.js"
+import type { AccountId, RegisteredSessionTable } from "../schema/register.js"
+import type { AnyAccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
-import type { SessionDevice } from "./device.js"
+import { CurrentSessionTable, layer_current_session_table } from "./current-session-table.js"
+import { type SessionDevice, stored_client_ip, stored_user_agent } from "./device.js"
 import {
   type AccountNotFound,
   type InvalidInput,
   SessionRejected,
   type SessionRejectionReason,
 } from "./errors.js"
-import { require_account_id, require_max_sessions } from "./input.js"
-import { SessionPolicy } from "./policy.js"
 import {
-  create_session_untraced,
-  enforce_limit_untraced,
-  query_session_check,
-  query_session_cleanup_expired,
-  query_session_list_all_active,
-  query_session_list_for_account,
-  query_session_reauthenticate,
-  query_session_revoke_all_for_account,
-  query_session_revoke_by_hash,
-  query_session_revoke_for_account,
-  query_session_revoke_others_for_account,
-  query_session_rotate,
-  query_session_touch,
-} from "./queries.js"
-import { layer_session_table, SessionSchema } from "./session-schema.js"
+  require_account_id,
+  require_cleanup_batch_size,
+  require_list_limit,
+  require_max_sessions,
+  require_token_hash,
+} from "./input.js"
+import { session_operations } from "./operations.js"
+import { SessionPolicy } from "./policy.js"
 import { SessionTouches } from "./touch.js"
 
-export interface CreatedSession {
+export interface CreatedSession<Id extends AnyAccountId = AccountId> {
   /** The cookie value. Shown once; only its hash is stored. */
   readonly token: Redacted.Redacted<string>
-  readonly session: AuthSession
+  readonly session: AuthSession<Id>
 }
 
-export interface Authenticated {
-  readonly session: AuthSession
-  /** The validation moved `expires_at`: the cookie's Max-Age should follow. */
+export interface Authenticated<Id extends AnyAccountId = AccountId> {
+  readonly session: AuthSession<Id>
+  /** The validation moved `expires_at` (an extension, or a cut to a tightened policy's end): the cookie's Max-Age should follow. */
   readonly extended: boolean
 }
 
 /** A token as it arrives: plain, or wrapped so it cannot be logged by accident. */
 export type TokenInput = string | Redacted.Redacted<string>
 
-export interface SessionRepoShape {
+/**
+ * The session service applications use; its methods hide `Db` and `Tx`.
+ * Account ids have the registered session table's key type (`Register`).
+ */
+export interface SessionRepoShape<Id extends AnyAccountId = AccountId> {
   /**
    * Creates a session for the account in one transaction: insert, lock the
    * account row, evict past `max_sessions` (default from the policy). The new
@@ -61,9 +53,9 @@ export interface SessionRepoShape {
    * session may exist (its token is lost; it only counts against the limit).
    */
   readonly create_session: (
-    account_id: AccountId,
+    account_id: Id,
     options?: { readonly max_sessions?: number; readonly device?: SessionDevice },
-  ) => Effect.Effect<CreatedSession, InvalidInput | AccountNotFound | DbError>
+  ) => Effect.Effect<CreatedSession<Id>, InvalidInput | AccountNotFound | DbError>
   /**
    * The valid session for a cookie token, or `SessionRejected` with the reason
    * (a malformed token costs no query). One read; a touch of `last_seen_at` is
@@ -73,47 +65,53 @@ export interface SessionRepoShape {
    * Outside a transaction a lost connection is retried on a new one for up to
    * `READ_RETRY_WINDOW_MS`.
    */
-  readonly authenticate: (token: TokenInput) => Effect.Effect<Authenticated, SessionRejected | DbError>
+  readonly authenticate: (token: TokenInput) => Effect.Effect<Authenticated<Id>, SessionRejected | DbError>
   /** `authenticate` as an option, for callers that need neither the reason nor the cookie. */
-  readonly validate: (token: TokenInput) => Effect.Effect<Option.Option<AuthSession>, DbError>
+  readonly validate: (token: TokenInput) => Effect.Effect<Option.Option<AuthSession<Id>>, DbError>
   /**
    * The user just proved a credential again (e.g. re-entered the password):
    * the session counts as authenticated now, for `require_fresh_session`, and
    * its expiries restart from now. Re-send the cookie (`extended` is true).
    */
-  readonly reauthenticate: (token: TokenInput) => Effect.Effect<Authenticated, SessionRejected | DbError>
+  readonly reauthenticate: (token: TokenInput) => Effect.Effect<Authenticated<Id>, SessionRejected | DbError>
   /**
    * A new token for the same session (same expiry, device and times): the old
    * token stops working at once. Use it when the session's privileges change,
    * e.g. after a password change, and set the new cookie.
    */
-  readonly rotate: (token: TokenInput) => Effect.Effect<CreatedSession, SessionRejected | DbError>
+  readonly rotate: (token: TokenInput) => Effect.Effect<CreatedSession<Id>, SessionRejected | DbError>
   /** Logout: deletes the session of this token, if any. */
   readonly revoke: (token: TokenInput) => Effect.Effect<void, DbError>
   /** Deletes session `session_id` (its hash) only if `account_id` owns it. */
   readonly revoke_for_account: (
     session_id: string,
-    account_id: AccountId,
+    account_id: Id,
   ) => Effect.Effect<boolean, InvalidInput | DbError>
-  readonly revoke_all_for_account: (account_id: AccountId) => Effect.Effect<number, InvalidInput | DbError>
+  readonly revoke_all_for_account: (account_id: Id) => Effect.Effect<number, InvalidInput | DbError>
   /** Deletes every session of the account but `keep_session_id` (the caller's own). */
   readonly revoke_others_for_account: (
-    account_id: AccountId,
+    account_id: Id,
     keep_session_id: string,
   ) => Effect.Effect<number, InvalidInput | DbError>
   /** Valid sessions of the account with their device data, newest first (a read: retried like `authenticate`). */
   readonly list_for_account: (
-    account_id: AccountId,
+    account_id: Id,
     options?: { readonly limit?: number },
-  ) => Effect.Effect<Array<AuthSession>, InvalidInput | DbError>
+  ) => Effect.Effect<Array<AuthSession<Id>>, InvalidInput | DbError>
   readonly list_all_active: (options?: {
     readonly limit?: number
-  }) => Effect.Effect<Array<AuthSessionWithUsername>, InvalidInput | DbError>
+  }) => Effect.Effect<Array<AuthSessionWithUsername<Id>>, InvalidInput | DbError>
   readonly cleanup_expired: () => Effect.Effect<number, InvalidInput | DbError>
 }
 
 const token_value = (token: TokenInput): string =>
   Redacted.isRedacted(token) ? Redacted.value(token) : token
+
+/** The storage key of a token, or undefined when it is not a token (no query is worth sending). */
+const hash_of = (token: TokenInput): string | undefined => {
+  const raw = token_value(token)
+  return is_session_token(raw) ? hash_session_token(raw) : undefined
+}
 
 const REJECTION_MESSAGES: Record<SessionRejectionReason, string> = {
   malformed: "the token is not a session token",
@@ -126,198 +124,211 @@ const REJECTION_MESSAGES: Record<SessionRejectionReason, string> = {
 const rejected = (reason: SessionRejectionReason) =>
   Effect.fail(new SessionRejected({ reason, message: REJECTION_MESSAGES[reason] }))
 
+const make = Effect.gen(function* () {
+  const database = yield* Database
+  const touches = yield* SessionTouches
+  const pool = yield* Db
+  const table = yield* CurrentSessionTable
+  // read once, here: a policy given to the layer is the one every call follows
+  const policy = yield* SessionPolicy
+  const operations = session_operations(table, policy)
+  const account_id_of = (value: AccountId) => require_account_id(table, value)
+
+  // Called inside Database.transaction, a method joins that transaction;
+  // otherwise it runs on the pool. (PGlite has one connection: a statement
+  // sent to the pool from inside a transaction would wait for it forever.)
+  const on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
+    Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
+      Effect.provideService(
+        effect,
+        Db,
+        Option.getOrElse(tx, () => pool),
+      ),
+    )
+  // Reads on the pool retry a lost connection by themselves (a new one is
+  // taken); retry_read leaves a transaction's lost connection to the caller.
+  const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
+
+  const create_session = Effect.fn("SessionRepo.create_session")(function* (
+    account_id: AccountId,
+    options: { readonly max_sessions?: number; readonly device?: SessionDevice } = {},
+  ) {
+    // checked before the transaction opens, so bad input costs no round trip
+    const owner = yield* account_id_of(account_id)
+    const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
+    const client_ip = yield* stored_client_ip(options.device?.ip, policy.ip_storage)
+    const user_agent = stored_user_agent(options.device?.user_agent)
+    const token = yield* generate_session_token
+    const id = hash_session_token(token)
+    const session = yield* database.transaction(
+      Effect.gen(function* () {
+        const created = yield* operations.create({ id, account_id: owner, client_ip, user_agent })
+        yield* operations.enforce_limit(owner, max_sessions, id)
+        return created
+      }),
+    )
+    return { token: Redacted.make(token), session }
+  })
+
+  const check = (id: string) => read_on_current(operations.check(id))
+
+  /**
+   * `authenticate`'s work, a rejection returned rather than failed: failing
+   * and catching costs `validate` (which drops the reason) on every call. No
+   * span: it runs on every request.
+   */
+  const authenticate_or_reason = Effect.fnUntraced(function* (
+    token: TokenInput,
+  ): Effect.fn.Return<Authenticated | SessionRejectionReason, DbError> {
+    const id = hash_of(token)
+    if (id === undefined) return "malformed"
+    const checked = yield* check(id)
+    if (!checked.valid) return checked.reason
+    const { session, due } = checked
+    if (due === "touch") yield* touches.touch(id)
+    if (due !== "extend") return { session, extended: false }
+    // Rare (once per extend threshold): wait, so the caller can re-send the
+    // cookie with the expiry the row really has. Inside a transaction, write
+    // it there: a touch on the pool could wait for this very transaction.
+    const extended = Option.isSome(yield* Effect.serviceOption(Tx))
+      ? Option.fromUndefinedOr(yield* on_current(operations.touch(id)))
+      : yield* touches.touch_and_wait(id)
+    // Only a moved expiry counts: a touch already in flight when this request
+    // came, which this one joined, may have written last_seen_at only.
+    if (Option.isNone(extended) || extended.value.getTime() === session.expires_at.getTime()) {
+      // Not moved here: another request's write got there between this read
+      // and this write (or the write failed). Read the row again, so the
+      // caller still re-sends a cookie that expires with the row.
+      const current = yield* check(id)
+      if (!current.valid) return current.reason
+      const moved = current.session.expires_at.getTime() !== session.expires_at.getTime()
+      return { session: current.session, extended: moved }
+    }
+    const now = new Date(yield* Clock.currentTimeMillis)
+    return { session: { ...session, expires_at: extended.value, last_seen_at: now }, extended: true }
+  })
+
+  const authenticate = (token: TokenInput) =>
+    Effect.flatMap(authenticate_or_reason(token), (outcome) =>
+      typeof outcome === "string" ? rejected(outcome) : Effect.succeed(outcome),
+    )
+
+  const validate = (token: TokenInput) =>
+    Effect.map(authenticate_or_reason(token), (outcome) =>
+      typeof outcome === "string" ? Option.none<AuthSession>() : Option.some(outcome.session),
+    )
+
+  /**
+   * Runs `write` (an UPDATE that changes only a valid session) on the token's
+   * session; when it changed nothing, fails with the reason the session is
+   * not valid (a rare path, so a second read is fine).
+   */
+  const write_valid_session = Effect.fnUntraced(function* (
+    token: TokenInput,
+    write: (id: string) => Effect.Effect<AuthSession | undefined, DbError, Db>,
+  ) {
+    const id = hash_of(token)
+    if (id === undefined) return yield* rejected("malformed")
+    const session = yield* on_current(write(id))
+    if (session !== undefined) return session
+    const checked = yield* check(id)
+    return yield* rejected(checked.valid ? "unknown" : checked.reason)
+  })
+
+  const reauthenticate = Effect.fn("SessionRepo.reauthenticate")(function* (token: TokenInput) {
+    const session = yield* write_valid_session(token, operations.reauthenticate)
+    return { session, extended: true }
+  })
+
+  const rotate = Effect.fn("SessionRepo.rotate")(function* (token: TokenInput) {
+    const new_token = yield* generate_session_token
+    const new_id = hash_session_token(new_token)
+    const session = yield* write_valid_session(token, (id) => operations.rotate(id, new_id))
+    return { token: Redacted.make(new_token), session }
+  })
+
+  const revoke = Effect.fn("SessionRepo.revoke")(function* (token: TokenInput) {
+    const id = hash_of(token)
+    if (id !== undefined) yield* on_current(operations.revoke_by_hash(id))
+  })
+
+  const revoke_for_account = Effect.fn("SessionRepo.revoke_for_account")(function* (
+    session_id: string,
+    account_id: AccountId,
+  ) {
+    const id = yield* require_token_hash(session_id)
+    return yield* on_current(operations.revoke_for_account(id, yield* account_id_of(account_id)))
+  })
+
+  const revoke_all_for_account = Effect.fn("SessionRepo.revoke_all_for_account")(function* (
+    account_id: AccountId,
+  ) {
+    return yield* on_current(operations.revoke_all_for_account(yield* account_id_of(account_id)))
+  })
+
+  const revoke_others_for_account = Effect.fn("SessionRepo.revoke_others_for_account")(function* (
+    account_id: AccountId,
+    keep_session_id: string,
+  ) {
+    const owner = yield* account_id_of(account_id)
+    const keep = yield* require_token_hash(keep_session_id)
+    return yield* on_current(operations.revoke_others_for_account(owner, keep))
+  })
+
+  const list_for_account = Effect.fn("SessionRepo.list_for_account")(function* (
+    account_id: AccountId,
+    options: { readonly limit?: number } = {},
+  ) {
+    const owner = yield* account_id_of(account_id)
+    const limit = yield* require_list_limit(options.limit ?? 50)
+    return yield* read_on_current(operations.list_for_account(owner, limit))
+  })
+
+  const list_all_active = Effect.fn("SessionRepo.list_all_active")(function* (
+    options: { readonly limit?: number } = {},
+  ) {
+    const limit = yield* require_list_limit(options.limit ?? 200)
+    return yield* read_on_current(operations.list_all_active(limit))
+  })
+
+  const cleanup_expired = Effect.fn("SessionRepo.cleanup_expired")(function* () {
+    yield* require_cleanup_batch_size(policy.cleanup_batch_size)
+    return yield* on_current(operations.cleanup_expired())
+  })
+
+  return SessionRepo.of({
+    create_session,
+    authenticate,
+    validate,
+    reauthenticate,
+    rotate,
+    revoke,
+    revoke_for_account,
+    revoke_all_for_account,
+    revoke_others_for_account,
+    list_for_account,
+    list_all_active,
+    cleanup_expired,
+  })
+})
+
 /** The session service applications use; its methods hide `Db` and `Tx`. */
 export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>()(
   "effect-session-repo/SessionRepo",
 ) {
-  static readonly layer_without_touches: Layer.Layer<SessionRepo, never, Database | Db | SessionTouches> =
-    Layer.effect(
-      SessionRepo,
-      Effect.gen(function* () {
-        const database = yield* Database
-        const touches = yield* SessionTouches
-        const pool = yield* Db
-        // the session table this repo was built for, whatever the caller's context holds
-        const schema = yield* SessionSchema
-        const with_schema = Effect.provideService(SessionSchema, schema)
-        const on = <A, E>(db: Db["Service"], effect: Effect.Effect<A, E, Db>) =>
-          with_schema(Effect.provideService(effect, Db, db))
-        // Called inside Database.transaction, a method joins that transaction;
-        // otherwise it runs on the pool. (PGlite has one connection: a statement
-        // sent to the pool from inside a transaction would wait for it forever.)
-        const on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
-          Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
-            on(
-              Option.getOrElse(tx, () => pool),
-              effect,
-            ),
-          )
-        // Reads on the pool retry a lost connection by themselves (a new one is
-        // taken); retry_read leaves a transaction's lost connection to the caller.
-        const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
-
-        const create_session = Effect.fn("SessionRepo.create_session")(function* (
-          account_id: AccountId,
-          options: { readonly max_sessions?: number; readonly device?: SessionDevice } = {},
-        ) {
-          const policy = yield* SessionPolicy
-          // checked before the transaction opens, so bad input costs no round trip
-          const owner = yield* require_account_id(schema, account_id)
-          const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
-          const token = yield* generate_session_token
-          const token_hash = hash_session_token(token)
-          const session = yield* database.transaction(
-            Effect.gen(function* () {
-              const now = yield* Clock.currentTimeMillis
-              const created = yield* create_session_untraced(
-                token_hash,
-                owner,
-                new Date(now + policy.lifetime_ms),
-                { device: options.device },
-              )
-              yield* enforce_limit_untraced(owner, max_sessions, { keep: token_hash })
-              return created
-            }).pipe(with_schema),
-          )
-          return { token: Redacted.make(token), session }
-        })
-
-        // no span: it runs on every request (see query_session_get_valid)
-        const check_session = (token_hash: string) =>
-          read_on_current(query_session_check(token_hash)).pipe(
-            // the hash of a well-formed token is always a valid argument
-            Effect.catchTag("InvalidInput", Effect.die),
-          )
-
-        /**
-         * `authenticate`'s work, a rejection returned rather than failed: failing
-         * and catching costs `validate` (which drops the reason) on every call.
-         */
-        const authenticate_or_reason = Effect.fnUntraced(function* (
-          token: TokenInput,
-        ): Effect.fn.Return<Authenticated | SessionRejectionReason, DbError> {
-          const raw = token_value(token)
-          if (!is_session_token(raw)) return "malformed"
-          const token_hash = hash_session_token(raw)
-          const check = yield* check_session(token_hash)
-          if (!check.valid) return check.reason
-          const { session, due } = check
-          if (due === "touch") yield* with_schema(touches.touch(token_hash))
-          if (due !== "extend") return { session, extended: false }
-          // Rare (once per extend threshold): wait, so the caller can re-send the
-          // cookie with the expiry the row really has. Inside a transaction, write
-          // it there: a touch on the pool could wait for this very transaction.
-          const extended = Option.isSome(yield* Effect.serviceOption(Tx))
-            ? yield* on_current(query_session_touch(token_hash)).pipe(
-                Effect.map(Option.fromUndefinedOr),
-                Effect.catchTag("InvalidInput", Effect.die),
-              )
-            : yield* with_schema(touches.touch_and_wait(token_hash))
-          // Only a later expiry is an extension: a touch already in flight when this
-          // request came, which this one joined, may have written last_seen_at only.
-          if (Option.isNone(extended) || extended.value.getTime() <= session.expires_at.getTime()) {
-            // Not extended here: another request's extension got there between this
-            // read and this write (or the write failed). Read the row again, so the
-            // caller still re-sends a cookie that expires with the row.
-            const current = yield* check_session(token_hash)
-            if (!current.valid) return current.reason
-            const moved = current.session.expires_at.getTime() > session.expires_at.getTime()
-            return { session: current.session, extended: moved }
-          }
-          const now = new Date(yield* Clock.currentTimeMillis)
-          return { session: { ...session, expires_at: extended.value, last_seen_at: now }, extended: true }
-        })
-
-        const authenticate = (token: TokenInput) =>
-          Effect.flatMap(authenticate_or_reason(token), (outcome) =>
-            typeof outcome === "string" ? rejected(outcome) : Effect.succeed(outcome),
-          )
-
-        const validate = (token: TokenInput) =>
-          Effect.map(authenticate_or_reason(token), (outcome) =>
-            typeof outcome === "string" ? Option.none<AuthSession>() : Option.some(outcome.session),
-          )
-
-        /**
-         * Runs `write` (an UPDATE that changes only a valid session) on the token's
-         * session; when it changed nothing, fails with the reason the session is
-         * not valid (a rare path, so a second read is fine).
-         */
-        const write_valid_session = Effect.fnUntraced(function* (
-          token: TokenInput,
-          write: (token_hash: string) => Effect.Effect<AuthSession | undefined, InvalidInput | DbError, Db>,
-        ) {
-          const raw = token_value(token)
-          if (!is_session_token(raw)) return yield* rejected("malformed")
-          const token_hash = hash_session_token(raw)
-          // the hash of a well-formed token is always a valid argument
-          const session = yield* on_current(write(token_hash)).pipe(
-            Effect.catchTag("InvalidInput", Effect.die),
-          )
-          if (session !== undefined) return session
-          const check = yield* check_session(token_hash)
-          return yield* rejected(check.valid ? "unknown" : check.reason)
-        })
-
-        const reauthenticate = (token: TokenInput) =>
-          Effect.map(write_valid_session(token, query_session_reauthenticate), (session) => ({
-            session,
-            extended: true,
-          }))
-
-        const rotate = Effect.fnUntraced(function* (token: TokenInput) {
-          const new_token = yield* generate_session_token
-          const session = yield* write_valid_session(token, (token_hash) =>
-            query_session_rotate(token_hash, hash_session_token(new_token)),
-          )
-          return { token: Redacted.make(new_token), session }
-        })
-
-        // the span is query_session_revoke_by_hash's
-        const revoke = Effect.fnUntraced(function* (token: TokenInput) {
-          const raw = token_value(token)
-          if (!is_session_token(raw)) return
-          yield* on_current(query_session_revoke_by_hash(hash_session_token(raw))).pipe(
-            Effect.catchTag("InvalidInput", Effect.die),
-          )
-        })
-
-        return SessionRepo.of({
-          create_session,
-          authenticate,
-          validate,
-          reauthenticate,
-          rotate,
-          revoke,
-          revoke_others_for_account: (account_id, keep_session_id) =>
-            on_current(query_session_revoke_others_for_account(account_id, keep_session_id)),
-          revoke_for_account: (session_id, account_id) =>
-            on_current(query_session_revoke_for_account(session_id, account_id)),
-          revoke_all_for_account: (account_id) =>
-            on_current(query_session_revoke_all_for_account(account_id)),
-          list_for_account: (account_id, options = {}) =>
-            read_on_current(query_session_list_for_account(account_id, options.limit)),
-          list_all_active: (options = {}) => read_on_current(query_session_list_all_active(options.limit)),
-          cleanup_expired: () => on_current(query_session_cleanup_expired()),
-        })
-      }),
+  /**
+   * `SessionRepo` on `table`: your session table, registered (see
+   * `Register`), or the standalone `auth_session`. It reads `SessionPolicy`
+   * once, when built, and also provides `SessionTouches` and
+   * `CurrentSessionTable` (the query functions then run on the same table).
+   * Needs a database layer.
+   */
+  static readonly layer = (
+    table: RegisteredSessionTable,
+  ): Layer.Layer<SessionRepo | SessionTouches | CurrentSessionTable, never, Database | Db | SessionPolicy> =>
+    Layer.effect(SessionRepo, make).pipe(
+      // fresh: layers are shared by reference, and these touches write to this table
+      Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
+      Layer.provideMerge(layer_current_session_table(table)),
     )
-
-  /**
-   * `SessionRepo` with its own `SessionTouches` on the standalone session
-   * table (or the one `SessionSchema` holds); needs a database layer.
-   */
-  static readonly layer: Layer.Layer<SessionRepo | SessionTouches, never, Database | Db> =
-    SessionRepo.layer_without_touches.pipe(Layer.provideMerge(SessionTouches.layer))
-
-  /**
-   * `SessionRepo` on `table`, the session table you defined with
-   * `session_table` over your own account table; it also provides
-   * `SessionSchema`, so the query functions run on that table too. A fresh
-   * layer: two tables never share one repo through layer memoization.
-   */
-  static readonly layer_for = (
-    table: SessionTable,
-  ): Layer.Layer<SessionRepo | SessionTouches, never, Database | Db> =>
-    Layer.fresh(SessionRepo.layer).pipe(Layer.provideMerge(layer_session_table(table)))
 }

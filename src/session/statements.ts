@@ -1,11 +1,12 @@
 import { and, desc, eq, gt, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
-import { statement } from "../db/statement.js"
-import type { AccountId, AuthSession, SessionTableDefinition } from "../schema/session-table.js"
+import { named, statement } from "../db/statement.js"
+import type { AnyAccountId, AuthSession, SessionTableDefinition } from "../schema/session-table.js"
 
 // Every session query as a named prepared statement, built from the session
 // table's definition (the app's own account table, or the standalone one).
 // Times are placeholders filled from Effect's Clock: the SQL never calls
-// now(), so one clock rules. The bounds come from ./expiry.ts.
+// now(), so one clock rules. The bounds come from ./expiry.ts. Each
+// statement's name is its operation's: the query function's without `query_`.
 
 const ph = sql.placeholder
 
@@ -15,8 +16,18 @@ const at = (name: string) =>
     mapToDriverValue: (value) => (value === null ? "-infinity" : (value as Date).toISOString()),
   })}`
 
+/** A duration placeholder in milliseconds, sent as an interval. */
+const interval = (name: string) =>
+  sql`${sql.param<unknown, string>(ph(name), { mapToDriverValue: (ms) => `${ms as number} milliseconds` })}::interval`
+
 /** Parameters that tell live sessions from ended ones (see `live_bounds`). */
-type LiveBounds = { now: Date; idle_before: Date | null }
+type LiveBounds = { now: Date; idle_before: Date | null; authenticated_after: Date }
+
+/**
+ * Rows as the application sees them: account ids of the registered table's
+ * key type (the repo and the query functions run only on that table).
+ */
+type Session = AuthSession
 
 const make_session_statements = (definition: SessionTableDefinition) => {
   const { sessions: auth_session, accounts, account_key, label } = definition
@@ -32,32 +43,38 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     user_agent: auth_session.user_agent,
   }
   /**
-   * A session valid at `now`: before both expiries and, with an idle timeout,
-   * seen after `idle_before`. The same rule as `session_rejection`.
+   * A session valid at `now`: before both expiries, authenticated within the
+   * policy's absolute lifetime and, with an idle timeout, seen after
+   * `idle_before`. The same rule as `session_rejection`.
    */
+  /** When its lifetime counts from: no earlier than its creation (`authenticated_since` in ./expiry.ts). */
+  const authenticated_since = sql`GREATEST(${auth_session.authenticated_at}, ${auth_session.created_at})`
   const live: SQL = and(
     gt(auth_session.expires_at, at("now")),
     gt(auth_session.absolute_expires_at, at("now")),
+    sql`${authenticated_since} > ${at("authenticated_after")}`,
     gt(auth_session.last_seen_at, at("idle_before")),
   ) as SQL
-  /** An extension is due, and the absolute expiry leaves room for one. */
-  const extension_due = and(
-    lt(auth_session.expires_at, at("extend_before")),
-    lt(auth_session.expires_at, auth_session.absolute_expires_at),
+  /** The absolute end under the policy in force (`absolute_end` in ./expiry.ts). */
+  const absolute_end = sql`LEAST(${auth_session.absolute_expires_at}, ${authenticated_since} + ${interval("absolute_lifetime_ms")})`
+  /** A new `expires_at` is due: an extension with room for one, or a cut to the absolute end (`touch_due`). */
+  const extension_due = or(
+    and(lt(auth_session.expires_at, at("extend_before")), lt(auth_session.expires_at, absolute_end)),
+    gt(auth_session.expires_at, absolute_end),
   ) as SQL
 
-  const insert_session = statement<
+  const create_session = statement<
     {
       id: string
-      account_id: AccountId
+      account_id: AnyAccountId
       now: Date
       expires_at: Date
       absolute_expires_at: Date
       client_ip: string | null
       user_agent: string | null
     },
-    Array<AuthSession>
-  >("session_insert", (db) =>
+    Array<Session>
+  >((db) =>
     db
       .insert(auth_session)
       .values({
@@ -79,7 +96,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * The session row by key, live or not: `session_rejection` decides, so a
    * rejection has its reason without a second round trip.
    */
-  const select_session = statement<{ id: string }, Array<AuthSession>>("session_get_valid", (db) =>
+  const session_get = statement<{ id: string }, Array<Session>>((db) =>
     db
       .select(session_columns)
       .from(auth_session)
@@ -88,19 +105,25 @@ const make_session_statements = (definition: SessionTableDefinition) => {
 
   /**
    * Writes `last_seen_at`, and moves `expires_at` (never past the absolute
-   * expiry) when less than the threshold remains. The WHERE repeats the
+   * end) when less than the threshold remains. The WHERE repeats the
    * due-check and the liveness rule, so a touch that another instance already
    * wrote writes nothing, and no touch brings an ended session back.
    */
-  const touch_session = statement<
-    LiveBounds & { id: string; stale_before: Date; extend_before: Date; extended_expires_at: Date },
+  const session_touch = statement<
+    LiveBounds & {
+      id: string
+      stale_before: Date
+      extend_before: Date
+      extended_expires_at: Date
+      absolute_lifetime_ms: number
+    },
     Array<{ expires_at: Date }>
-  >("session_touch", (db) =>
+  >((db) =>
     db
       .update(auth_session)
       .set({
         last_seen_at: at("now"),
-        expires_at: sql`CASE WHEN ${extension_due} THEN LEAST(${at("extended_expires_at")}, ${auth_session.absolute_expires_at}) ELSE ${auth_session.expires_at} END`,
+        expires_at: sql`CASE WHEN ${extension_due} THEN LEAST(${at("extended_expires_at")}, ${absolute_end}) ELSE ${auth_session.expires_at} END`,
       })
       .where(
         and(
@@ -116,10 +139,10 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * The user proved a credential again: the session counts as authenticated
    * now, with new expiries. Only a live session is renewed.
    */
-  const reauthenticate_session = statement<
+  const session_reauthenticate = statement<
     LiveBounds & { id: string; expires_at: Date; absolute_expires_at: Date },
-    Array<AuthSession>
-  >("session_reauthenticate", (db) =>
+    Array<Session>
+  >((db) =>
     db
       .update(auth_session)
       .set({
@@ -136,14 +159,12 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * Gives a live session a new key (the hash of a new token), keeping
    * everything else: the old token stops working in the same statement.
    */
-  const rotate_session = statement<LiveBounds & { id: string; new_id: string }, Array<AuthSession>>(
-    "session_rotate",
-    (db) =>
-      db
-        .update(auth_session)
-        .set({ id: sql`${ph("new_id")}` })
-        .where(and(eq(auth_session.id, ph("id")), live))
-        .returning(session_columns),
+  const session_rotate = statement<LiveBounds & { id: string; new_id: string }, Array<Session>>((db) =>
+    db
+      .update(auth_session)
+      .set({ id: sql`${ph("new_id")}` })
+      .where(and(eq(auth_session.id, ph("id")), live))
+      .returning(session_columns),
   )
 
   /**
@@ -151,10 +172,10 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * `max_sessions` (created_at desc, id desc). `keep` ranks first, so a session
    * just created survives even when clocks tie or skew.
    */
-  const evict_sessions = statement<
-    LiveBounds & { account_id: AccountId; max_sessions: number; keep: string },
+  const session_enforce_limit = statement<
+    LiveBounds & { account_id: AnyAccountId; max_sessions: number; keep: string },
     Array<{ id: string }>
-  >("session_enforce_limit", (db) =>
+  >((db) =>
     db
       .delete(auth_session)
       .where(
@@ -181,10 +202,10 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .returning({ id: auth_session.id }),
   )
 
-  const select_sessions_for_account = statement<
-    LiveBounds & { account_id: AccountId; limit: number },
-    Array<AuthSession>
-  >("session_list_for_account", (db) =>
+  const session_list_for_account = statement<
+    LiveBounds & { account_id: AnyAccountId; limit: number },
+    Array<Session>
+  >((db) =>
     db
       .select(session_columns)
       .from(auth_session)
@@ -193,10 +214,10 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .limit(ph("limit")),
   )
 
-  const select_all_active_sessions = statement<
+  const session_list_all_active = statement<
     LiveBounds & { limit: number },
-    Array<AuthSession & { username: string }>
-  >("session_list_all_active", (db) =>
+    Array<Session & { username: string }>
+  >((db) =>
     db
       .select({ ...session_columns, username: sql<string>`${label}::text` })
       .from(auth_session)
@@ -206,24 +227,24 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .limit(ph("limit")),
   )
 
-  const delete_session = statement<{ id: string }, Array<{ id: string }>>("session_revoke_by_hash", (db) =>
+  const session_revoke_by_hash = statement<{ id: string }, Array<{ id: string }>>((db) =>
     db
       .delete(auth_session)
       .where(eq(auth_session.id, ph("id")))
       .returning({ id: auth_session.id }),
   )
 
-  const delete_session_of_account = statement<{ id: string; account_id: AccountId }, Array<{ id: string }>>(
-    "session_revoke_for_account",
-    (db) =>
-      db
-        .delete(auth_session)
-        .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
-        .returning({ id: auth_session.id }),
+  const session_revoke_for_account = statement<
+    { id: string; account_id: AnyAccountId },
+    Array<{ id: string }>
+  >((db) =>
+    db
+      .delete(auth_session)
+      .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
+      .returning({ id: auth_session.id }),
   )
 
-  const delete_sessions_of_account = statement<{ account_id: AccountId }, Array<{ id: string }>>(
-    "session_revoke_all_for_account",
+  const session_revoke_all_for_account = statement<{ account_id: AnyAccountId }, Array<{ id: string }>>(
     (db) =>
       db
         .delete(auth_session)
@@ -231,10 +252,10 @@ const make_session_statements = (definition: SessionTableDefinition) => {
         .returning({ id: auth_session.id }),
   )
 
-  const delete_other_sessions_of_account = statement<
-    { account_id: AccountId; keep: string },
+  const session_revoke_others_for_account = statement<
+    { account_id: AnyAccountId; keep: string },
     Array<{ id: string }>
-  >("session_revoke_others_for_account", (db) =>
+  >((db) =>
     db
       .delete(auth_session)
       .where(and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))))
@@ -245,33 +266,31 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * One cleanup batch. SKIP LOCKED lets several instances clean at once, each
    * taking rows the others have not locked.
    */
-  const delete_expired_batch = statement<{ now: Date; batch_size: number }, Array<{ id: string }>>(
-    "session_cleanup_expired",
-    (db) =>
-      db
-        .delete(auth_session)
-        // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
-        // over a sequential scan of the whole table (test/explain.test.ts)
-        .where(
-          sql`${auth_session.id} = ANY(ARRAY(${db
-            .select({ id: auth_session.id })
-            .from(auth_session)
-            .where(lte(auth_session.expires_at, at("now")))
-            // oldest first, and it keeps the generic plan (which prepared
-            // statements get after five runs) on the expires_at index: without
-            // an order that plan scanned the whole table for the few expired rows
-            .orderBy(auth_session.expires_at)
-            .limit(ph("batch_size"))
-            .for("update", { skipLocked: true })}))`,
-        )
-        .returning({ id: auth_session.id }),
+  const session_cleanup_expired = statement<{ now: Date; batch_size: number }, Array<{ id: string }>>((db) =>
+    db
+      .delete(auth_session)
+      // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
+      // over a sequential scan of the whole table (test/explain.test.ts)
+      .where(
+        sql`${auth_session.id} = ANY(ARRAY(${db
+          .select({ id: auth_session.id })
+          .from(auth_session)
+          .where(lte(auth_session.expires_at, at("now")))
+          // oldest first, and it keeps the generic plan (which prepared
+          // statements get after five runs) on the expires_at index: without
+          // an order that plan scanned the whole table for the few expired rows
+          .orderBy(auth_session.expires_at)
+          .limit(ph("batch_size"))
+          .for("update", { skipLocked: true })}))`,
+      )
+      .returning({ id: auth_session.id }),
   )
 
   /**
    * Locks the account row until the transaction ends, so sessions of one account
    * are evicted one transaction at a time.
    */
-  const lock_account = statement<{ account_id: AccountId }, Array<{ id: unknown }>>("account_lock", (db) =>
+  const session_enforce_limit_lock = statement<{ account_id: AnyAccountId }, Array<{ id: unknown }>>((db) =>
     db
       .select({ id: account_key })
       .from(accounts)
@@ -279,22 +298,22 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .for("no key update"),
   )
 
-  return {
-    insert_session,
-    select_session,
-    touch_session,
-    reauthenticate_session,
-    rotate_session,
-    evict_sessions,
-    select_sessions_for_account,
-    select_all_active_sessions,
-    delete_session,
-    delete_session_of_account,
-    delete_sessions_of_account,
-    delete_other_sessions_of_account,
-    delete_expired_batch,
-    lock_account,
-  }
+  return named({
+    create_session,
+    session_get,
+    session_touch,
+    session_reauthenticate,
+    session_rotate,
+    session_enforce_limit,
+    session_list_for_account,
+    session_list_all_active,
+    session_revoke_by_hash,
+    session_revoke_for_account,
+    session_revoke_all_for_account,
+    session_revoke_others_for_account,
+    session_cleanup_expired,
+    session_enforce_limit_lock,
+  })
 }
 
 export type SessionStatements = ReturnType<typeof make_session_statements>
@@ -310,7 +329,3 @@ export const session_statements = (definition: SessionTableDefinition): SessionS
   }
   return statements
 }
-
-/** The statements of a session table by label (tests EXPLAIN each; benchmarks time them). */
-export const statement_catalog = (definition: SessionTableDefinition) =>
-  new Map(Object.values(session_statements(definition)).map((statement) => [statement.label, statement]))

@@ -1,7 +1,11 @@
 import { Context, Deferred, Effect, Exit, Layer, Option } from "effect"
 import { Db } from "../db/handle.js"
 import { hash_prefix } from "../token.js"
-import { query_session_touch } from "./queries.js"
+import { CurrentSessionTable } from "./current-session-table.js"
+import type { InvalidInput } from "./errors.js"
+import { require_token_hash } from "./input.js"
+import { session_operations } from "./operations.js"
+import { SessionPolicy } from "./policy.js"
 
 /**
  * Touches dropped beyond this many in flight: a dropped touch is only a late
@@ -31,88 +35,93 @@ export interface SessionTouchesShape {
 }
 
 /**
- * Tracked touches. They always run on the pool, never in the caller's
- * transaction, and detached from the caller, so a request that ends or is
- * interrupted does not cancel its touch. When the layer closes, pending touches
- * are finished, not dropped.
+ * Tracked touches of the current session table's sessions, under the policy
+ * the layer was built with (`SessionRepo.layer` builds one). They always run
+ * on the pool, never in the caller's transaction, and detached from the
+ * caller, so a request that ends or is interrupted does not cancel its touch.
+ * When the layer closes, pending touches are finished, not dropped. Hashes
+ * are taken as they are: callers pass hashes they computed or checked.
  */
 export class SessionTouches extends Context.Service<SessionTouches, SessionTouchesShape>()(
   "effect-session-repo/SessionTouches",
 ) {
-  static readonly layer: Layer.Layer<SessionTouches, never, Db> = Layer.effect(
-    SessionTouches,
-    Effect.gen(function* () {
-      const pool = yield* Db
-      // One entry per session with a touch in flight, done with its outcome.
-      const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
+  static readonly layer: Layer.Layer<SessionTouches, never, Db | CurrentSessionTable | SessionPolicy> =
+    Layer.effect(
+      SessionTouches,
+      Effect.gen(function* () {
+        const pool = yield* Db
+        const operations = session_operations(yield* CurrentSessionTable, yield* SessionPolicy)
+        // One entry per session with a touch in flight, done with its outcome.
+        const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
 
-      const write = (token_hash: string) =>
-        query_session_touch(token_hash).pipe(
-          Effect.provideService(Db, pool),
-          Effect.map(Option.fromUndefinedOr),
-          Effect.catchCause((cause) =>
-            Effect.logWarning("session touch failed", cause).pipe(
-              Effect.annotateLogs({ session: hash_prefix(token_hash) }),
-              Effect.as(Option.none<Date>()),
+        const write = (token_hash: string) =>
+          operations.touch(token_hash).pipe(
+            Effect.provideService(Db, pool),
+            Effect.map(Option.fromUndefinedOr),
+            Effect.catchCause((cause) =>
+              Effect.logWarning("session touch failed", cause).pipe(
+                Effect.annotateLogs({ session: hash_prefix(token_hash) }),
+                Effect.as(Option.none<Date>()),
+              ),
+            ),
+          )
+
+        /** The in-flight touch of this session, started if there is none. */
+        const start = (token_hash: string) =>
+          Effect.suspend(() => {
+            const running = in_flight.get(token_hash)
+            if (running !== undefined || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.succeed(running)
+            const done = Deferred.makeUnsafe<Option.Option<Date>>()
+            in_flight.set(token_hash, done)
+            const finish = (exit: Exit.Exit<Option.Option<Date>>) =>
+              Effect.sync(() => {
+                in_flight.delete(token_hash)
+                Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.succeed(Option.none()))
+              })
+            // Detached: the caller's end or interruption does not cancel the write.
+            return Effect.as(Effect.forkDetach(Effect.onExit(write(token_hash), finish)), done)
+          })
+
+        const touch = (token_hash: string) => Effect.asVoid(start(token_hash))
+
+        const touch_and_wait = (token_hash: string) =>
+          Effect.flatMap(start(token_hash), (done) =>
+            done === undefined ? Effect.succeed(Option.none<Date>()) : Deferred.await(done),
+          )
+
+        const await_idle: Effect.Effect<void> = Effect.suspend(() => {
+          const next = in_flight.values().next()
+          return next.done ? Effect.void : Effect.andThen(Deferred.await(next.value), await_idle)
+        })
+
+        // On shutdown, finish what is pending; nothing interrupts the writes. A
+        // touch stuck behind a lock may hold shutdown up to the grace period.
+        yield* Effect.addFinalizer(() =>
+          await_idle.pipe(
+            Effect.timeoutOption(TOUCH_SHUTDOWN_GRACE_MS),
+            Effect.flatMap((idle) =>
+              Option.isSome(idle)
+                ? Effect.void
+                : Effect.logWarning("session touches still pending at shutdown", { pending: in_flight.size }),
             ),
           ),
         )
 
-      /**
-       * The in-flight touch of this session, started (in the caller's context,
-       * so on the caller's `SessionSchema` table) if there is none.
-       */
-      const start = (token_hash: string) =>
-        Effect.suspend(() => {
-          const running = in_flight.get(token_hash)
-          if (running !== undefined || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.succeed(running)
-          const done = Deferred.makeUnsafe<Option.Option<Date>>()
-          in_flight.set(token_hash, done)
-          const finish = (exit: Exit.Exit<Option.Option<Date>>) =>
-            Effect.sync(() => {
-              in_flight.delete(token_hash)
-              Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.succeed(Option.none()))
-            })
-          // Detached: the caller's end or interruption does not cancel the write.
-          return Effect.as(Effect.forkDetach(Effect.onExit(write(token_hash), finish)), done)
+        return SessionTouches.of({
+          touch,
+          touch_and_wait,
+          await_idle,
+          pending: Effect.sync(() => in_flight.size),
         })
-
-      const touch = (token_hash: string) => Effect.asVoid(start(token_hash))
-
-      const touch_and_wait = (token_hash: string) =>
-        Effect.flatMap(start(token_hash), (done) =>
-          done === undefined ? Effect.succeed(Option.none<Date>()) : Deferred.await(done),
-        )
-
-      const await_idle: Effect.Effect<void> = Effect.suspend(() => {
-        const next = in_flight.values().next()
-        return next.done ? Effect.void : Effect.andThen(Deferred.await(next.value), await_idle)
-      })
-
-      // On shutdown, finish what is pending; nothing interrupts the writes. A
-      // touch stuck behind a lock may hold shutdown up to the grace period.
-      yield* Effect.addFinalizer(() =>
-        await_idle.pipe(
-          Effect.timeoutOption(TOUCH_SHUTDOWN_GRACE_MS),
-          Effect.flatMap((idle) =>
-            Option.isSome(idle)
-              ? Effect.void
-              : Effect.logWarning("session touches still pending at shutdown", { pending: in_flight.size }),
-          ),
-        ),
-      )
-
-      return SessionTouches.of({
-        touch,
-        touch_and_wait,
-        await_idle,
-        pending: Effect.sync(() => in_flight.size),
-      })
-    }),
-  )
+      }),
+    )
 }
 
-/** Touches a session without making the caller wait or fail (see `SessionTouches`). */
+/**
+ * Touches a session without making the caller wait or fail because of the
+ * touch (see `SessionTouches`); a malformed hash is `InvalidInput`.
+ */
 export const session_touch_fire_and_forget = (
   token_hash: string,
-): Effect.Effect<void, never, SessionTouches> => SessionTouches.use((touches) => touches.touch(token_hash))
+): Effect.Effect<void, InvalidInput, SessionTouches> =>
+  Effect.flatMap(require_token_hash(token_hash), (id) => SessionTouches.use((touches) => touches.touch(id)))

@@ -11,7 +11,15 @@
  */
 import { performance } from "node:perf_hooks"
 import { Cause, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
-import { account, Db, layer_postgres, migrate, SessionRepo } from "../../src/index.ts"
+import {
+  account,
+  auth_session,
+  Db,
+  layer_postgres,
+  layer_session_policy,
+  migrate,
+  SessionRepo,
+} from "../../src/index.ts"
 import { FAULT_MAX_SESSIONS } from "../support/fault-service.ts"
 
 const LOOPS = 8
@@ -132,7 +140,10 @@ const load = Effect.gen(function* () {
 const program = Effect.gen(function* () {
   const scope = yield* Scope.make()
   const services = yield* Layer.buildWithScope(
-    SessionRepo.layer.pipe(Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: LOOPS }))),
+    SessionRepo.layer(auth_session).pipe(
+      Layer.provide(layer_session_policy()),
+      Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: LOOPS })),
+    ),
     scope,
   )
   const after = yield* Effect.provide(load, services)

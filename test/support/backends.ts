@@ -1,19 +1,30 @@
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, type Scope } from "effect"
 import {
+  type AnyAccountId,
+  auth_session,
+  type CurrentSessionTable,
   type Database,
   type Db,
+  DEFAULT_SESSION_POLICY,
   layer_postgres,
   migrate,
+  SessionPolicy,
+  type SessionPolicyShape,
   SessionRepo,
+  type SessionRepoShape,
+  type SessionTable,
   type SessionTouches,
 } from "../../src/index.ts"
 import { layer_pglite } from "../../src/pglite.ts"
 import { admin_client } from "./admin.ts"
 import { suite_recorder } from "./recorder.ts"
 
-/** What every conformance suite runs against: a migrated, empty database and the repo on it. */
-export type TestServices = Database | Db | SessionRepo | SessionTouches
+/**
+ * What every conformance suite runs against: a migrated, empty database, the
+ * default policy and the repo on the standalone table.
+ */
+export type TestServices = Database | Db | SessionRepo | SessionTouches | SessionPolicy | CurrentSessionTable
 
 export interface Backend {
   readonly name: "pglite" | "postgres"
@@ -32,6 +43,11 @@ const on_statement = (sql: string) => {
   sent_statements.push(sql)
 }
 
+/** The repo on the standalone table under the default policy (which it also provides); needs a database. */
+export const standalone_repo = SessionRepo.layer(auth_session).pipe(
+  Layer.provideMerge(Layer.succeed(SessionPolicy, DEFAULT_SESSION_POLICY)),
+)
+
 /**
  * `database` set up by `setup` (the standalone migrations by default), the
  * repo on it, and every log line and span recorded, to be checked for secrets
@@ -41,11 +57,43 @@ export const with_repo = (
   database: Layer.Layer<Database | Db, unknown>,
   setup: Effect.Effect<void, unknown, Database | Db> = migrate,
 ): Layer.Layer<TestServices> =>
-  SessionRepo.layer.pipe(
+  standalone_repo.pipe(
     Layer.provideMerge(Layer.effectDiscard(setup).pipe(Layer.provideMerge(database))),
     Layer.provideMerge(suite_recorder.layer),
     Layer.orDie,
   )
+
+/**
+ * `effect` with a repo of its own on `table` (any session table: tests run
+ * several key types in one program, where an application registers one),
+ * under the policy in the context or `policy`.
+ */
+export const on_table =
+  (table: SessionTable, policy?: SessionPolicyShape) =>
+  <A, E, R>(
+    effect: Effect.Effect<A, E, R>,
+  ): Effect.Effect<
+    A,
+    E,
+    Exclude<R, SessionRepo | SessionTouches | CurrentSessionTable> | Database | Db | SessionPolicy
+  > => {
+    // the registered type is the standalone one here; a test's table may have another key
+    const repo = SessionRepo.layer(table as typeof auth_session)
+    return Effect.provide(
+      effect,
+      policy === undefined ? repo : repo.pipe(Layer.provideMerge(Layer.succeed(SessionPolicy, policy))),
+    )
+  }
+
+/** `effect` with a repo of its own on the standalone table, and the query functions, under `policy`. */
+export const under_policy = (policy: SessionPolicyShape) => on_table(auth_session, policy)
+
+/** The repo with account ids of any key type (see `on_table`). */
+export const any_key_repo = SessionRepo as unknown as Effect.Effect<
+  SessionRepoShape<AnyAccountId>,
+  never,
+  SessionRepo
+>
 
 /** A database of its own on the server, dropped when the scope closes; returns its URL. */
 export const fresh_postgres_database = (server_url: string): Effect.Effect<string, never, Scope.Scope> =>

@@ -1,8 +1,15 @@
 // Checked by `npm run typecheck`, never run: the transaction rule is a compile error.
 import { Effect, type Layer } from "effect"
-import { Database, type Db, query_session_enforce_limit, query_session_get_valid } from "../../src/index.ts"
+import {
+  type CurrentSessionTable,
+  Database,
+  type Db,
+  query_session_enforce_limit,
+  query_session_get_valid,
+  type SessionPolicy,
+} from "../../src/index.ts"
 
-declare const database_layer: Layer.Layer<Database | Db>
+declare const database_layer: Layer.Layer<Database | Db | CurrentSessionTable | SessionPolicy>
 declare const account_id: string
 
 // Inside Database.transaction the requirement is met.

@@ -1,0 +1,14 @@
+import { Effect } from "effect"
+import { DbError } from "./errors.js"
+import { Db, type Drizzle } from "./handle.js"
+
+/**
+ * A Drizzle query of yours as an Effect on `Db` (the pool, or the current
+ * transaction inside `Database.transaction`), failing with `DbError` named
+ * `operation`: e.g. `db_query("find_user", (db) => db.select().from(users))`.
+ */
+export const db_query = <A>(
+  operation: string,
+  run: (db: Drizzle) => Promise<A>,
+): Effect.Effect<A, DbError, Db> =>
+  Db.use((db) => Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error) }))

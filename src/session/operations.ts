@@ -1,0 +1,205 @@
+import { Clock, Effect } from "effect"
+import type { DbError } from "../db/errors.js"
+import { type Db, Tx } from "../db/handle.js"
+import type { AnyAccountId, AuthSession, SessionTableDefinition } from "../schema/session-table.js"
+import { AccountNotFound, type SessionRejectionReason } from "./errors.js"
+import {
+  authenticated_times,
+  live_bounds,
+  session_rejection,
+  type TouchDue,
+  touch_bounds,
+  touch_due,
+} from "./expiry.js"
+import type { SessionPolicyShape } from "./policy.js"
+import { session_statements } from "./statements.js"
+
+// Each session operation once, on input its caller has checked: the public
+// edges (SessionRepo and the query functions) check what they are given and
+// open their spans, then run these on one table under one policy.
+
+/** A session read by its key: valid now with the write it is due, or why not. */
+export type SessionCheck =
+  | { readonly valid: true; readonly session: AuthSession; readonly due: TouchDue }
+  | { readonly valid: false; readonly reason: SessionRejectionReason }
+
+/** What a new session stores, checked by the caller. */
+export interface NewSession {
+  readonly id: string
+  readonly account_id: AnyAccountId
+  /** Capped at the policy's absolute end; the policy's sliding window when absent. */
+  readonly expires_at?: Date
+  readonly client_ip: string | null
+  readonly user_agent: string | null
+}
+
+const make_session_operations = (definition: SessionTableDefinition, policy: SessionPolicyShape) => {
+  const statements = session_statements(definition)
+  const now_live_bounds = Effect.map(Clock.currentTimeMillis, (now) => live_bounds(policy, now))
+  const ids = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
+
+  /** Inserts a session authenticated now; a missing account is `AccountNotFound`. */
+  const create = Effect.fnUntraced(function* (
+    session: NewSession,
+  ): Effect.fn.Return<AuthSession, AccountNotFound | DbError, Db> {
+    const times = authenticated_times(policy, yield* Clock.currentTimeMillis)
+    const absolute_ms = times.absolute_expires_at.getTime()
+    const rows = yield* statements
+      .create_session({
+        id: session.id,
+        account_id: session.account_id,
+        now: times.authenticated_at,
+        // no session outlives its absolute end, whatever the caller asked
+        expires_at:
+          session.expires_at === undefined
+            ? times.expires_at
+            : new Date(Math.min(session.expires_at.getTime(), absolute_ms)),
+        absolute_expires_at: times.absolute_expires_at,
+        client_ip: session.client_ip,
+        user_agent: session.user_agent,
+      })
+      .pipe(
+        Effect.catchIf(
+          (error) => error.reason === "foreign_key_violation",
+          () =>
+            // the id stays out of the message: a text key may be an email
+            Effect.fail(
+              new AccountNotFound({ account_id: session.account_id, message: "the account does not exist" }),
+            ),
+        ),
+      )
+    return rows[0] as AuthSession
+  })
+
+  /** One read by key, judged by the policy: no span, no write (every request runs it). */
+  const check = Effect.fnUntraced(function* (id: string): Effect.fn.Return<SessionCheck, DbError, Db> {
+    const session = (yield* statements.session_get({ id }))[0]
+    if (session === undefined) return { valid: false, reason: "unknown" }
+    const now = yield* Clock.currentTimeMillis
+    const reason = session_rejection(session, policy, now)
+    return reason === undefined
+      ? { valid: true, session, due: touch_due(session, policy, now) }
+      : { valid: false, reason }
+  })
+
+  /** Writes a due touch or extension of a valid session; its `expires_at` after the write, if written. */
+  const touch = Effect.fnUntraced(function* (id: string): Effect.fn.Return<Date | undefined, DbError, Db> {
+    const bounds = touch_bounds(policy, yield* Clock.currentTimeMillis)
+    return (yield* statements.session_touch({ id, ...bounds }))[0]?.expires_at
+  })
+
+  /** A valid session counted as authenticated now, with its expiries restarted; undefined if not valid. */
+  const reauthenticate = Effect.fnUntraced(function* (
+    id: string,
+  ): Effect.fn.Return<AuthSession | undefined, DbError, Db> {
+    const now = yield* Clock.currentTimeMillis
+    const { expires_at, absolute_expires_at } = authenticated_times(policy, now)
+    const rows = yield* statements.session_reauthenticate({
+      id,
+      ...live_bounds(policy, now),
+      expires_at,
+      absolute_expires_at,
+    })
+    return rows[0]
+  })
+
+  /** A valid session moved to the key `new_id`; undefined if not valid. */
+  const rotate = Effect.fnUntraced(function* (
+    id: string,
+    new_id: string,
+  ): Effect.fn.Return<AuthSession | undefined, DbError, Db> {
+    return (yield* statements.session_rotate({ id, new_id, ...(yield* now_live_bounds) }))[0]
+  })
+
+  /**
+   * Locks the account row, then deletes its ended sessions and the live ones
+   * past the newest `max_sessions` (`keep` ranks first); returns how many.
+   */
+  const enforce_limit = Effect.fnUntraced(function* (
+    account_id: AnyAccountId,
+    max_sessions: number,
+    keep: string,
+  ): Effect.fn.Return<number, DbError, Db | Tx> {
+    yield* Tx
+    yield* statements.session_enforce_limit_lock({ account_id })
+    // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
+    const bounds = yield* now_live_bounds
+    return ids(yield* statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }))
+  })
+
+  const list_for_account = Effect.fnUntraced(function* (account_id: AnyAccountId, limit: number) {
+    return yield* statements.session_list_for_account({ account_id, limit, ...(yield* now_live_bounds) })
+  })
+
+  const list_all_active = Effect.fnUntraced(function* (limit: number) {
+    return yield* statements.session_list_all_active({ limit, ...(yield* now_live_bounds) })
+  })
+
+  const revoke_by_hash = (id: string) => Effect.map(statements.session_revoke_by_hash({ id }), ids)
+
+  const revoke_for_account = (id: string, account_id: AnyAccountId) =>
+    Effect.map(statements.session_revoke_for_account({ id, account_id }), (rows) => rows.length > 0)
+
+  const revoke_all_for_account = (account_id: AnyAccountId) =>
+    Effect.map(statements.session_revoke_all_for_account({ account_id }), ids)
+
+  const revoke_others_for_account = (account_id: AnyAccountId, keep: string) =>
+    Effect.map(statements.session_revoke_others_for_account({ account_id, keep }), ids)
+
+  /**
+   * Deletes expired sessions in batches of the policy's size, each its own
+   * short statement, until a batch comes back short; returns the total.
+   * `on_batch` sees each batch's count and the running total.
+   */
+  const cleanup_expired = Effect.fnUntraced(function* (
+    on_batch?: (deleted: number, total: number) => Effect.Effect<void>,
+  ): Effect.fn.Return<number, DbError, Db> {
+    const batch_size = policy.cleanup_batch_size
+    const now = new Date(yield* Clock.currentTimeMillis)
+    let total = 0
+    while (true) {
+      const deleted = ids(yield* statements.session_cleanup_expired({ now, batch_size }))
+      total += deleted
+      if (on_batch !== undefined) yield* on_batch(deleted, total)
+      if (deleted < batch_size) return total
+    }
+  })
+
+  return {
+    create,
+    check,
+    touch,
+    reauthenticate,
+    rotate,
+    enforce_limit,
+    list_for_account,
+    list_all_active,
+    revoke_by_hash,
+    revoke_for_account,
+    revoke_all_for_account,
+    revoke_others_for_account,
+    cleanup_expired,
+  }
+}
+
+export type SessionOperations = ReturnType<typeof make_session_operations>
+
+const made = new WeakMap<SessionTableDefinition, WeakMap<SessionPolicyShape, SessionOperations>>()
+
+/** The operations on `definition`'s table under `policy`, made once per pair. */
+export const session_operations = (
+  definition: SessionTableDefinition,
+  policy: SessionPolicyShape,
+): SessionOperations => {
+  let by_policy = made.get(definition)
+  if (by_policy === undefined) {
+    by_policy = new WeakMap()
+    made.set(definition, by_policy)
+  }
+  let operations = by_policy.get(policy)
+  if (operations === undefined) {
+    operations = make_session_operations(definition, policy)
+    by_policy.set(policy, operations)
+  }
+  return operations
+}
