@@ -7,7 +7,13 @@ export { Db, type Drizzle, Tx } from "./db/handle.js"
 /** Applies pending migrations on the provided `Database`. */
 export { migrate } from "./db/migrate.js"
 export { MIGRATIONS_FOLDER } from "./db/migrations.js"
-export { layer_postgres, layer_postgres_from_config, type PostgresOptions } from "./db/postgres.js"
+export {
+  layer_postgres,
+  layer_postgres_from_config,
+  layer_postgres_pool,
+  type PoolOptions,
+  type PostgresOptions,
+} from "./db/postgres.js"
 export { db_query } from "./db/query.js"
 export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.js"
 export * from "./schema/index.js"

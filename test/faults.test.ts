@@ -8,8 +8,11 @@ import {
   CLOSE_BOUND_MS,
   FAULT_MAX_SESSIONS,
   kill_every_second,
+  type Pool,
   run_fault_service,
+  type Scenario,
   server_has_tls,
+  type Transport,
 } from "./support/fault-service.ts"
 
 // Connection loss as a user's service meets it: the service runs in a child
@@ -34,19 +37,20 @@ if (server_url === undefined) {
     })
     afterAll(() => admin?.end())
 
-    const run_with_kills = (scenario: "create" | "validate", transport: "tcp" | "tls") =>
+    const run_with_kills = (scenario: Scenario, transport: Transport, pool: Pool) =>
       run_fault_service({
         server_url: server,
         scenario,
         transport,
+        pool,
         seconds: SECONDS,
         inject: (database, load_done) => kill_every_second(admin, database, load_done),
       })
 
     /** The scenario under kills; every run shows `assert_service_lived`, with backends (TLS ones when asked) killed. */
-    const survived_kills = async (scenario: "create" | "validate", transport: "tcp" | "tls") => {
-      const run = await run_with_kills(scenario, transport)
-      const report = assert_service_lived(run, `faults (${transport}, ${scenario})`)
+    const survived_kills = async (scenario: Scenario, transport: Transport, pool: Pool = "layer") => {
+      const run = await run_with_kills(scenario, transport, pool)
+      const report = assert_service_lived(run, `faults (${transport}, ${scenario}, ${pool}'s pool)`)
       assert.isAbove(run.injected.terminated, 0)
       if (transport === "tls")
         assert.strictEqual(run.injected.over_tls, run.injected.terminated, "a connection was not TLS")
@@ -68,5 +72,13 @@ if (server_url === undefined) {
         assert.isBelow(report.slowest_ms, READ_RETRY_WINDOW_MS)
       }, 60_000)
     }
+
+    // layer_postgres_pool: the app's own pool, made with no listeners, gets the same guarantees
+    it("the app's pool: backends killed every second during creates and validations: the same guarantees", async () => {
+      const created = await survived_kills("create", "tcp", "app")
+      assert.isAtMost(created.most_sessions, FAULT_MAX_SESSIONS)
+      const { report } = await survived_kills("validate", "tcp", "app")
+      assert.strictEqual(report.ok, report.calls, JSON.stringify(report.failures))
+    }, 90_000)
   })
 }

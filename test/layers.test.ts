@@ -4,8 +4,16 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { sql } from "drizzle-orm"
+import { drizzle } from "drizzle-orm/node-postgres"
 import { ConfigProvider, Effect, Layer, Option } from "effect"
-import { account, layer_postgres_from_config, migrate, SessionRepo } from "../src/index.ts"
+import pg from "pg"
+import {
+  account,
+  layer_postgres_from_config,
+  layer_postgres_pool,
+  migrate,
+  SessionRepo,
+} from "../src/index.ts"
 import { layer_pglite } from "../src/pglite.ts"
 import {
   fresh_postgres_database,
@@ -155,6 +163,43 @@ if (server_url !== undefined) {
           ),
         )
         assert.strictEqual(error._tag, "ConfigError")
+      }),
+    )
+  })
+
+  describe("layer_postgres_pool", () => {
+    it.live("runs the repo on the app's pool (or its Drizzle database), and leaves the pool open", () =>
+      Effect.gen(function* () {
+        const database_url = yield* fresh_postgres_database(url)
+        const pool = new pg.Pool({ connectionString: database_url, max: 2 })
+        yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
+        for (const handed of [pool, drizzle(pool)]) {
+          yield* Effect.gen(function* () {
+            yield* migrate
+            const repo = yield* SessionRepo
+            const owner = yield* create_account()
+            const { token } = yield* repo.create_session(owner.id)
+            assert.isTrue(Option.isSome(yield* repo.validate(token)))
+            // its listeners are there while the layer is
+            assert.strictEqual(pool.listenerCount("error"), 1)
+          }).pipe(Effect.provide(standalone_repo.pipe(Layer.provideMerge(layer_postgres_pool(handed)))))
+          // closed: the pool is the app's still, as it was
+          assert.strictEqual(pool.listenerCount("error"), 0)
+          assert.strictEqual(pool.listenerCount("connect"), 0)
+          const { rows } = yield* Effect.promise(() =>
+            pool.query("SELECT count(*)::int AS n FROM auth_session"),
+          )
+          assert.isAbove(rows[0].n, 0)
+        }
+      }),
+    )
+
+    it.live("a single pg.Client is a DbError that says a pool is needed", () =>
+      Effect.gen(function* () {
+        const client = new pg.Client({ connectionString: url })
+        const error = yield* Effect.flip(Layer.build(layer_postgres_pool(drizzle(client))))
+        assert.strictEqual(error._tag, "DbError")
+        assert.include(error.message, "needs a pg.Pool")
       }),
     )
   })

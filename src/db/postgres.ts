@@ -63,7 +63,53 @@ const unnamed = <Client extends Queryable>(client: Client): Client =>
     },
   })
 
-/** `Database` and `Db` on a node-postgres pool; the pool is closed with the layer. */
+/** What `layer_postgres_pool` takes besides the pool. */
+export type PoolOptions = Pick<PostgresOptions, "on_statement" | "prepare">
+
+// Without a listener, an 'error' event is an uncaught exception that ends the
+// process: the pool emits one when an idle connection dies, a client when its
+// connection dies while checked out with no query running.
+const ignore_connection_error = () => {}
+
+/**
+ * `Database` and `Db` on `pool`, which stays open: the caller closes it.
+ * Error listeners go on the pool, on each connection it opens from now on and
+ * on each one a transaction takes (it may predate the layer); the pool's are
+ * removed when the layer closes.
+ */
+const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
+  Effect.gen(function* () {
+    const on_new_connection = (client: pg.PoolClient) => client.on("error", ignore_connection_error)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => pool.on("error", ignore_connection_error).on("connect", on_new_connection)),
+      () => Effect.sync(() => pool.off("error", ignore_connection_error).off("connect", on_new_connection)),
+    )
+    const prepare = options.prepare ?? true
+    const logger = statement_logger(options.on_statement)
+    const handle = (client: pg.Pool | pg.PoolClient) =>
+      drizzle({ client: prepare ? client : unnamed(client), logger })
+    // One handle per connection, kept as long as the connection lives: the
+    // prepared queries cached per handle (src/db/statement.ts) stay warm.
+    const handles = new WeakMap<pg.PoolClient, Drizzle>()
+    const handle_for = (client: pg.PoolClient): Drizzle => {
+      let found = handles.get(client)
+      if (found === undefined) {
+        if (!client.listeners("error").includes(ignore_connection_error))
+          client.on("error", ignore_connection_error)
+        found = handle(client)
+        handles.set(client, found)
+      }
+      return found
+    }
+    const on_pool = handle(pool)
+    return database_context(
+      on_pool,
+      pool_transaction(pool, handle_for),
+      standalone_migrations(on_pool, migrate),
+    )
+  })
+
+/** `Database` and `Db` on a node-postgres pool of their own; the pool is closed with the layer. */
 export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
@@ -85,34 +131,49 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
         }),
         (pool) => Effect.promise(() => pool.end()),
       )
-      // An idle connection that dies is removed by the pool, which then emits
-      // 'error'; one that dies while checked out emits 'error' on its client,
-      // while the query in flight fails on its own. Without a listener either
-      // one is an uncaught exception that ends the process.
-      pool.on("error", () => {})
-      pool.on("connect", (client) => client.on("error", () => {}))
+      return yield* database_on_pool(pool, options)
+    }),
+  )
 
-      const prepare = options.prepare ?? true
-      const logger = statement_logger(options.on_statement)
-      const handle = (client: pg.Pool | pg.PoolClient) =>
-        drizzle({ client: prepare ? client : unnamed(client), logger })
-      // One handle per connection, kept as long as the connection lives: the
-      // prepared queries cached per handle (src/db/statement.ts) stay warm.
-      const handles = new WeakMap<pg.PoolClient, Drizzle>()
-      const handle_for = (client: pg.PoolClient): Drizzle => {
-        let found = handles.get(client)
-        if (found === undefined) {
-          found = handle(client)
-          handles.set(client, found)
-        }
-        return found
-      }
-      const on_pool = handle(pool)
-      return database_context(
-        on_pool,
-        pool_transaction(pool, handle_for),
-        standalone_migrations(on_pool, migrate),
-      )
+/** A pg pool, by its shape: an app may load another copy of pg than this package. */
+const is_pool = (value: unknown): value is pg.Pool =>
+  typeof value === "object" &&
+  value !== null &&
+  typeof (value as { connect?: unknown }).connect === "function" &&
+  typeof (value as { totalCount?: unknown }).totalCount === "number"
+
+/** A Drizzle node-postgres database: what `drizzle(pool)` returns, its pool as `$client`. */
+interface DrizzleOnPool {
+  readonly $client: unknown
+}
+
+/**
+ * `Database` and `Db` on a node-postgres pool your application already has,
+ * or on its Drizzle database (`drizzle(pool)`, or `drizzle(url)`, which makes
+ * a pool): one pool for the app and its sessions. The layer neither opens nor
+ * closes it; it adds an error listener to it (removed when the layer closes)
+ * and to each connection its transactions take, so a lost connection never
+ * ends the process, and its reads retry as on its own pool. Transactions are
+ * still its own (`Database.transaction`), whatever Drizzle's would do.
+ */
+export const layer_postgres_pool = (
+  pool: pg.Pool | DrizzleOnPool,
+  options: PoolOptions = {},
+): Layer.Layer<Database | Db, DbError> =>
+  Layer.effectContext(
+    Effect.gen(function* () {
+      const client = is_pool(pool) ? pool : (pool as DrizzleOnPool).$client
+      if (!is_pool(client))
+        return yield* Effect.fail(
+          new DbError({
+            operation: "postgres.pool",
+            reason: "other",
+            message:
+              "layer_postgres_pool needs a pg.Pool (or a Drizzle database made on one): " +
+              "a single pg.Client cannot serve concurrent transactions",
+          }),
+        )
+      return yield* database_on_pool(client, options)
     }),
   )
 

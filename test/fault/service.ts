@@ -7,15 +7,19 @@
  * timer left open by the driver keeps it alive and the test times out.
  *
  * Environment: FAULT_DATABASE_URL (a migrated-or-empty database of its own),
- * FAULT_SCENARIO (`create` or `validate`), FAULT_SECONDS (load duration).
+ * FAULT_SCENARIO (`create` or `validate`), FAULT_SECONDS (load duration),
+ * FAULT_POOL (`app`: the app's own pool handed to layer_postgres_pool).
  */
 import { performance } from "node:perf_hooks"
+import { drizzle } from "drizzle-orm/node-postgres"
 import { Cause, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
+import pg from "pg"
 import {
   account,
   auth_session,
   Db,
   layer_postgres,
+  layer_postgres_pool,
   layer_session_policy,
   migrate,
   SessionRepo,
@@ -137,18 +141,30 @@ const load = Effect.gen(function* () {
   return { read_after_ms: performance.now() - began, read_after_ok: Exit.isSuccess(read) }
 })
 
+/**
+ * The layer's own pool, or (FAULT_POOL=app) the app's: a plain pg.Pool with
+ * no listeners, as an app makes one, handed over as its Drizzle database and
+ * closed by the app after the layer.
+ */
+const app_pool =
+  process.env.FAULT_POOL === "app"
+    ? new pg.Pool({ connectionString: url, max: LOOPS, application_name: "effect-session-repo" })
+    : undefined
+const database =
+  app_pool === undefined
+    ? layer_postgres({ url: Redacted.make(url), pool_size: LOOPS })
+    : layer_postgres_pool(drizzle(app_pool))
+
 const program = Effect.gen(function* () {
   const scope = yield* Scope.make()
   const services = yield* Layer.buildWithScope(
-    SessionRepo.layer(auth_session).pipe(
-      Layer.provide(layer_session_policy()),
-      Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: LOOPS })),
-    ),
+    SessionRepo.layer(auth_session).pipe(Layer.provide(layer_session_policy()), Layer.provideMerge(database)),
     scope,
   )
   const after = yield* Effect.provide(load, services)
   const closing = performance.now()
   yield* Scope.close(scope, Exit.void)
+  if (app_pool !== undefined) yield* Effect.promise(() => app_pool.end())
   return {
     event: "report",
     scenario,

@@ -41,6 +41,8 @@ export interface FaultRun<Injected> {
 
 export type Scenario = "create" | "validate"
 export type Transport = "tcp" | "tls"
+/** Whose pool the service runs on: the layer's own, or the app's handed to `layer_postgres_pool`. */
+export type Pool = "layer" | "app"
 
 const SERVICE = fileURLToPath(new URL("../fault/service.ts", import.meta.url))
 
@@ -60,6 +62,7 @@ const run_child = <Injected>(
   url: string,
   scenario: Scenario,
   seconds: number,
+  pool: Pool,
   inject: (load_done: Promise<void>) => Promise<Injected>,
 ) =>
   new Promise<Omit<FaultRun<Injected>, "most_sessions">>((resolve, reject) => {
@@ -69,6 +72,7 @@ const run_child = <Injected>(
         FAULT_DATABASE_URL: url,
         FAULT_SCENARIO: scenario,
         FAULT_SECONDS: String(seconds),
+        FAULT_POOL: pool,
       },
       stdio: ["ignore", "pipe", "pipe"],
     })
@@ -113,6 +117,7 @@ export const run_fault_service = async <Injected>(options: {
   readonly scenario: Scenario
   readonly transport: Transport
   readonly seconds: number
+  readonly pool?: Pool
   readonly inject: (database: string, load_done: Promise<void>) => Promise<Injected>
 }): Promise<FaultRun<Injected>> => {
   const database = `esr_fault_${process.pid}_${Math.random().toString(36).slice(2, 10)}`
@@ -124,6 +129,7 @@ export const run_fault_service = async <Injected>(options: {
       url_of(options.server_url, database, options.transport),
       options.scenario,
       options.seconds,
+      options.pool ?? "layer",
       (load_done) => options.inject(database, load_done),
     )
     const check = await admin_client(url_of(options.server_url, database, "tcp"))
