@@ -1,21 +1,25 @@
 import { execFile } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import { NodeServices } from "@effect/platform-node"
 import { assert, layer, it as plain_it } from "@effect/vitest"
-import { Effect } from "effect"
+import { sql } from "drizzle-orm"
+import { Effect, Layer, Redacted } from "effect"
 import { Command } from "effect/cli"
 import { TestClock, TestConsole } from "effect/testing"
-import { cli } from "../src/bin/cli.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { commands } from "../src/bin/cli.ts"
+import { DEFAULT_SESSION_POLICY, db_query, layer_postgres, SessionPolicy } from "../src/index.ts"
+import { admin_client } from "./support/admin.ts"
+import { type AppAccounts, app_accounts, apply_app_schema, user_session } from "./support/app-schema.ts"
+import { any_key_repo, backends, on_table, report_skipped_postgres, server_url } from "./support/backends.ts"
 import { create_account, insert_session, session_rows, truncate_all } from "./support/fixtures.ts"
 
 const SECOND = 1000
 const run_cli = (...args: Array<string>) =>
-  Command.runWith(cli, { version: "test" })(args).pipe(Effect.provide(NodeServices.layer))
+  Command.runWith(commands, { version: "test" })(args).pipe(Effect.provide(NodeServices.layer))
 
 /** The lines the CLI printed during `effect`. */
 const output_of = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -60,12 +64,9 @@ for (const backend of backends) {
         const { session: live } = yield* insert_session(owner.id)
         yield* TestClock.adjust(SECOND)
         const lines = yield* output_of(run_cli("cleanup", "--batch-size", "2"))
-        assert.deepStrictEqual(lines, [
-          "batch: 2 deleted (2 so far)",
-          "batch: 2 deleted (4 so far)",
-          "batch: 1 deleted (5 so far)",
-          "expired sessions deleted: 5",
-        ])
+        // not a terminal: one line, the summary (2 + 2 + 1)
+        assert.lengthOf(lines, 1)
+        assert.match(lines[0] ?? "", /^expired sessions deleted: 5 in 3 batches, \d+\.\d s$/)
         assert.deepStrictEqual(
           (yield* session_rows(owner.id)).map((s) => s.id),
           [live.id],
@@ -109,8 +110,9 @@ plain_it("the binary without DATABASE_URL or DATA_DIR says what it needs and cre
     }).catch((error: { code: number; stdout: string; stderr: string }) => error)
     const { code, stdout, stderr } = failure as { code: number; stdout: string; stderr: string }
     assert.strictEqual(code, 1)
-    // Effect's runMain logs the failure
-    assert.include(stdout + stderr, "no database: set DATABASE_URL")
+    // one line, no stack
+    assert.strictEqual(stdout, "")
+    assert.match(stderr, /^effect-session-repo: no database: set DATABASE_URL[^\n]*\n$/)
     assert.deepStrictEqual(readdirSync(root), [], "the CLI created files")
   } finally {
     rmSync(root, { recursive: true, force: true })
@@ -139,5 +141,133 @@ plain_it(
     }
   },
 )
+
+/** The binary's run with `env` on top of this process's: exit code and output, failing or not. */
+const run_binary = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  promisify(execFile)(process.execPath, ["--import", TSX, MAIN, ...args], {
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  )
+
+plain_it("--version is the package's; an error is one line, its stack only with --verbose", async () => {
+  const { version } = JSON.parse(readFileSync(join(process.cwd(), "package.json"), "utf8")) as {
+    version: string
+  }
+  assert.strictEqual((await run_binary(["--version"], {})).stdout.trim(), `effect-session-repo v${version}`)
+  const env = { DATABASE_URL: "mysql://root:hunter2@127.0.0.1/app" }
+  const plain = await run_binary(["sessions", "list"], env)
+  assert.strictEqual(plain.code, 1)
+  assert.strictEqual(
+    plain.stderr,
+    "effect-session-repo: postgres.open failed: invalid_url: the database URL must start with postgres:// or postgresql:// (it starts with mysql:)\n",
+  )
+  const verbose = await run_binary(["sessions", "list", "--verbose"], env)
+  assert.strictEqual(verbose.code, 1)
+  assert.match(verbose.stderr, /\n\s+at /)
+  assert.notInclude(plain.stderr + verbose.stderr, "hunter2")
+})
+
+if (server_url !== undefined) {
+  const server = server_url
+  const SCHEMA = join(process.cwd(), "test", "support", "app-tables.ts")
+
+  plain_it(
+    "on the app's own table (--schema): lists and revokes by label, cleans up with progress on a terminal, refuses the standalone migrate, names drizzle-kit for a missing table",
+    async () => {
+      const admin = await admin_client(server)
+      const database = `esr_cli_${process.pid}`
+      await admin.query(`CREATE DATABASE ${database}`)
+      try {
+        const url = new URL(server)
+        url.pathname = `/${database}`
+        const env = { DATABASE_URL: url.toString() }
+        const on_app_table = ["--schema", SCHEMA, "--table", "user_session"]
+
+        // before the app's migrations: the hint is the app's drizzle-kit, not the standalone migrate
+        const missing = await run_binary(["sessions", "list", ...on_app_table], env)
+        assert.strictEqual(missing.code, 1)
+        assert.match(
+          missing.stderr,
+          /table user_session does not exist: the session table is yours, so apply your drizzle-kit migrations/,
+        )
+        // several tables in the module: the CLI asks which
+        const ambiguous = await run_binary(["sessions", "list", "--schema", SCHEMA], env)
+        assert.match(ambiguous.stderr, /exports the session tables .*user_session.*: name one with --table/)
+
+        const owner = await Effect.runPromise(
+          Effect.gen(function* () {
+            yield* apply_app_schema
+            const owner = yield* (app_accounts[0] as AppAccounts).create("cli@example.com")
+            const created = yield* any_key_repo.pipe(
+              Effect.flatMap((repo) => Effect.forEach([1, 2, 3, 4], () => repo.create_session(owner))),
+              on_table(user_session),
+            )
+            // two of them ended yesterday, for cleanup
+            const ended = created.slice(0, 2).map(({ session }) => session.id)
+            yield* db_query("backdate", (db) =>
+              db.execute(sql`UPDATE user_session SET expires_at = now() - interval '1 day'
+                             WHERE id IN (${sql.join(ended, sql`, `)})`),
+            )
+            return owner
+          }).pipe(
+            Effect.provide(Layer.succeed(SessionPolicy, DEFAULT_SESSION_POLICY)),
+            Effect.provide(layer_postgres({ url: Redacted.make(url.toString()), pool_size: 2 })),
+            Effect.scoped,
+          ),
+        )
+        const listed = await run_binary(["sessions", "list", ...on_app_table], env)
+        assert.strictEqual(listed.code, 0, listed.stderr)
+        assert.match(listed.stdout, /cli@example\.com/)
+        assert.match(listed.stdout, /2 live session\(s\)\n$/)
+        assert.match(
+          (await run_binary(["sessions", "list", "--account", String(owner), ...on_app_table], env)).stdout,
+          /2 live session\(s\)/,
+        )
+
+        // the standalone migrate is refused, with or without --schema, and creates nothing
+        for (const args of [["migrate"], ["migrate", ...on_app_table]]) {
+          const refused = await run_binary(args, env)
+          assert.strictEqual(refused.code, 1)
+          assert.match(refused.stderr, /drizzle-kit/)
+        }
+        const check = await admin_client(url.toString())
+        const created = await check
+          .query<{ none: boolean }>(
+            "SELECT to_regclass('account') IS NULL AND to_regclass('auth_session') IS NULL AS none",
+          )
+          .finally(() => check.end())
+        assert.isTrue(created.rows[0]?.none, "the standalone tables were created")
+
+        // cleanup on a terminal (script gives it one): a progress line, then the summary
+        const on_terminal = await promisify(execFile)(
+          "script",
+          [
+            "-qec",
+            [process.execPath, "--import", TSX, MAIN, "cleanup", "--batch-size", "1", ...on_app_table].join(
+              " ",
+            ),
+            "/dev/null",
+          ],
+          { env: { ...process.env, ...env }, timeout: 60_000 },
+        )
+        assert.match(on_terminal.stdout, /\r2 rows deleted, \d+ rows\/s, 0 batches left/)
+        assert.match(on_terminal.stdout, /expired sessions deleted: 2 in 3 batches/)
+
+        const revoked = await run_binary(
+          ["sessions", "revoke", "--account", "CLI@example.com", ...on_app_table],
+          env,
+        )
+        assert.strictEqual(revoked.stdout.trim(), "sessions revoked: 2")
+      } finally {
+        await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+        await admin.end()
+      }
+    },
+    120_000,
+  )
+}
 
 report_skipped_postgres("the admin CLI")

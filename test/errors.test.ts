@@ -9,7 +9,12 @@ describe("DbError", () => {
     ["57P01", "connection", true],
     ["53300", "connection", true],
     ["CONNECTION_CLOSED", "connection", true],
-    ["ECONNREFUSED", "connection", true],
+    ["ECONNREFUSED", "connection_refused", true],
+    ["ENOTFOUND", "host_not_found", false],
+    ["3D000", "database_missing", false],
+    ["28P01", "authentication_failed", false],
+    ["28000", "authentication_failed", false],
+    ["DEPTH_ZERO_SELF_SIGNED_CERT", "tls", false],
     ["23505", "unique_violation", false],
     ["23503", "foreign_key_violation", false],
     ["40001", "serialization", true],
@@ -75,5 +80,30 @@ describe("DbError", () => {
     )
     assert.notInclude(JSON.stringify(error), hash.slice(0, 16))
     assert.notInclude(String(error), hash.slice(0, 16))
+  })
+
+  it("the cause is the driver's error without quoted values or token-like runs; names and codes stay", () => {
+    const token = `${"a".repeat(10) + "B9_-".repeat(8)}xy1`
+    const hash = hash_session_token("secret")
+    const driver = Object.assign(new Error(`invalid input syntax for type uuid: "${token}" near ${hash}`), {
+      code: "22P02",
+      detail: `Key (id)=(${hash})`,
+    })
+    const error = DbError.from("op", new DrizzleQueryError("select", [hash], driver))
+    const cause = error.cause as Error & { code?: string }
+    assert.strictEqual(cause.message, 'invalid input syntax for type uuid: "…" near …')
+    assert.strictEqual(cause.code, "22P02")
+    const kept = DbError.from(
+      "op",
+      Object.assign(new Error('duplicate key value violates unique constraint "auth_session_pkey"'), {
+        code: "23505",
+      }),
+    )
+    assert.strictEqual(
+      (kept.cause as Error).message,
+      'duplicate key value violates unique constraint "auth_session_pkey"',
+    )
+    assert.notInclude(JSON.stringify(error), hash.slice(0, 16))
+    assert.notInclude(JSON.stringify(error), token.slice(0, 16))
   })
 })

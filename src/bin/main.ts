@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npx effect-session-repo <command>` / `npm run cli -- <command>`
-import { Effect } from "effect"
+import { createRequire } from "node:module"
+import { Cause, Effect } from "effect"
 import { Command } from "effect/cli"
-import { CliServices, cli } from "./cli.js"
+import { cli_services, commands, failure_line } from "./cli.js"
 
 // an optional peer dependency: library users who never run the CLI need not install it
 const platform = await import("@effect/platform-node").catch(() => undefined)
@@ -13,10 +14,27 @@ if (platform === undefined) {
   process.exit(1)
 }
 
-cli.pipe(
+// the package's own manifest, two folders up from src/bin and dist/bin alike
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
+const verbose = process.argv.includes("--verbose")
+
+commands.pipe(
   // provided to the command that runs, so `--help` opens no database
-  Command.provide(CliServices),
-  Command.run({ version: "0.2.0" }),
+  Command.provide((root) => cli_services(root)),
+  Command.run({ version }),
+  // one line per failure, and the whole cause with --verbose
+  Effect.catchCause((cause) =>
+    Effect.sync(() => {
+      for (const reason of cause.reasons) {
+        if (Cause.isInterruptReason(reason)) continue
+        const error = Cause.isFailReason(reason) ? reason.error : reason.defect
+        // a usage mistake: the CLI has printed the help and the mistake already
+        if ((error as { _tag?: unknown })._tag !== "ShowHelp") console.error(failure_line(error))
+      }
+      if (verbose) console.error(Cause.pretty(cause))
+      process.exitCode = 1
+    }),
+  ),
   Effect.provide(platform.NodeServices.layer),
   platform.NodeRuntime.runMain,
 )

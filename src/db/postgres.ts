@@ -109,15 +109,34 @@ const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
     )
   })
 
+/**
+ * The URL, if it is a PostgreSQL one; else `invalid_url`, before any
+ * connection is tried. Only its scheme is named: the rest may hold a password.
+ */
+const postgres_url = (url: string): Effect.Effect<string, DbError> => {
+  if (/^postgres(ql)?:\/\//i.test(url)) return Effect.succeed(url)
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
+  return Effect.fail(
+    new DbError({
+      operation: "postgres.open",
+      reason: "invalid_url",
+      message:
+        "postgres.open failed: invalid_url: the database URL must start with postgres:// or postgresql:// " +
+        `(${scheme === undefined ? "it has no scheme" : `it starts with ${scheme}:`})`,
+    }),
+  )
+}
+
 /** `Database` and `Db` on a node-postgres pool of their own; the pool is closed with the layer. */
 export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
+      const url = yield* postgres_url(Redacted.value(options.url))
       const pool = yield* Effect.acquireRelease(
         Effect.try({
           try: () =>
             new pg.Pool({
-              connectionString: with_libpq_sslmode(Redacted.value(options.url)),
+              connectionString: with_libpq_sslmode(url),
               max: options.pool_size ?? 10,
               connectionTimeoutMillis: (options.connect_timeout_seconds ?? 10) * 1000,
               // an idle connection to a server that vanished without a reset (a

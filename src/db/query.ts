@@ -10,5 +10,8 @@ import { Db, type Drizzle } from "./handle.js"
 export const db_query = <A>(
   operation: string,
   run: (db: Drizzle) => Promise<A>,
+  options?: Parameters<typeof DbError.from>[2],
 ): Effect.Effect<A, DbError, Db> =>
-  Db.use((db) => Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error) }))
+  Db.use((db) =>
+    Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error, options) }),
+  )

@@ -1,5 +1,5 @@
 import { Effect, Option, Schedule } from "effect"
-import { DbError } from "./errors.js"
+import { DbError, is_connection_failure } from "./errors.js"
 import { Tx } from "./handle.js"
 
 /**
@@ -19,7 +19,7 @@ const read_retry_schedule = Schedule.min([
 ]).pipe(Schedule.jittered, Schedule.upTo({ duration: READ_RETRY_WINDOW_MS }))
 
 const is_lost_connection = (error: unknown): boolean =>
-  error instanceof DbError && error.reason === "connection"
+  error instanceof DbError && is_connection_failure(error.reason)
 
 /**
  * `read` retried when its connection was lost or could not be made. Only for

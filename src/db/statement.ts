@@ -1,5 +1,5 @@
 import type { Effect } from "effect"
-import type { DbError } from "./errors.js"
+import type { DbError, MigrationsOwner } from "./errors.js"
 import type { Db, Drizzle } from "./handle.js"
 import { db_query } from "./query.js"
 
@@ -47,8 +47,13 @@ export interface Statement<Params, Result> {
   readonly prepared: (db: Drizzle) => Prepared<Result>
 }
 
+/** Whose migrations create the tables the statements run on: named in a missing table's error. */
+export interface StatementContext {
+  readonly migrations: MigrationsOwner
+}
+
 /** A statement waiting for its name (see `named`). */
-export type Unnamed<Params, Result> = (label: string) => Statement<Params, Result>
+export type Unnamed<Params, Result> = (label: string, context: StatementContext) => Statement<Params, Result>
 
 /**
  * A query built once per handle as a named prepared statement with
@@ -63,7 +68,7 @@ export const statement =
     // Result is the caller's word for the rows: where they get the registered account id type
     build: (db: Drizzle) => Preparable<unknown>,
   ): Unnamed<Params, Result> =>
-  (label) => {
+  (label, context) => {
     // Keyed by handle: the pool's and each connection's entry live as long as
     // they do; a PGlite transaction's is collected with it.
     const cache = new WeakMap<Drizzle, Prepared<Result>>()
@@ -88,14 +93,15 @@ export const statement =
       }
       return found
     }
-    const run = (params: Params) => db_query(label, (db) => prepared(db).execute(params))
+    const run = (params: Params) => db_query(label, (db) => prepared(db).execute(params), context)
     return Object.assign(run, { label, build, prepared })
   }
 
 /** Statements named by their keys: the name a statement is known by is the name its errors and logs carry. */
 export const named = <Statements extends Record<string, Unnamed<never, unknown>>>(
   statements: Statements,
+  context: StatementContext,
 ): { readonly [Label in keyof Statements]: ReturnType<Statements[Label]> } =>
-  Object.fromEntries(Object.entries(statements).map(([label, unnamed]) => [label, unnamed(label)])) as {
-    readonly [Label in keyof Statements]: ReturnType<Statements[Label]>
-  }
+  Object.fromEntries(
+    Object.entries(statements).map(([label, unnamed]) => [label, unnamed(label, context)]),
+  ) as { readonly [Label in keyof Statements]: ReturnType<Statements[Label]> }

@@ -1,6 +1,12 @@
 import { and, desc, eq, gt, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
 import { named, statement } from "../db/statement.js"
-import type { AnyAccountId, AuthSession, SessionTableDefinition } from "../schema/session-table.js"
+import {
+  type AnyAccountId,
+  type AuthSession,
+  type SessionTableDefinition,
+  session_table_definition,
+} from "../schema/session-table.js"
+import { auth_session as standalone_sessions } from "../schema/standalone.js"
 
 // Every session query as a named prepared statement, built from the session
 // table's definition (the app's own account table, or the standalone one).
@@ -298,22 +304,27 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .for("no key update"),
   )
 
-  return named({
-    create_session,
-    session_get,
-    session_touch,
-    session_reauthenticate,
-    session_rotate,
-    session_enforce_limit,
-    session_list_for_account,
-    session_list_all_active,
-    session_revoke_by_hash,
-    session_revoke_for_account,
-    session_revoke_all_for_account,
-    session_revoke_others_for_account,
-    session_cleanup_expired,
-    session_enforce_limit_lock,
-  })
+  // a missing table's error says whose migrations create it
+  const migrations = definition === session_table_definition(standalone_sessions) ? "standalone" : "app"
+  return named(
+    {
+      create_session,
+      session_get,
+      session_touch,
+      session_reauthenticate,
+      session_rotate,
+      session_enforce_limit,
+      session_list_for_account,
+      session_list_all_active,
+      session_revoke_by_hash,
+      session_revoke_for_account,
+      session_revoke_all_for_account,
+      session_revoke_others_for_account,
+      session_cleanup_expired,
+      session_enforce_limit_lock,
+    },
+    { migrations },
+  )
 }
 
 export type SessionStatements = ReturnType<typeof make_session_statements>

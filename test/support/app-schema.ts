@@ -1,58 +1,24 @@
 import { generateDrizzleJson, generateMigration } from "drizzle-kit/api"
 import { sql } from "drizzle-orm"
-import { bigserial, pgTable, serial, text, uuid, varchar } from "drizzle-orm/pg-core"
 import { Effect } from "effect"
-import { Db, type SessionTable, session_table } from "../../src/index.ts"
+import { Db, type SessionTable } from "../../src/index.ts"
+import {
+  bigint_user_session,
+  bigint_users,
+  text_user_session,
+  text_users,
+  user_session,
+  users,
+  uuid_user_session,
+  uuid_users,
+  varchar_user_session,
+  varchar_users,
+} from "./app-tables.ts"
 
-// An application's own schema, as an adopting team writes it: a users table
-// of its own (one per key type here) and the session table defined against
-// it, created by drizzle-kit from these definitions, never by the library.
+export * from "./app-tables.ts"
 
-export const users = pgTable("users", {
-  id: serial("id").primaryKey(),
-  email: text("email").notNull().unique(),
-})
-export const user_session = session_table({ account_id: users.id, label: users.email, name: "user_session" })
-
-export const uuid_users = pgTable("uuid_users", {
-  id: uuid("id").primaryKey().defaultRandom(),
-  email: text("email").notNull(),
-})
-export const uuid_user_session = session_table({
-  account_id: uuid_users.id,
-  label: uuid_users.email,
-  name: "uuid_user_session",
-})
-
-export const text_users = pgTable("text_users", {
-  id: text("id").primaryKey(),
-  email: text("email").notNull(),
-})
-export const text_user_session = session_table({
-  account_id: text_users.id,
-  label: text_users.email,
-  name: "text_user_session",
-})
-
-export const varchar_users = pgTable("varchar_users", {
-  id: varchar("id", { length: 16 }).primaryKey(),
-  email: text("email").notNull(),
-})
-export const varchar_user_session = session_table({
-  account_id: varchar_users.id,
-  label: varchar_users.email,
-  name: "varchar_user_session",
-})
-
-export const bigint_users = pgTable("bigint_users", {
-  id: bigserial("id", { mode: "bigint" }).primaryKey(),
-  email: text("email").notNull(),
-})
-export const bigint_user_session = session_table({
-  account_id: bigint_users.id,
-  label: bigint_users.email,
-  name: "bigint_user_session",
-})
+// The app's tables (./app-tables.ts) created by drizzle-kit from their
+// definitions, never by the library, and how the tests add accounts to them.
 
 const app_schema = {
   users,

@@ -9,7 +9,8 @@ import {
   account,
   auth_session,
   Database,
-  Db,
+  type Db,
+  db_query,
   generate_session_token,
   hash_session_token,
   query_create_session,
@@ -17,9 +18,9 @@ import {
 } from "../../src/index.ts"
 import { sent_statements } from "./backends.ts"
 
-/** Runs a Drizzle promise on the pool; test-only, so failures are defects. */
+/** Runs a Drizzle query on `Db` (the library's `db_query`); test-only, so failures are defects. */
 export const on_db = <A>(f: (db: Db["Service"]) => Promise<A>): Effect.Effect<A, never, Db> =>
-  Db.use((db) => Effect.promise(() => f(db)))
+  Effect.orDie(db_query("test", f))
 
 export const create_account = (username = `user-${randomUUID()}`): Effect.Effect<Account, never, Db> =>
   on_db((db) => db.insert(account).values({ username }).returning()).pipe(
