@@ -84,8 +84,10 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
        * re-authentication. Its default only serves rows that existed before the
        * column did (new rows always set it): the epoch, so such a session is never
        * fresh for `require_fresh_session` until the user proves a credential.
+       * (Defaults are written as PostgreSQL prints them back, so drizzle-kit
+       * push finds nothing to change on an unchanged schema.)
        */
-      authenticated_at: timestamptz("authenticated_at").notNull().default(sql`'1970-01-01T00:00:00Z'`),
+      authenticated_at: timestamptz("authenticated_at").notNull().default(sql`'1970-01-01 00:00:00+00'`),
       /**
        * The end no extension passes: `authenticated_at` plus the policy's absolute
        * lifetime. Its default, for rows that existed before the column did: the
@@ -93,7 +95,7 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
        */
       absolute_expires_at: timestamptz("absolute_expires_at")
         .notNull()
-        .default(sql`(now() + interval '90 days')`),
+        .default(sql`(now() + '90 days'::interval)`),
       /** The client's address at creation, as the policy stores it (full, truncated or not at all). */
       client_ip: text("client_ip"),
       /** The client's User-Agent at creation, at most 512 characters. */

@@ -1,0 +1,2 @@
+ALTER TABLE "auth_session" ALTER COLUMN "authenticated_at" SET DEFAULT '1970-01-01 00:00:00+00';--> statement-breakpoint
+ALTER TABLE "auth_session" ALTER COLUMN "absolute_expires_at" SET DEFAULT (now() + '90 days'::interval);
