@@ -18,11 +18,15 @@ const free_port = () =>
     })
   })
 
-/** One request with a deadline: the status, "refused" (nobody listening yet), or "hung". */
+/**
+ * One request with a deadline: the status, "refused" (nobody listening yet),
+ * "hung", or "no headers" (an answer without the app's security headers).
+ */
 const probe = (port: number, timeout_ms: number) =>
   new Promise<number | "refused" | "hung" | string>((resolve) => {
     const req = request({ host: "127.0.0.1", port, path: "/api/me", timeout: timeout_ms }, (response) => {
       response.resume()
+      if (response.headers["content-security-policy"] === undefined) resolve("no headers")
       resolve(response.statusCode ?? "no status")
     })
     req.on("timeout", () => {

@@ -1,5 +1,5 @@
 import { Effect, Schema } from "effect"
-import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type {
   AccountNotFound,
   DbError,
@@ -16,6 +16,19 @@ export class HttpError extends Schema.TaggedError<HttpError>()("HttpError", {
 
 const json_error = (status: number, message: string) =>
   HttpServerResponse.jsonUnsafe({ error: message }, { status })
+
+const is_route_not_found = (error: unknown) =>
+  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
+
+/**
+ * A path no route serves answers a JSON 404 like the app's other refusals,
+ * rather than the router's empty one: paths the router cannot even decode
+ * (`/%ZZ`) included, which no catch-all route would see.
+ */
+export const unknown_paths_as_json = HttpRouter.middleware(
+  (app) => app.pipe(Effect.catchIf(is_route_not_found, () => Effect.succeed(json_error(404, "not found")))),
+  { global: true },
+)
 
 /**
  * Every expected failure becomes a JSON answer: 4xx for the client's

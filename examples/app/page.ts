@@ -176,7 +176,7 @@ $("password-form").addEventListener("submit", async (event) => {
 render()
 `
 
-/** The page and its two assets, and a JSON 404 for any other path (so it gets the security headers too). */
+/** The page and its two assets. */
 export const PageRoutes = Layer.mergeAll(
   HttpRouter.add("GET", "/", HttpServerResponse.html(PAGE)),
   HttpRouter.add(
@@ -189,6 +189,4 @@ export const PageRoutes = Layer.mergeAll(
     "/app.js",
     HttpServerResponse.text(SCRIPT, { contentType: "text/javascript; charset=utf-8" }),
   ),
-  // last, so every route above takes precedence
-  HttpRouter.add("*", "/*", HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 })),
 )

@@ -5,12 +5,13 @@ import { type Database, type Db, migrate, SessionRepo } from "effect-session-rep
 import { SessionCookie, session_cookie } from "effect-session-repo/http"
 import { warn_about_unregistered_admins } from "./admins.ts"
 import { TrustedProxyHops } from "./client-address.ts"
+import { unknown_paths_as_json } from "./http-error.ts"
 import { create_guarded_server } from "./node-server.ts"
 import { PageRoutes } from "./page.ts"
 import { RequestLog } from "./request-log.ts"
 import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
 import { AppOrigins, local_origins, normalised_origin } from "./same-origin.ts"
-import { security_headers } from "./security-headers.ts"
+import { security_header_values, security_headers } from "./security-headers.ts"
 
 export interface AppOptions {
   /** 0 picks a free port. */
@@ -65,6 +66,7 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     Routes,
     PageRoutes,
     security_headers({ hsts: cookie_secure }),
+    unknown_paths_as_json,
     options.log_requests === true ? RequestLog : Layer.empty,
   )
   const served = HttpRouter.serve(app, { disableLogger: true }).pipe(
@@ -77,7 +79,10 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     Layer.provide(Layer.succeed(SessionCookie, session_cookie({ secure: cookie_secure }))),
     Layer.provide(app_origins(options.app_origin)),
     Layer.provideMerge(
-      NodeHttpServer.layer(create_guarded_server, { port: options.port, host: options.host ?? "127.0.0.1" }),
+      NodeHttpServer.layer(() => create_guarded_server(security_header_values({ hsts: cookie_secure })), {
+        port: options.port,
+        host: options.host ?? "127.0.0.1",
+      }),
     ),
   )
   // built first: the server listens only when the database side is ready
