@@ -120,6 +120,11 @@ describe("the example app as a process (npm start)", () => {
     assert.strictEqual(revoke.status, 200)
     await fetch(`${base}/api/sessions/${token}`, { method: "DELETE" })
     await fetch(`${base}/api/me?token=${token}`)
+    // the token anywhere in a path, or in a header
+    for (const path of [`/x;${token}`, `/${token},x`, `/x:${token}`, `/a=${token}`]) await fetch(base + path)
+    await fetch(`${base}/api/me`, {
+      headers: { "user-agent": token, referer: `${base}/${token}`, "x-forwarded-for": token, cookie },
+    })
     await wait_for(() => output.includes(`${session.id.slice(0, 8)}…`), "the request log line")
     assert.notInclude(output, session.id)
     assert.notInclude(output, token)

@@ -90,6 +90,23 @@ describe("the request log's path", () => {
     assert.strictEqual(loggable_path("/api/me?token=secret"), "/api/me?…")
     assert.strictEqual(loggable_path("/api/sessions/revoke-others"), "/api/sessions/revoke-others")
   })
+
+  it("anything token-shaped is redacted wherever it stands, not only as a whole segment", () => {
+    const token = "Ab1_-".repeat(8).concat("xyz")
+    const id = "cd".repeat(32)
+    const cases: Array<[string, string]> = [
+      [`/x;${token}`, "/x;[redacted]"],
+      [`/${token},x`, "/[redacted],x"],
+      [`/x:${token}`, "/x:[redacted]"],
+      [`/a=${token}`, "/a=[redacted]"],
+      [`/api/sessions/x${token}`, "/api/sessions/[redacted]"],
+      // percent-escaped, character by character
+      [`/${[...token].map((c) => `%${c.charCodeAt(0).toString(16)}`).join("")}`, "/[redacted]"],
+      [`/v.${id}.json`, "/v.cdcdcdcd….json"],
+      [`/${id}${id}`, "/[redacted]"],
+    ]
+    for (const [path, logged] of cases) assert.strictEqual(loggable_path(path), logged, path)
+  })
 })
 
 for (const backend of backends) {
