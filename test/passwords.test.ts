@@ -37,6 +37,21 @@ const old_scrypt_hash = (password: string) => {
   return `scrypt$${salt.toString("base64url")}$${key.toString("base64url")}`
 }
 
+/** A JSON POST whose body is `parts` as they are: text as UTF-8, bytes as bytes. */
+const post_raw = (path: string, parts: ReadonlyArray<string | Uint8Array>, cookie?: string) =>
+  Effect.gen(function* () {
+    const base = yield* base_url
+    const body = Buffer.concat(parts.map((part) => (typeof part === "string" ? Buffer.from(part) : part)))
+    return yield* Effect.promise(async () => {
+      const response = await fetch(base + path, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(cookie === undefined ? {} : { cookie }) },
+        body,
+      })
+      return { status: response.status, body: (await response.json()) as { error?: string } }
+    })
+  })
+
 const signup = (username: string, password: string) =>
   Effect.gen(function* () {
     const reply = yield* make_client(yield* base_url).call("POST", "/api/signup", { username, password })
@@ -104,6 +119,60 @@ for (const backend of backends) {
           assert.strictEqual(yield* login("elise", composed), 200)
           assert.strictEqual(yield* login("elise", decomposed), 200)
         }),
+      )
+
+      it.effect(
+        "a password that is not well-formed UTF-8 is refused with 400, never turned into U+FFFD",
+        () =>
+          Effect.gen(function* () {
+            const invalid_bytes = Uint8Array.of(0xff, 0xc3)
+            // a JSON escape for half a surrogate pair, and the replacement character it used to become
+            const lone = String.raw`ab\ud800cdefghijklmnop`
+            const replaced = "ab\ufffdcdefghijklmnop"
+            const refused = (path: string, parts: ReadonlyArray<string | Uint8Array>, cookie?: string) =>
+              Effect.gen(function* () {
+                const reply = yield* post_raw(path, parts, cookie)
+                assert.strictEqual(reply.status, 400, `${path} ${parts.join("")}`)
+                assert.match(reply.body.error ?? "", /UTF-8|Unicode/)
+              })
+            yield* refused("/api/signup", [`{"username":"fanny","password":"${lone}"}`])
+            yield* refused("/api/signup", [
+              '{"username":"fanny","password":"ab',
+              invalid_bytes,
+              'cdefghijklmnop"}',
+            ])
+            // nothing was created under either form
+            assert.strictEqual(yield* login("fanny", replaced), 401)
+
+            yield* signup("gabriel", "a sound passphrase for gabriel")
+            const client = make_client(yield* base_url)
+            const signed_in = yield* client.call("POST", "/api/login", {
+              username: "gabriel",
+              password: "a sound passphrase for gabriel",
+            })
+            assert.strictEqual(signed_in.status, 200)
+            const cookie = client.cookie
+            yield* refused("/api/login", [`{"username":"gabriel","password":"${lone}"}`])
+            yield* refused("/api/login", ['{"username":"gabriel","password":"ab', invalid_bytes, 'c"}'])
+            yield* refused(
+              "/api/password",
+              [`{"current_password":"a sound passphrase for gabriel","new_password":"${lone}"}`],
+              cookie,
+            )
+            yield* refused(
+              "/api/password",
+              [
+                '{"current_password":"a sound passphrase for gabriel","new_password":"ab',
+                invalid_bytes,
+                'cdefghijklmnop"}',
+              ],
+              cookie,
+            )
+            yield* refused("/api/reauthenticate", [`{"password":"${lone}"}`], cookie)
+            // the password is the one it was
+            assert.strictEqual(yield* login("gabriel", "a sound passphrase for gabriel"), 200)
+            assert.strictEqual(yield* login("gabriel", replaced), 401)
+          }),
       )
     },
   )
