@@ -495,8 +495,19 @@ for (const backend of backends) {
           assert.strictEqual(wrong.status, 403)
           assert.strictEqual((yield* here.call("POST", "/api/sessions/revoke-others")).status, 403)
 
+          const before = here.cookie
           const proven = yield* here.call("POST", "/api/reauthenticate", credentials)
           assert.strictEqual(proven.status, 200)
+          // a new token, as at a password change: one stolen before the proof is dead, not fresh
+          assert.match(proven.set_cookie ?? "", /^__Host-session=[A-Za-z0-9_-]{43};/)
+          assert.notStrictEqual(here.cookie, before)
+          const stolen = make_client(base)
+          stolen.cookie = before
+          assert.strictEqual((yield* stolen.call("GET", "/api/me")).status, 401)
+          assert.strictEqual((yield* stolen.call("POST", "/api/sessions/revoke-others")).status, 401)
+          assert.isUndefined(yield* session_row(session_id))
+          const renewed = (proven.body.session as SessionView).id
+          assert.isAbove((yield* session_row(renewed))?.authenticated_at.getTime() ?? 0, Date.now() - 60_000)
           // the expiry restarted with the proof: the cookie is sent again
           const max_age = Number(/Max-Age=(\d+)/.exec(proven.set_cookie ?? "")?.[1])
           assert.approximately(max_age, AUTH_SESSION_LIFETIME_MS / 1000, 5)

@@ -214,16 +214,34 @@ const revoke_one = with_session(
   }),
 )
 
+/**
+ * The password was just proven on the session of `token`: it becomes fresh
+ * and moves to a new token, in the caller's transaction. A token stolen
+ * before the proof must not gain the powers of a fresh session. Fails with
+ * SessionRejected (401) when the session is gone.
+ */
+const prove_session = (token: Redacted.Redacted<string>) =>
+  Effect.gen(function* () {
+    const repo = yield* SessionRepo
+    yield* repo.reauthenticate(token)
+    return yield* repo.rotate(token)
+  })
+
+/** Sets the cookie of a session that moved to a new token. */
+const set_rotated_cookie = (rotated: { token: Redacted.Redacted<string>; session: AuthSession }) =>
+  set_session_cookie(Redacted.value(rotated.token), rotated.session.expires_at)
+
 /** The user proves the password again, so the session counts as fresh for sensitive operations. */
 const reauthenticate = with_session(
   Effect.gen(function* () {
     const { session, token } = yield* CurrentSession
     const { password } = yield* read_body(Reauthentication, "{ password }")
     yield* verified_password_hash(account_id_of(session), password, "wrong password")
-    const renewed = yield* (yield* SessionRepo).reauthenticate(token)
-    const response = HttpServerResponse.jsonUnsafe({ session: session_view(renewed.session, session.id) })
-    // its expiry restarted with the re-authentication: the cookie follows
-    return yield* set_session_cookie(Redacted.value(token), renewed.session.expires_at)(response)
+    const rotated = yield* (yield* Database).transaction(prove_session(token))
+    const response = HttpServerResponse.jsonUnsafe({
+      session: session_view(rotated.session, rotated.session.id),
+    })
+    return yield* set_rotated_cookie(rotated)(response)
   }),
 ).pipe(answer_too_many_attempts)
 
@@ -265,10 +283,8 @@ const change_password = with_session(
             message: "the password was changed meanwhile; try again",
           })
         }
-        // fails with SessionRejected (401) when the session is gone
-        yield* repo.reauthenticate(token)
         // a new token for this session: one stolen before the change dies with the old password
-        const rotated = yield* repo.rotate(token)
+        const rotated = yield* prove_session(token)
         yield* query("change_password", (db) =>
           db
             .update(credential)
@@ -279,8 +295,7 @@ const change_password = with_session(
         return { revoked, rotated }
       }),
     )
-    const response = HttpServerResponse.jsonUnsafe({ revoked })
-    return yield* set_session_cookie(Redacted.value(rotated.token), rotated.session.expires_at)(response)
+    return yield* set_rotated_cookie(rotated)(HttpServerResponse.jsonUnsafe({ revoked }))
   }),
 ).pipe(answer_too_many_attempts)
 
