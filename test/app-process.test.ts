@@ -1,22 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { request } from "node:http"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { free_port } from "./support/free-port.ts"
 
 // `npm start` as people run it: the example app in a process of its own, on
 // embedded PGlite, its log read from stdout.
-
-const free_port = () =>
-  new Promise<number>((resolve) => {
-    const probe = createServer()
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
 
 /**
  * One request with a deadline: the status, "refused" (nobody listening yet),

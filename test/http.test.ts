@@ -429,8 +429,8 @@ for (const backend of backends) {
           }),
       )
 
-      it.layer(another_instance({ trusted_proxy_hops: 1 }))(
-        "behind one trusted proxy (TRUSTED_PROXY_HOPS=1)",
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }))(
+        "behind a trusted proxy (TRUSTED_PROXIES=127.0.0.1, the test's own address)",
         (it) => {
           it.effect(
             "a session records the address the proxy appended; without a valid one, the socket's",

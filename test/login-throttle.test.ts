@@ -97,7 +97,7 @@ for (const backend of backends) {
   layer(example_app(backend.name), { excludeTestServices: true })(
     `password guessing is throttled on ${backend.name}`,
     (it) => {
-      it.layer(another_instance({ trusted_proxy_hops: 1 }).pipe(Layer.provide(stopped_clock)))(
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }).pipe(Layer.provide(stopped_clock)))(
         "bursts all at once, the app's clock stopped",
         (it) => {
           it.effect(
@@ -164,7 +164,7 @@ for (const backend of backends) {
         },
       )
 
-      it.layer(another_instance({ trusted_proxy_hops: 1 }))(
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }))(
         "clients told apart by the address the trusted proxy reports",
         (it) => {
           it.effect("the same client gets in once Retry-After has passed, and its count starts over", () =>

@@ -4,7 +4,7 @@ import { HttpIncomingMessage, HttpRouter, HttpServer } from "effect/http"
 import { type Database, type Db, migrate, SessionRepo } from "effect-session-repo"
 import { SessionCookie, session_cookie } from "effect-session-repo/http"
 import { warn_about_unregistered_admins } from "./admins.ts"
-import { TrustedProxyHops } from "./client-address.ts"
+import { parse_trusted_proxies, TrustedProxies } from "./client-address.ts"
 import { unknown_paths_as_json } from "./http-error.ts"
 import { create_guarded_server } from "./node-server.ts"
 import { PageRoutes } from "./page.ts"
@@ -27,8 +27,11 @@ export interface AppOptions {
   /** Where browsers reach the app, e.g. https://app.example.com; its local URLs by default. */
   readonly app_origin?: string
   readonly admin_usernames: ReadonlySet<string>
-  /** Reverse proxies in front of the app whose X-Forwarded-For is believed; 0 (the default) for none. */
-  readonly trusted_proxy_hops?: number
+  /**
+   * The reverse proxies in front of the app, by address or CIDR range: their
+   * X-Forwarded-For is believed, no one else's. None by default.
+   */
+  readonly trusted_proxies?: ReadonlyArray<string>
   readonly log_requests?: boolean
 }
 
@@ -46,6 +49,16 @@ const app_origins = (app_origin: string | undefined) =>
       const address = (yield* HttpServer.HttpServer).address
       return local_origins("port" in address ? address.port : 0)
     }),
+  )
+
+/** `TRUSTED_PROXIES` parsed; a wrong entry stops the app at start, saying which. */
+const trusted_proxies = (entries: ReadonlyArray<string>) =>
+  Layer.effect(
+    TrustedProxies,
+    Effect.try({
+      try: () => parse_trusted_proxies(entries),
+      catch: (error) => new Error(`TRUSTED_PROXIES: ${(error as Error).message}`),
+    }).pipe(Effect.orDie),
   )
 
 /**
@@ -75,7 +88,7 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     Layer.provide(
       Layer.succeed(AdminUsernames, new Set([...options.admin_usernames].map((name) => name.toLowerCase()))),
     ),
-    Layer.provide(Layer.succeed(TrustedProxyHops, options.trusted_proxy_hops ?? 0)),
+    Layer.provide(trusted_proxies(options.trusted_proxies ?? [])),
     Layer.provide(Layer.succeed(SessionCookie, session_cookie({ secure: cookie_secure }))),
     Layer.provide(app_origins(options.app_origin)),
     Layer.provideMerge(
