@@ -99,7 +99,7 @@ describe("the example app as a process (npm start)", () => {
     const signup = await fetch(`${base}/api/signup`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "logger", password: "log password" }),
+      body: JSON.stringify({ username: "logger", password: "a password to sign in with" }),
     })
     const cookie = (signup.headers.get("set-cookie") ?? "").split(";")[0] ?? ""
     const token = cookie.split("=")[1] ?? ""

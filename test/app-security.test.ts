@@ -194,8 +194,11 @@ for (const backend of backends) {
           const base = yield* base_url
           const victim = make_client(base)
           const attacker = make_client(base)
-          yield* victim.call("POST", "/api/signup", { username: "tossed", password: "tossed password" })
-          yield* attacker.call("POST", "/api/signup", { username: "tosser", password: "tosser password" })
+          yield* victim.call("POST", "/api/signup", { username: "tossed", password: "planted cookie victim" })
+          yield* attacker.call("POST", "/api/signup", {
+            username: "tosser",
+            password: "planted cookie thrower",
+          })
           const [victim_old, planted] = [victim.cookie ?? "", attacker.cookie ?? ""]
           const both = make_client(base)
           both.cookie = `${planted}; ${victim_old}`
@@ -203,7 +206,7 @@ for (const backend of backends) {
           assert.strictEqual((yield* both.call("GET", "/api/me")).status, 401)
           const login = yield* both.call("POST", "/api/login", {
             username: "tossed",
-            password: "tossed password",
+            password: "planted cookie victim",
           })
           assert.strictEqual(login.status, 200)
           for (const old of [victim_old, planted]) {
@@ -218,7 +221,7 @@ for (const backend of backends) {
       it.effect("ADMIN_USERNAMES match regardless of case, as usernames are unique regardless of case", () =>
         Effect.gen(function* () {
           const client = make_client(yield* base_url)
-          yield* client.call("POST", "/api/signup", { username: "ADMIN", password: "admin password" })
+          yield* client.call("POST", "/api/signup", { username: "ADMIN", password: "keys to every session" })
           assert.deepInclude((yield* client.call("GET", "/api/me")).body.account as object, { admin: true })
           assert.strictEqual((yield* client.call("GET", "/api/admin/sessions")).status, 200)
         }),
@@ -240,7 +243,7 @@ for (const backend of backends) {
           it.effect("only APP_ORIGIN passes; the cookie is a plain `session` without Secure", () =>
             Effect.gen(function* () {
               const base = yield* base_url
-              const body = JSON.stringify({ username: "proxied", password: "proxied password" })
+              const body = JSON.stringify({ username: "proxied", password: "behind app.example.com" })
               const local = yield* send(
                 base,
                 "/api/signup",
@@ -270,7 +273,10 @@ if (postgres !== undefined) {
       it.effect("logout clears the cookie and answers 503, saying the session lives on", () =>
         Effect.gen(function* () {
           const client = make_client(yield* base_url)
-          yield* client.call("POST", "/api/signup", { username: "offline", password: "offline password" })
+          yield* client.call("POST", "/api/signup", {
+            username: "offline",
+            password: "the database went away",
+          })
           const cookie = client.cookie
           const [row] = yield* on_db((db) => db.execute(sql`SELECT current_database() AS name`)).pipe(
             Effect.map((result) => (result as unknown as { rows: Array<{ name: string }> }).rows),

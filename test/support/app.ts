@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
+import { credential, hash_password } from "../../examples/app/credentials.ts"
 import { type AppOptions, app_layer } from "../../examples/app/server.ts"
 import { auth_session, type Database, type Db, layer_postgres } from "../../src/index.ts"
 import { layer_pglite } from "../../src/pglite.ts"
@@ -108,4 +109,10 @@ export const password_proven_ago = (session_id: string, minutes: number) =>
       .update(auth_session)
       .set({ authenticated_at: new Date(Date.now() - minutes * 60_000) })
       .where(eq(auth_session.id, session_id)),
+  )
+
+/** Gives the account `password`, whatever today's rules say of it: a password chosen before them. */
+export const password_set_before_the_rules = (account_id: string, password: string) =>
+  Effect.flatMap(hash_password(password), (password_hash) =>
+    on_db((db) => db.update(credential).set({ password_hash }).where(eq(credential.account_id, account_id))),
   )
