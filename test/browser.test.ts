@@ -78,12 +78,17 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     await page.waitForSelector("#signed-in:not([hidden])")
     assert.strictEqual(await page.textContent("#username"), "browser-user")
 
-    // the cookie is out of the page's reach
-    const [cookie] = await context.cookies()
-    assert.strictEqual(cookie?.name, "__Host-session")
+    // the cookies are out of the page's reach; the device cookie goes with the app's own requests only
+    const cookies = await context.cookies()
+    const cookie = cookies.find((c) => c.name === "__Host-session")
     assert.isTrue(cookie?.secure)
     assert.isTrue(cookie?.httpOnly)
     assert.strictEqual(cookie?.sameSite, "Lax")
+    const device = cookies.find((c) => c.name === "__Host-device")
+    assert.isTrue(device?.secure)
+    assert.isTrue(device?.httpOnly)
+    assert.strictEqual(device?.sameSite, "Strict")
+    assert.strictEqual(cookies.length, 2)
     assert.strictEqual(await page.evaluate("document.cookie"), "")
 
     // two other devices sign in

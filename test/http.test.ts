@@ -91,6 +91,41 @@ for (const backend of backends) {
         }),
       )
 
+      it.effect(
+        "the device cookie: the account, a device id and a signature; HttpOnly, SameSite=Strict",
+        () =>
+          Effect.gen(function* () {
+            const client = make_client(yield* base_url)
+            const signup = yield* client.call("POST", "/api/signup", {
+              username: "cora",
+              password: "a device of her own",
+            })
+            const account_id = (signup.body.account as { id: string }).id
+            const attributes = (signup.set_device_cookie ?? "").split(/;\s*/)
+            const [, value = ""] = (attributes[0] ?? "").split("=")
+            const [account, device, signature] = value.split(".")
+            assert.match(attributes[0] ?? "", /^__Host-device=/)
+            assert.strictEqual(account, account_id)
+            assert.match(device ?? "", /^[A-Za-z0-9_-]{22}$/)
+            assert.match(signature ?? "", /^[A-Za-z0-9_-]{43}$/)
+            for (const attribute of [
+              "HttpOnly",
+              "Secure",
+              "SameSite=Strict",
+              "Path=/",
+              `Max-Age=${180 * 86_400}`,
+            ])
+              assert.include(attributes, attribute)
+            // a new device id at each sign-in, and logging out keeps the device cookie
+            const login = yield* client.call("POST", "/api/login", {
+              username: "cora",
+              password: "a device of her own",
+            })
+            assert.notInclude(login.set_device_cookie ?? "", value)
+            assert.isUndefined((yield* client.call("POST", "/api/logout")).set_device_cookie)
+          }),
+      )
+
       it.effect("the 6th login evicts the oldest session (default limit 5)", () =>
         Effect.gen(function* () {
           const base = yield* base_url

@@ -3,6 +3,7 @@ import * as argon2 from "@node-rs/argon2"
 import { eq } from "drizzle-orm"
 import { Clock, Duration, Effect, Layer } from "effect"
 import { vi } from "vitest"
+import { app_secret, shared_secret } from "../examples/app/app-secret.ts"
 import { password_throttle } from "../examples/app/throttle.ts"
 import { another_instance, base_url, example_app, make_client } from "./support/app.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
@@ -97,6 +98,26 @@ for (const backend of backends) {
   layer(example_app(backend.name), { excludeTestServices: true })(
     `password guessing is throttled on ${backend.name}`,
     (it) => {
+      it.effect("the device cookies' key is made once, in the database, for every process", () =>
+        Effect.gen(function* () {
+          // as two processes starting at once
+          const [first, second] = yield* Effect.all(
+            [shared_secret("device_cookie"), shared_secret("device_cookie")],
+            {
+              concurrency: 2,
+            },
+          )
+          assert.deepStrictEqual(first, second)
+          assert.strictEqual(first.length, 32)
+          const rows = yield* on_db((db) => db.select().from(app_secret))
+          assert.deepStrictEqual(
+            rows.map((row) => row.name),
+            ["device_cookie"],
+          )
+          assert.notDeepEqual(yield* shared_secret("another key"), first)
+        }),
+      )
+
       it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }).pipe(Layer.provide(stopped_clock)))(
         "bursts all at once, the app's clock stopped",
         (it) => {
@@ -292,6 +313,93 @@ for (const backend of backends) {
                 db.select().from(password_throttle).where(eq(password_throttle.address, "198.51.100.99")),
               )
               assert.deepStrictEqual(left, [])
+            }),
+          )
+        },
+      )
+
+      // OWASP's device cookies: a browser that signed in before counts on its own
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }))(
+        "a device that signed in to the account before, by its device cookie",
+        (it) => {
+          it.effect(
+            "60 failures at random names from one address: its user with a device cookie still gets in",
+            () =>
+              Effect.gen(function* () {
+                const hana = yield* signup("hana", "hazelnuts in the hall")
+                const office = "203.0.113.20"
+                const answers = yield* Effect.all(
+                  Array.from({ length: 60 }, (_, i) =>
+                    post(office, "/api/login", { username: `someone${i}`, password: "Password1!" }),
+                  ),
+                  { concurrency: 4 },
+                )
+                assert.strictEqual(count(answers, 401), 50)
+                assert.strictEqual(count(answers, 429), 10)
+                const right = { username: "hana", password: "hazelnuts in the hall" }
+                // without it, refused like every other client at that address
+                assert_throttled(yield* post(office, "/api/login", right))
+                const login = yield* post(office, "/api/login", right, hana.client.device_cookie)
+                assert.strictEqual(login.status, 200)
+              }),
+          )
+
+          it.effect("a device's failures count for it alone: not the address's, not another device's", () =>
+            Effect.gen(function* () {
+              const ivan = yield* signup("ivan", "ivy on the walls")
+              const laptop = ivan.client.device_cookie
+              const phone = make_client(yield* base_url)
+              yield* phone.call("POST", "/api/login", { username: "ivan", password: "ivy on the walls" })
+              assert.notStrictEqual(phone.device_cookie, laptop)
+              const home = "203.0.113.21"
+              const wrong = { username: "ivan", password: "not the right one" }
+              const right = { username: "ivan", password: "ivy on the walls" }
+              for (let i = 0; i < 5; i++)
+                assert.strictEqual((yield* post(home, "/api/login", wrong, laptop)).status, 401)
+              assert_throttled(yield* post(home, "/api/login", wrong, laptop))
+              assert_throttled(yield* post(home, "/api/login", right, laptop))
+              assert.strictEqual((yield* post(home, "/api/login", right, phone.device_cookie)).status, 200)
+              assert.strictEqual((yield* post(home, "/api/login", right)).status, 200)
+              const rows = yield* on_db((db) =>
+                db.select().from(password_throttle).where(eq(password_throttle.account, ivan.id)),
+              )
+              // the laptop's 5, under its device id; nothing for the address
+              assert.deepStrictEqual(
+                rows.map((row) => [row.address.startsWith("device:"), row.failures]),
+                [[true, 5]],
+              )
+            }),
+          )
+
+          it.effect("a device cookie of one account gives no extra attempts at another, forged or not", () =>
+            Effect.gen(function* () {
+              const judy = yield* signup("judy", "jasmine and juniper")
+              const mallet = yield* signup("mallet", "my very own account")
+              const own = mallet.client.device_cookie ?? ""
+              // the account id swapped for the victim's: the signature no longer fits
+              const [name, value = ""] = own.split("=")
+              const forged = `${name}=${[judy.id, ...value.split(".").slice(1)].join(".")}`
+              const wrong = { username: "judy", password: "a guess at judy's" }
+              for (const [address, cookie] of [
+                ["203.0.113.22", own],
+                ["203.0.113.23", forged],
+              ] as const) {
+                const statuses: Array<number> = []
+                for (let i = 0; i < 7; i++)
+                  statuses.push((yield* post(address, "/api/login", wrong, cookie)).status)
+                assert.deepStrictEqual(statuses, [401, 401, 401, 401, 401, 429, 429], address)
+              }
+              // an address whose budget a spray used up: the cookie opens its own account only
+              const sprayed = "203.0.113.24"
+              yield* Effect.all(
+                Array.from({ length: 50 }, (_, i) =>
+                  post(sprayed, "/api/login", { username: `nobody${i}`, password: "Password1!" }),
+                ),
+                { concurrency: 4 },
+              )
+              assert_throttled(yield* post(sprayed, "/api/login", wrong, own))
+              const mine = { username: "mallet", password: "my very own account" }
+              assert.strictEqual((yield* post(sprayed, "/api/login", mine, own)).status, 200)
             }),
           )
         },

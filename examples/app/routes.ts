@@ -1,15 +1,7 @@
 import { eq } from "drizzle-orm"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import {
-  type AuthSession,
-  account,
-  Database,
-  Db,
-  DbError,
-  require_fresh_session,
-  SessionRepo,
-} from "effect-session-repo"
+import { type AuthSession, account, Database, require_fresh_session, SessionRepo } from "effect-session-repo"
 import {
   CurrentSession,
   clear_session_cookie,
@@ -17,6 +9,7 @@ import {
   set_session_cookie,
   with_session,
 } from "effect-session-repo/http"
+import { create_secret_table } from "./app-secret.ts"
 import { client_address } from "./client-address.ts"
 import {
   create_credential_table,
@@ -28,8 +21,10 @@ import {
   upgrade_password_hash,
   verify_password,
 } from "./credentials.ts"
+import { set_device_cookie } from "./device-cookie.ts"
 import { as_json_errors, HttpError, read_body } from "./http-error.ts"
 import { MAX_PASSWORD_CHARACTERS, MIN_PASSWORD_CHARACTERS, password_problem } from "./password-policy.ts"
+import { query } from "./query.ts"
 import { same_origin_only } from "./same-origin.ts"
 import { admin_session_view, session_view } from "./session-view.ts"
 import {
@@ -59,9 +54,6 @@ const CREDENTIALS = `{ username: 3-32 of A-Z a-z 0-9 _ . -, password: ${MIN_PASS
 
 /** How recently the password must have been proven before signing out the other devices. */
 const FRESH_FOR_MS = 10 * 60 * 1000
-
-const query = <A>(operation: string, f: (db: Db["Service"]) => Promise<A>) =>
-  Db.use((db) => Effect.tryPromise({ try: () => f(db), catch: (error) => DbError.from(operation, error) }))
 
 /** The standalone account table keys accounts by uuid, so ids here are strings. */
 const account_id_of = (session: AuthSession): string => String(session.account_id)
@@ -116,7 +108,11 @@ const signed_in = (status: number, account_id: string, username: string, notice:
       { account: { id: account_id, username }, session: session_view(session, session.id), ...notice },
       { status },
     )
-    return yield* set_session_cookie(Redacted.value(token), session.expires_at)(response)
+    // this browser has proven the password: its further attempts count on their own
+    return yield* set_session_cookie(
+      Redacted.value(token),
+      session.expires_at,
+    )(response).pipe(Effect.flatMap(set_device_cookie(account_id)))
   })
 
 const signup = Effect.gen(function* () {
@@ -351,5 +347,6 @@ export const Routes = Layer.mergeAll(
 /** Creates the example's own tables; run after the library's migrations. */
 export const prepare_schema = create_credential_table.pipe(
   Effect.andThen(create_throttle_table),
+  Effect.andThen(create_secret_table),
   Effect.asVoid,
 )

@@ -5,6 +5,7 @@ import { type Database, type Db, migrate, SessionRepo } from "effect-session-rep
 import { SessionCookie, session_cookie } from "effect-session-repo/http"
 import { warn_about_unregistered_admins } from "./admins.ts"
 import { parse_trusted_proxies, TrustedProxies } from "./client-address.ts"
+import { device_cookie_layer } from "./device-cookie.ts"
 import { unknown_paths_as_json } from "./http-error.ts"
 import { create_guarded_server } from "./node-server.ts"
 import { PageRoutes } from "./page.ts"
@@ -89,6 +90,7 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
       Layer.succeed(AdminUsernames, new Set([...options.admin_usernames].map((name) => name.toLowerCase()))),
     ),
     Layer.provide(trusted_proxies(options.trusted_proxies ?? [])),
+    Layer.provide(device_cookie_layer({ secure: cookie_secure })),
     Layer.provide(Layer.succeed(SessionCookie, session_cookie({ secure: cookie_secure }))),
     Layer.provide(app_origins(options.app_origin)),
     Layer.provideMerge(
