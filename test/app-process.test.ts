@@ -17,8 +17,8 @@ const probe = (port: number, timeout_ms: number) =>
   new Promise<number | "refused" | "hung" | string>((resolve) => {
     const req = request({ host: "127.0.0.1", port, path: "/api/me", timeout: timeout_ms }, (response) => {
       response.resume()
-      if (response.headers["content-security-policy"] === undefined) resolve("no headers")
-      resolve(response.statusCode ?? "no status")
+      const headed = response.headers["content-security-policy"] !== undefined
+      resolve(headed ? (response.statusCode ?? "no status") : "no headers")
     })
     req.on("timeout", () => {
       req.destroy()

@@ -71,6 +71,15 @@ const assert_throttled = (answer: Answer) => {
 const count = (answers: ReadonlyArray<Answer>, status: number) =>
   answers.filter((answer) => answer.status === status).length
 
+/** `attempts` logins at names no account has from `address`, four at a time: a password spray. */
+const spray = (address: string, attempts: number) =>
+  Effect.all(
+    Array.from({ length: attempts }, (_, i) =>
+      post(address, "/api/login", { username: `nobody${i}`, password: "Password1!" }),
+    ),
+    { concurrency: 4 },
+  )
+
 /**
  * The app's clock, stopped when the app starts. A burst's requests all meet
  * the count at once, but a slow backend takes over a second to answer them
@@ -259,12 +268,7 @@ for (const backend of backends) {
               Effect.gen(function* () {
                 yield* signup("emil", "eggs for breakfast")
                 const sprayer = "203.0.113.5"
-                const answers = yield* Effect.all(
-                  Array.from({ length: 50 }, (_, i) =>
-                    post(sprayer, "/api/login", { username: `user${i}`, password: "Password1!" }),
-                  ),
-                  { concurrency: 4 },
-                )
+                const answers = yield* spray(sprayer, 50)
                 assert.strictEqual(count(answers, 401), 50)
                 const right = { username: "emil", password: "eggs for breakfast" }
                 assert_throttled(yield* post(sprayer, "/api/login", right))
@@ -328,12 +332,7 @@ for (const backend of backends) {
               Effect.gen(function* () {
                 const hana = yield* signup("hana", "hazelnuts in the hall")
                 const office = "203.0.113.20"
-                const answers = yield* Effect.all(
-                  Array.from({ length: 60 }, (_, i) =>
-                    post(office, "/api/login", { username: `someone${i}`, password: "Password1!" }),
-                  ),
-                  { concurrency: 4 },
-                )
+                const answers = yield* spray(office, 60)
                 assert.strictEqual(count(answers, 401), 50)
                 assert.strictEqual(count(answers, 429), 10)
                 const right = { username: "hana", password: "hazelnuts in the hall" }
@@ -391,12 +390,7 @@ for (const backend of backends) {
               }
               // an address whose budget a spray used up: the cookie opens its own account only
               const sprayed = "203.0.113.24"
-              yield* Effect.all(
-                Array.from({ length: 50 }, (_, i) =>
-                  post(sprayed, "/api/login", { username: `nobody${i}`, password: "Password1!" }),
-                ),
-                { concurrency: 4 },
-              )
+              yield* spray(sprayed, 50)
               assert_throttled(yield* post(sprayed, "/api/login", wrong, own))
               const mine = { username: "mallet", password: "my very own account" }
               assert.strictEqual((yield* post(sprayed, "/api/login", mine, own)).status, 200)

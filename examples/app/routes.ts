@@ -108,11 +108,9 @@ const signed_in = (status: number, account_id: string, username: string, notice:
       { account: { id: account_id, username }, session: session_view(session, session.id), ...notice },
       { status },
     )
+    const signed = yield* set_session_cookie(Redacted.value(token), session.expires_at)(response)
     // this browser has proven the password: its further attempts count on their own
-    return yield* set_session_cookie(
-      Redacted.value(token),
-      session.expires_at,
-    )(response).pipe(Effect.flatMap(set_device_cookie(account_id)))
+    return yield* set_device_cookie(account_id)(signed)
   })
 
 const signup = Effect.gen(function* () {

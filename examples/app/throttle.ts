@@ -35,8 +35,8 @@ const EVERY_ACCOUNT = "*"
  * Attempts, counted before the password is checked: per (account, address)
  * pair, the failed ones since the last success; per address (`account` =
  * "*"), the failed ones at every account, and sign-ups; per (account, trusted
- * device), with `address` = "device:" and the device id, like a pair. `last_failure_at` is
- * the time of the last attempt counted.
+ * device), with `address` = "device:" and the device id, like a pair.
+ * `last_failure_at` is the time of the last attempt counted.
  */
 export const password_throttle = pgTable(
   "example_password_throttle",
