@@ -1,29 +1,24 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { request } from "node:http"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { free_port } from "./support/free-port.ts"
 
 // `npm start` as people run it: the example app in a process of its own, on
 // embedded PGlite, its log read from stdout.
 
-const free_port = () =>
-  new Promise<number>((resolve) => {
-    const probe = createServer()
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => resolve(port))
-    })
-  })
-
-/** One request with a deadline: the status, "refused" (nobody listening yet), or "hung". */
+/**
+ * One request with a deadline: the status, "refused" (nobody listening yet),
+ * "hung", or "no headers" (an answer without the app's security headers).
+ */
 const probe = (port: number, timeout_ms: number) =>
   new Promise<number | "refused" | "hung" | string>((resolve) => {
     const req = request({ host: "127.0.0.1", port, path: "/api/me", timeout: timeout_ms }, (response) => {
       response.resume()
-      resolve(response.statusCode ?? "no status")
+      const headed = response.headers["content-security-policy"] !== undefined
+      resolve(headed ? (response.statusCode ?? "no status") : "no headers")
     })
     req.on("timeout", () => {
       req.destroy()
@@ -104,7 +99,7 @@ describe("the example app as a process (npm start)", () => {
     const signup = await fetch(`${base}/api/signup`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "logger", password: "log password" }),
+      body: JSON.stringify({ username: "logger", password: "a password to sign in with" }),
     })
     const cookie = (signup.headers.get("set-cookie") ?? "").split(";")[0] ?? ""
     const token = cookie.split("=")[1] ?? ""
@@ -116,6 +111,11 @@ describe("the example app as a process (npm start)", () => {
     assert.strictEqual(revoke.status, 200)
     await fetch(`${base}/api/sessions/${token}`, { method: "DELETE" })
     await fetch(`${base}/api/me?token=${token}`)
+    // the token anywhere in a path, or in a header
+    for (const path of [`/x;${token}`, `/${token},x`, `/x:${token}`, `/a=${token}`]) await fetch(base + path)
+    await fetch(`${base}/api/me`, {
+      headers: { "user-agent": token, referer: `${base}/${token}`, "x-forwarded-for": token, cookie },
+    })
     await wait_for(() => output.includes(`${session.id.slice(0, 8)}…`), "the request log line")
     assert.notInclude(output, session.id)
     assert.notInclude(output, token)

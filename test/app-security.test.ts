@@ -1,3 +1,4 @@
+import { connect } from "node:net"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
 import { Effect, Layer } from "effect"
@@ -19,6 +20,35 @@ const send = (base: string, path: string, init: RequestInit = {}) =>
     const text = await response.text()
     return { status: response.status, headers: response.headers, text }
   })
+
+/** The bytes of one request written to the app's socket as they are, and the answer as Node's client parses it. */
+const send_raw = (base: string, request: string) =>
+  Effect.callback<{ status: number; headers: Headers; text: string }>((resume) => {
+    const socket = connect(Number(new URL(base).port), "127.0.0.1")
+    const chunks: Array<Buffer> = []
+    socket.on("data", (chunk) => chunks.push(chunk))
+    // the app may close before reading all of it: what it answered is still read
+    socket.on("error", () => {})
+    socket.on("close", () => {
+      const [head = "", text = ""] = Buffer.concat(chunks).toString("latin1").split("\r\n\r\n", 2)
+      const [status_line = "", ...lines] = head.split("\r\n")
+      const headers = new Headers(lines.map((line) => line.split(/:\s*/, 2) as [string, string]))
+      resume(Effect.succeed({ status: Number(status_line.split(" ")[1]), headers, text }))
+    })
+    socket.end(request)
+  })
+
+/** The headers every answer of the app carries. */
+const assert_security_headers = ({ status, headers }: { status: number; headers: Headers }) => {
+  const policy = headers.get("content-security-policy") ?? ""
+  assert.include(policy, "script-src 'self'", `status ${status}`)
+  assert.include(policy, "frame-ancestors 'none'", `status ${status}`)
+  assert.notInclude(policy, "unsafe-inline")
+  assert.strictEqual(headers.get("x-content-type-options"), "nosniff", `status ${status}`)
+  assert.strictEqual(headers.get("referrer-policy"), "no-referrer", `status ${status}`)
+  assert.strictEqual(headers.get("cache-control"), "no-store", `status ${status}`)
+  assert.match(headers.get("strict-transport-security") ?? "", /max-age=\d+/, `status ${status}`)
+}
 
 const json_post = (body: string, headers: Record<string, string> = {}): RequestInit => ({
   method: "POST",
@@ -60,6 +90,23 @@ describe("the request log's path", () => {
     assert.strictEqual(loggable_path("/api/me?token=secret"), "/api/me?…")
     assert.strictEqual(loggable_path("/api/sessions/revoke-others"), "/api/sessions/revoke-others")
   })
+
+  it("anything token-shaped is redacted wherever it stands, not only as a whole segment", () => {
+    const token = "Ab1_-".repeat(8).concat("xyz")
+    const id = "cd".repeat(32)
+    const cases: Array<[string, string]> = [
+      [`/x;${token}`, "/x;[redacted]"],
+      [`/${token},x`, "/[redacted],x"],
+      [`/x:${token}`, "/x:[redacted]"],
+      [`/a=${token}`, "/a=[redacted]"],
+      [`/api/sessions/x${token}`, "/api/sessions/[redacted]"],
+      // percent-escaped, character by character
+      [`/${[...token].map((c) => `%${c.charCodeAt(0).toString(16)}`).join("")}`, "/[redacted]"],
+      [`/v.${id}.json`, "/v.cdcdcdcd….json"],
+      [`/${id}${id}`, "/[redacted]"],
+    ]
+    for (const [path, logged] of cases) assert.strictEqual(loggable_path(path), logged, path)
+  })
 })
 
 for (const backend of backends) {
@@ -73,21 +120,46 @@ for (const backend of backends) {
           const json = yield* send(base, "/api/me")
           const missing = yield* send(base, "/no-such-route")
           const script = yield* send(base, "/app.js")
-          for (const { status, headers } of [page, json, missing, script]) {
-            const policy = headers.get("content-security-policy") ?? ""
-            assert.include(policy, "script-src 'self'", `status ${status}`)
-            assert.include(policy, "frame-ancestors 'none'")
-            assert.notInclude(policy, "unsafe-inline")
-            assert.strictEqual(headers.get("x-content-type-options"), "nosniff")
-            assert.strictEqual(headers.get("referrer-policy"), "no-referrer")
-            assert.strictEqual(headers.get("cache-control"), "no-store")
-            assert.match(headers.get("strict-transport-security") ?? "", /max-age=\d+/)
-          }
+          for (const reply of [page, json, missing, script]) assert_security_headers(reply)
           assert.strictEqual(json.status, 401)
           // the page carries no inline script or style for the policy to block
           assert.notMatch(page.text, /<script>|<style>|\son[a-z]+=/i)
           assert.include(page.text, '<script src="/app.js"')
           assert.strictEqual(script.headers.get("content-type"), "text/javascript; charset=utf-8")
+        }),
+      )
+
+      it.effect("the router's and Node's own answers carry the headers too, with a JSON error", () =>
+        Effect.gen(function* () {
+          const base = yield* base_url
+          const cases: Array<
+            [string, Effect.Effect<{ status: number; headers: Headers; text: string }>, number]
+          > = [
+            // paths the router cannot decode: no route, not even a catch-all, sees them
+            ["GET /%ZZ", send(base, "/%ZZ"), 404],
+            ["DELETE /api/sessions/%ZZ", send(base, "/api/sessions/%ZZ", { method: "DELETE" }), 404],
+            ["a route asked with another method", send(base, "/api/login"), 404],
+            ["an unknown path", send(base, "/no/such/path"), 404],
+            ["a body over 16 KiB", send(base, "/api/login", json_post("x".repeat(20_000))), 413],
+            ["a body that is not JSON", send(base, "/api/login", { method: "POST", body: "{}" }), 415],
+            // Node's own answers, before any route: headers over its 16 KiB limit, a broken header line
+            [
+              "headers over Node's limit",
+              send_raw(base, `GET /api/me HTTP/1.1\r\nHost: x\r\nx-big: ${"x".repeat(20_000)}\r\n\r\n`),
+              431,
+            ],
+            [
+              "a header line without a colon",
+              send_raw(base, "GET / HTTP/1.1\r\nHost: x\r\nbroken\r\n\r\n"),
+              400,
+            ],
+          ]
+          for (const [name, request, status] of cases) {
+            const reply = yield* request
+            assert.strictEqual(reply.status, status, name)
+            assert_security_headers(reply)
+            assert.isString(JSON.parse(reply.text).error, name)
+          }
         }),
       )
 
@@ -122,8 +194,11 @@ for (const backend of backends) {
           const base = yield* base_url
           const victim = make_client(base)
           const attacker = make_client(base)
-          yield* victim.call("POST", "/api/signup", { username: "tossed", password: "tossed password" })
-          yield* attacker.call("POST", "/api/signup", { username: "tosser", password: "tosser password" })
+          yield* victim.call("POST", "/api/signup", { username: "tossed", password: "planted cookie victim" })
+          yield* attacker.call("POST", "/api/signup", {
+            username: "tosser",
+            password: "planted cookie thrower",
+          })
           const [victim_old, planted] = [victim.cookie ?? "", attacker.cookie ?? ""]
           const both = make_client(base)
           both.cookie = `${planted}; ${victim_old}`
@@ -131,7 +206,7 @@ for (const backend of backends) {
           assert.strictEqual((yield* both.call("GET", "/api/me")).status, 401)
           const login = yield* both.call("POST", "/api/login", {
             username: "tossed",
-            password: "tossed password",
+            password: "planted cookie victim",
           })
           assert.strictEqual(login.status, 200)
           for (const old of [victim_old, planted]) {
@@ -146,7 +221,7 @@ for (const backend of backends) {
       it.effect("ADMIN_USERNAMES match regardless of case, as usernames are unique regardless of case", () =>
         Effect.gen(function* () {
           const client = make_client(yield* base_url)
-          yield* client.call("POST", "/api/signup", { username: "ADMIN", password: "admin password" })
+          yield* client.call("POST", "/api/signup", { username: "ADMIN", password: "keys to every session" })
           assert.deepInclude((yield* client.call("GET", "/api/me")).body.account as object, { admin: true })
           assert.strictEqual((yield* client.call("GET", "/api/admin/sessions")).status, 200)
         }),
@@ -168,7 +243,7 @@ for (const backend of backends) {
           it.effect("only APP_ORIGIN passes; the cookie is a plain `session` without Secure", () =>
             Effect.gen(function* () {
               const base = yield* base_url
-              const body = JSON.stringify({ username: "proxied", password: "proxied password" })
+              const body = JSON.stringify({ username: "proxied", password: "behind app.example.com" })
               const local = yield* send(
                 base,
                 "/api/signup",
@@ -198,7 +273,10 @@ if (postgres !== undefined) {
       it.effect("logout clears the cookie and answers 503, saying the session lives on", () =>
         Effect.gen(function* () {
           const client = make_client(yield* base_url)
-          yield* client.call("POST", "/api/signup", { username: "offline", password: "offline password" })
+          yield* client.call("POST", "/api/signup", {
+            username: "offline",
+            password: "the database went away",
+          })
           const cookie = client.cookie
           const [row] = yield* on_db((db) => db.execute(sql`SELECT current_database() AS name`)).pipe(
             Effect.map((result) => (result as unknown as { rows: Array<{ name: string }> }).rows),

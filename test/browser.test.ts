@@ -4,7 +4,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { HttpServer } from "effect/http"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { Db } from "../src/index.ts"
-import { DEVICES, example_app, password_proven_ago } from "./support/app.ts"
+import { DEVICES, example_app, password_proven_ago, password_set_before_the_rules } from "./support/app.ts"
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url).pathname
@@ -78,12 +78,17 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     await page.waitForSelector("#signed-in:not([hidden])")
     assert.strictEqual(await page.textContent("#username"), "browser-user")
 
-    // the cookie is out of the page's reach
-    const [cookie] = await context.cookies()
-    assert.strictEqual(cookie?.name, "__Host-session")
+    // the cookies are out of the page's reach; the device cookie goes with the app's own requests only
+    const cookies = await context.cookies()
+    const cookie = cookies.find((c) => c.name === "__Host-session")
     assert.isTrue(cookie?.secure)
     assert.isTrue(cookie?.httpOnly)
     assert.strictEqual(cookie?.sameSite, "Lax")
+    const device = cookies.find((c) => c.name === "__Host-device")
+    assert.isTrue(device?.secure)
+    assert.isTrue(device?.httpOnly)
+    assert.strictEqual(device?.sameSite, "Strict")
+    assert.strictEqual(cookies.length, 2)
     assert.strictEqual(await page.evaluate("document.cookie"), "")
 
     // two other devices sign in
@@ -145,5 +150,43 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     assert.strictEqual(signed_out.status, 401)
     await context.close()
     assert.deepStrictEqual(blocked, [], "the policy blocked part of the page, or its script failed")
+  })
+
+  it("shows the password rule before sign-up, and asks for a new password after a login with a weak one", async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await page.goto(base)
+    assert.isTrue(await page.isVisible("#signup-rule"))
+    assert.include((await page.textContent("#signup-rule")) ?? "", "At least 15 characters")
+    await page.fill("input[name=username]", "weak-user")
+    await page.fill("input[name=password]", "password")
+    await page.click("button[data-action=signup]")
+    await page.waitForSelector("#message:text-matches('too short')")
+
+    // an account whose password was set before the rules
+    const signup = await fetch(`${base}/api/signup`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "weak-user", password: "placeholder password" }),
+    })
+    const { account } = (await signup.json()) as { account: { id: string } }
+    await Effect.runPromise(
+      password_set_before_the_rules(account.id, "baseball").pipe(Effect.provideService(Db, db)),
+    )
+    await page.fill("input[name=password]", "baseball")
+    await page.click("button[data-action=login]")
+    await page.waitForSelector("#password-change-required:not([hidden])")
+    assert.match(
+      (await page.textContent("#password-change-required")) ?? "",
+      /too short.*choose a new password/,
+    )
+    assert.strictEqual(await page.evaluate("document.activeElement.name"), "current_password")
+    await page.screenshot({ path: `${ARTIFACTS}browser-password-change-required.png`, fullPage: true })
+    await page.fill("#password-form input[name=current_password]", "baseball")
+    await page.fill("#password-form input[name=new_password]", "a better one at last")
+    await page.click("#password-form button")
+    await page.waitForSelector("#message:text-matches('Password changed')")
+    assert.isTrue(await page.isHidden("#password-change-required"))
+    await context.close()
   })
 })

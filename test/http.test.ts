@@ -76,7 +76,7 @@ for (const backend of backends) {
           const client = make_client(yield* base_url)
           const { set_cookie } = yield* client.call("POST", "/api/signup", {
             username: "carol",
-            password: "12345678",
+            password: "twelve plus three chars",
           })
           const attributes = (set_cookie ?? "").split(/;\s*/)
           // __Host-: Secure, Path=/ and no Domain, or browsers refuse it
@@ -91,10 +91,45 @@ for (const backend of backends) {
         }),
       )
 
+      it.effect(
+        "the device cookie: the account, a device id and a signature; HttpOnly, SameSite=Strict",
+        () =>
+          Effect.gen(function* () {
+            const client = make_client(yield* base_url)
+            const signup = yield* client.call("POST", "/api/signup", {
+              username: "cora",
+              password: "a device of her own",
+            })
+            const account_id = (signup.body.account as { id: string }).id
+            const attributes = (signup.set_device_cookie ?? "").split(/;\s*/)
+            const [, value = ""] = (attributes[0] ?? "").split("=")
+            const [account, device, signature] = value.split(".")
+            assert.match(attributes[0] ?? "", /^__Host-device=/)
+            assert.strictEqual(account, account_id)
+            assert.match(device ?? "", /^[A-Za-z0-9_-]{22}$/)
+            assert.match(signature ?? "", /^[A-Za-z0-9_-]{43}$/)
+            for (const attribute of [
+              "HttpOnly",
+              "Secure",
+              "SameSite=Strict",
+              "Path=/",
+              `Max-Age=${180 * 86_400}`,
+            ])
+              assert.include(attributes, attribute)
+            // a new device id at each sign-in, and logging out keeps the device cookie
+            const login = yield* client.call("POST", "/api/login", {
+              username: "cora",
+              password: "a device of her own",
+            })
+            assert.notInclude(login.set_device_cookie ?? "", value)
+            assert.isUndefined((yield* client.call("POST", "/api/logout")).set_device_cookie)
+          }),
+      )
+
       it.effect("the 6th login evicts the oldest session (default limit 5)", () =>
         Effect.gen(function* () {
           const base = yield* base_url
-          const credentials = { username: "dave", password: "dave's password" }
+          const credentials = { username: "dave", password: "five sessions at most" }
           const first = make_client(base)
           yield* first.call("POST", "/api/signup", credentials)
           const later = []
@@ -116,9 +151,12 @@ for (const backend of backends) {
         Effect.gen(function* () {
           const base = yield* base_url
           const erin = make_client(base)
-          yield* erin.call("POST", "/api/signup", { username: "erin", password: "erin's password" })
+          yield* erin.call("POST", "/api/signup", { username: "erin", password: "bad input everywhere" })
           const mallory = make_client(base)
-          yield* mallory.call("POST", "/api/signup", { username: "mallory", password: "mallory's password" })
+          yield* mallory.call("POST", "/api/signup", {
+            username: "mallory",
+            password: "an ill-meant visitor",
+          })
           const erin_session = (
             (yield* erin.call("GET", "/api/sessions")).body.sessions as Array<{ id: string }>
           )[0]?.id
@@ -135,12 +173,15 @@ for (const backend of backends) {
             ],
             [
               "bad username",
-              anonymous.call("POST", "/api/signup", { username: "a b", password: "12345678" }),
+              anonymous.call("POST", "/api/signup", { username: "a b", password: "twelve plus three chars" }),
               400,
             ],
             [
               "taken username",
-              anonymous.call("POST", "/api/signup", { username: "ERIN", password: "12345678" }),
+              anonymous.call("POST", "/api/signup", {
+                username: "ERIN",
+                password: "twelve plus three chars",
+              }),
               409,
             ],
             [
@@ -150,7 +191,10 @@ for (const backend of backends) {
             ],
             [
               "unknown user",
-              anonymous.call("POST", "/api/login", { username: "nobody", password: "12345678" }),
+              anonymous.call("POST", "/api/login", {
+                username: "nobody",
+                password: "twelve plus three chars",
+              }),
               401,
             ],
             ["no cookie", anonymous.call("GET", "/api/me"), 401],
@@ -160,7 +204,10 @@ for (const backend of backends) {
             ["admin list as non-admin", erin.call("GET", "/api/admin/sessions"), 403],
             [
               "wrong current password",
-              erin.call("POST", "/api/password", { current_password: "nope", new_password: "12345678" }),
+              erin.call("POST", "/api/password", {
+                current_password: "nope",
+                new_password: "twelve plus three chars",
+              }),
               403,
             ],
             ["password body", erin.call("POST", "/api/password", { new_password: 5 }), 400],
@@ -172,7 +219,7 @@ for (const backend of backends) {
             ["re-authentication body", erin.call("POST", "/api/reauthenticate", { password: 5 }), 400],
             [
               "re-authentication without a session",
-              anonymous.call("POST", "/api/reauthenticate", { password: "erin's password" }),
+              anonymous.call("POST", "/api/reauthenticate", { password: "bad input everywhere" }),
               401,
             ],
           ]
@@ -195,7 +242,7 @@ for (const backend of backends) {
       it.effect("changing the password signs out the other sessions; logout ends this one", () =>
         Effect.gen(function* () {
           const base = yield* base_url
-          const credentials = { username: "grace", password: "first password" }
+          const credentials = { username: "grace", password: "the first of two passwords" }
           const here = make_client(base)
           const elsewhere = make_client(base)
           yield* here.call("POST", "/api/signup", credentials)
@@ -203,7 +250,7 @@ for (const backend of backends) {
           const before = here.cookie
           const changed = yield* here.call("POST", "/api/password", {
             current_password: credentials.password,
-            new_password: "second password",
+            new_password: "the second of two passwords",
           })
           assert.deepStrictEqual(changed.body, { revoked: 1 })
           assert.strictEqual((yield* elsewhere.call("GET", "/api/me")).status, 401)
@@ -229,13 +276,13 @@ for (const backend of backends) {
         Effect.gen(function* () {
           const base = yield* base_url
           const victim = make_client(base)
-          yield* victim.call("POST", "/api/signup", { username: "henry", password: "henry password" })
+          yield* victim.call("POST", "/api/signup", { username: "henry", password: "a forged form post" })
           const attacker = make_client(base)
           const form_login = yield* attacker.call(
             "POST",
             "/api/login",
             undefined,
-            JSON.stringify({ username: "henry", password: "henry password" }),
+            JSON.stringify({ username: "henry", password: "a forged form post" }),
             { "content-type": "text/plain" },
           )
           assert.strictEqual(form_login.status, 415)
@@ -251,7 +298,7 @@ for (const backend of backends) {
           const cross_site_reauthentication = yield* victim.call(
             "POST",
             "/api/reauthenticate",
-            { password: "henry password" },
+            { password: "a forged form post" },
             undefined,
             { "sec-fetch-site": "cross-site" },
           )
@@ -277,7 +324,7 @@ for (const backend of backends) {
           const client = make_client(yield* base_url)
           const cases: Array<[Record<string, string>, boolean]> = [
             // [body, rejected]: a NUL in a password is just a character
-            [{ username: "\u0000", password: "12345678" }, true],
+            [{ username: "\u0000", password: "twelve plus three chars" }, true],
             [{ username: "ivy", password: "\u0000".repeat(8) }, false],
             [{ username: "ivy2", password: "x".repeat(100_000) }, true],
           ]
@@ -298,7 +345,7 @@ for (const backend of backends) {
           const client = make_client(base)
           const signup = yield* client.call("POST", "/api/signup", {
             username: "jack",
-            password: "jack password",
+            password: "an extended session",
           })
           const session_id = (signup.body.session as { id: string }).id
           // one hour left: inside the extend threshold
@@ -325,12 +372,12 @@ for (const backend of backends) {
         () =>
           Effect.gen(function* () {
             const base = yield* base_url
-            const credentials = { username: "kate", password: "kate password" }
+            const credentials = { username: "kate", password: "two tabs, one session" }
             // two tabs of one browser: same session, so revoking the others spares both
             const tab = make_client(base)
             yield* tab.call("POST", "/api/signup", credentials)
             const replies = yield* Effect.all(
-              ["first new", "second new"].map((new_password) =>
+              ["the first new password", "the second new password"].map((new_password) =>
                 tab.call("POST", "/api/password", { current_password: credentials.password, new_password }),
               ),
               { concurrency: "unbounded" },
@@ -338,7 +385,7 @@ for (const backend of backends) {
             assert.deepStrictEqual(replies.map((reply) => reply.status).sort(), [200, 409])
             // exactly one new password works
             const logins = yield* Effect.all(
-              ["first new", "second new"].map((password) =>
+              ["the first new password", "the second new password"].map((password) =>
                 make_client(base).call("POST", "/api/login", { username: "kate", password }),
               ),
             )
@@ -353,7 +400,7 @@ for (const backend of backends) {
           yield* admin.call(
             "POST",
             "/api/signup",
-            { username: "admin", password: "admin password" },
+            { username: "admin", password: "keys to every session" },
             undefined,
             {
               "user-agent": firefox.user_agent,
@@ -373,7 +420,7 @@ for (const backend of backends) {
         () =>
           Effect.gen(function* () {
             const base = yield* base_url
-            const credentials = { username: "lena", password: "lena password" }
+            const credentials = { username: "lena", password: "three devices listed" }
             const laptop = make_client(base)
             const phone = make_client(base)
             const odd = make_client(base)
@@ -415,7 +462,7 @@ for (const backend of backends) {
             yield* client.call(
               "POST",
               "/api/signup",
-              { username: "mike", password: "mike password" },
+              { username: "mike", password: "a forged forwarded-for" },
               undefined,
               {
                 "x-forwarded-for": "203.0.113.7",
@@ -429,15 +476,15 @@ for (const backend of backends) {
           }),
       )
 
-      it.layer(another_instance({ trusted_proxy_hops: 1 }))(
-        "behind one trusted proxy (TRUSTED_PROXY_HOPS=1)",
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }))(
+        "behind a trusted proxy (TRUSTED_PROXIES=127.0.0.1, the test's own address)",
         (it) => {
           it.effect(
             "a session records the address the proxy appended; without a valid one, the socket's",
             () =>
               Effect.gen(function* () {
                 const base = yield* base_url
-                const credentials = { username: "nina", password: "nina password" }
+                const credentials = { username: "nina", password: "behind the trusted proxy" }
                 yield* make_client(base).call("POST", "/api/signup", credentials)
                 const recorded_ip = (forwarded: string | undefined) =>
                   make_client(base)
@@ -473,7 +520,7 @@ for (const backend of backends) {
       it.effect("signing out other devices needs the password proven in the last 10 minutes", () =>
         Effect.gen(function* () {
           const base = yield* base_url
-          const credentials = { username: "olga", password: "olga password" }
+          const credentials = { username: "olga", password: "sign the others out" }
           const here = make_client(base)
           const elsewhere = make_client(base)
           const signup = yield* here.call("POST", "/api/signup", credentials)
@@ -495,8 +542,19 @@ for (const backend of backends) {
           assert.strictEqual(wrong.status, 403)
           assert.strictEqual((yield* here.call("POST", "/api/sessions/revoke-others")).status, 403)
 
+          const before = here.cookie
           const proven = yield* here.call("POST", "/api/reauthenticate", credentials)
           assert.strictEqual(proven.status, 200)
+          // a new token, as at a password change: one stolen before the proof is dead, not fresh
+          assert.match(proven.set_cookie ?? "", /^__Host-session=[A-Za-z0-9_-]{43};/)
+          assert.notStrictEqual(here.cookie, before)
+          const stolen = make_client(base)
+          stolen.cookie = before
+          assert.strictEqual((yield* stolen.call("GET", "/api/me")).status, 401)
+          assert.strictEqual((yield* stolen.call("POST", "/api/sessions/revoke-others")).status, 401)
+          assert.isUndefined(yield* session_row(session_id))
+          const renewed = (proven.body.session as SessionView).id
+          assert.isAbove((yield* session_row(renewed))?.authenticated_at.getTime() ?? 0, Date.now() - 60_000)
           // the expiry restarted with the proof: the cookie is sent again
           const max_age = Number(/Max-Age=(\d+)/.exec(proven.set_cookie ?? "")?.[1])
           assert.approximately(max_age, AUTH_SESSION_LIFETIME_MS / 1000, 5)
@@ -513,13 +571,13 @@ for (const backend of backends) {
           const here = make_client(base)
           const signup = yield* here.call("POST", "/api/signup", {
             username: "paul",
-            password: "paul password",
+            password: "proven eleven minutes ago",
           })
           const session_id = (signup.body.session as SessionView).id
           yield* password_proven_ago(session_id, 11)
           const changed = yield* here.call("POST", "/api/password", {
-            current_password: "paul password",
-            new_password: "paul's new password",
+            current_password: "proven eleven minutes ago",
+            new_password: "and proven again just now",
           })
           assert.strictEqual(changed.status, 200)
           assert.match(changed.set_cookie ?? "", /^__Host-session=[A-Za-z0-9_-]{43};/)
@@ -529,7 +587,7 @@ for (const backend of backends) {
           const row = yield* session_row(current.id)
           assert.isAbove(row?.authenticated_at.getTime() ?? 0, Date.now() - 60_000)
           const other = make_client(base)
-          yield* other.call("POST", "/api/login", { username: "paul", password: "paul's new password" })
+          yield* other.call("POST", "/api/login", { username: "paul", password: "and proven again just now" })
           assert.deepStrictEqual((yield* here.call("POST", "/api/sessions/revoke-others")).body, {
             revoked: 1,
           })

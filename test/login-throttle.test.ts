@@ -3,6 +3,7 @@ import * as argon2 from "@node-rs/argon2"
 import { eq } from "drizzle-orm"
 import { Clock, Duration, Effect, Layer } from "effect"
 import { vi } from "vitest"
+import { app_secret, shared_secret } from "../examples/app/app-secret.ts"
 import { password_throttle } from "../examples/app/throttle.ts"
 import { another_instance, base_url, example_app, make_client } from "./support/app.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
@@ -70,6 +71,15 @@ const assert_throttled = (answer: Answer) => {
 const count = (answers: ReadonlyArray<Answer>, status: number) =>
   answers.filter((answer) => answer.status === status).length
 
+/** `attempts` logins at names no account has from `address`, four at a time: a password spray. */
+const spray = (address: string, attempts: number) =>
+  Effect.all(
+    Array.from({ length: attempts }, (_, i) =>
+      post(address, "/api/login", { username: `nobody${i}`, password: "Password1!" }),
+    ),
+    { concurrency: 4 },
+  )
+
 /**
  * The app's clock, stopped when the app starts. A burst's requests all meet
  * the count at once, but a slow backend takes over a second to answer them
@@ -97,14 +107,34 @@ for (const backend of backends) {
   layer(example_app(backend.name), { excludeTestServices: true })(
     `password guessing is throttled on ${backend.name}`,
     (it) => {
-      it.layer(another_instance({ trusted_proxy_hops: 1 }).pipe(Layer.provide(stopped_clock)))(
+      it.effect("the device cookies' key is made once, in the database, for every process", () =>
+        Effect.gen(function* () {
+          // as two processes starting at once
+          const [first, second] = yield* Effect.all(
+            [shared_secret("device_cookie"), shared_secret("device_cookie")],
+            {
+              concurrency: 2,
+            },
+          )
+          assert.deepStrictEqual(first, second)
+          assert.strictEqual(first.length, 32)
+          const rows = yield* on_db((db) => db.select().from(app_secret))
+          assert.deepStrictEqual(
+            rows.map((row) => row.name),
+            ["device_cookie"],
+          )
+          assert.notDeepEqual(yield* shared_secret("another key"), first)
+        }),
+      )
+
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }).pipe(Layer.provide(stopped_clock)))(
         "bursts all at once, the app's clock stopped",
         (it) => {
           it.effect(
             "100 wrong passwords for one account at once: exactly 5 are hashed, 95 get 429; the owner elsewhere gets in",
             () =>
               Effect.gen(function* () {
-                const alice = yield* signup("alice", "alice's password")
+                const alice = yield* signup("alice", "apples and oranges")
                 // an IPv6 client counts as its /64
                 const attacker = "2001:db8:1:2::1"
                 const before = hashes_so_far()
@@ -136,7 +166,7 @@ for (const backend of backends) {
                 )
 
                 // the right password: refused at the attacker's /64, accepted elsewhere
-                const right = { username: "alice", password: "alice's password" }
+                const right = { username: "alice", password: "apples and oranges" }
                 assert_throttled(yield* post("2001:db8:1:2::99", "/api/login", right))
                 assert.strictEqual((yield* post("198.51.100.7", "/api/login", right)).status, 200)
                 assert.strictEqual((yield* post("2001:db8:1:3::1", "/api/login", right)).status, 200)
@@ -151,7 +181,7 @@ for (const backend of backends) {
               const before = new_hashes_so_far()
               const answers = yield* Effect.all(
                 Array.from({ length: 60 }, (_, i) =>
-                  post(flooder, "/api/signup", { username: `flood${i}`, password: "flood password" }),
+                  post(flooder, "/api/signup", { username: `flood${i}`, password: "flooding the sign-up" }),
                 ),
                 { concurrency: "unbounded" },
               )
@@ -164,15 +194,15 @@ for (const backend of backends) {
         },
       )
 
-      it.layer(another_instance({ trusted_proxy_hops: 1 }))(
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }))(
         "clients told apart by the address the trusted proxy reports",
         (it) => {
           it.effect("the same client gets in once Retry-After has passed, and its count starts over", () =>
             Effect.gen(function* () {
-              yield* signup("bruno", "bruno's password")
+              yield* signup("bruno", "bread and butter")
               const client = "203.0.113.2"
-              const wrong = { username: "bruno", password: "not bruno's password" }
-              const right = { username: "bruno", password: "bruno's password" }
+              const wrong = { username: "bruno", password: "not bread and butter" }
+              const right = { username: "bruno", password: "bread and butter" }
               for (let i = 0; i < 5; i++) {
                 assert.strictEqual((yield* post(client, "/api/login", wrong)).status, 401)
               }
@@ -187,7 +217,7 @@ for (const backend of backends) {
 
           it.effect("20 wrong current passwords at /api/password: 429, and the session is kept", () =>
             Effect.gen(function* () {
-              const carla = yield* signup("carla", "carla's password")
+              const carla = yield* signup("carla", "cards on the table")
               const client = "203.0.113.3"
               const answers: Array<Answer> = []
               for (let i = 0; i < 20; i++) {
@@ -195,7 +225,7 @@ for (const backend of backends) {
                   yield* post(
                     client,
                     "/api/password",
-                    { current_password: `guess ${i}`, new_password: "carla's new password" },
+                    { current_password: `guess ${i}`, new_password: "cards off the table" },
                     carla.cookie,
                   ),
                 )
@@ -207,7 +237,7 @@ for (const backend of backends) {
               assert.strictEqual((yield* carla.client.call("GET", "/api/me")).status, 200)
               const login = yield* post("198.51.100.3", "/api/login", {
                 username: "carla",
-                password: "carla's password",
+                password: "cards on the table",
               })
               assert.strictEqual(login.status, 200)
             }),
@@ -215,7 +245,7 @@ for (const backend of backends) {
 
           it.effect("wrong passwords at /api/reauthenticate are throttled too", () =>
             Effect.gen(function* () {
-              const dora = yield* signup("dora", "dora's password")
+              const dora = yield* signup("dora", "doors wide open")
               const client = "203.0.113.4"
               const answers: Array<Answer> = []
               for (let i = 0; i < 20; i++) {
@@ -226,7 +256,7 @@ for (const backend of backends) {
               assert.strictEqual(count(answers, 403), 5)
               for (const answer of answers.slice(5)) assert_throttled(answer)
               assert_throttled(
-                yield* post(client, "/api/reauthenticate", { password: "dora's password" }, dora.cookie),
+                yield* post(client, "/api/reauthenticate", { password: "doors wide open" }, dora.cookie),
               )
               assert.strictEqual((yield* dora.client.call("GET", "/api/me")).status, 200)
             }),
@@ -236,16 +266,11 @@ for (const backend of backends) {
             "one address trying many names is throttled after 50 failures, names that exist or not alike",
             () =>
               Effect.gen(function* () {
-                yield* signup("emil", "emil's password")
+                yield* signup("emil", "eggs for breakfast")
                 const sprayer = "203.0.113.5"
-                const answers = yield* Effect.all(
-                  Array.from({ length: 50 }, (_, i) =>
-                    post(sprayer, "/api/login", { username: `user${i}`, password: "Password1!" }),
-                  ),
-                  { concurrency: 4 },
-                )
+                const answers = yield* spray(sprayer, 50)
                 assert.strictEqual(count(answers, 401), 50)
-                const right = { username: "emil", password: "emil's password" }
+                const right = { username: "emil", password: "eggs for breakfast" }
                 assert_throttled(yield* post(sprayer, "/api/login", right))
                 assert_throttled(yield* post(sprayer, "/api/login", { username: "nobody", password: "x" }))
                 assert.strictEqual((yield* post("203.0.113.6", "/api/login", right)).status, 200)
@@ -254,12 +279,12 @@ for (const backend of backends) {
 
           it.effect("60 successful logins from one address use up none of its budget", () =>
             Effect.gen(function* () {
-              yield* signup("gina", "gina's password")
+              yield* signup("gina", "gifts for everyone")
               const office = "203.0.113.9"
               for (let i = 0; i < 60; i++) {
                 const login = yield* post(office, "/api/login", {
                   username: "gina",
-                  password: "gina's password",
+                  password: "gifts for everyone",
                 })
                 assert.strictEqual(login.status, 200)
               }
@@ -292,6 +317,83 @@ for (const backend of backends) {
                 db.select().from(password_throttle).where(eq(password_throttle.address, "198.51.100.99")),
               )
               assert.deepStrictEqual(left, [])
+            }),
+          )
+        },
+      )
+
+      // OWASP's device cookies: a browser that signed in before counts on its own
+      it.layer(another_instance({ trusted_proxies: ["127.0.0.1"] }))(
+        "a device that signed in to the account before, by its device cookie",
+        (it) => {
+          it.effect(
+            "60 failures at random names from one address: its user with a device cookie still gets in",
+            () =>
+              Effect.gen(function* () {
+                const hana = yield* signup("hana", "hazelnuts in the hall")
+                const office = "203.0.113.20"
+                const answers = yield* spray(office, 60)
+                assert.strictEqual(count(answers, 401), 50)
+                assert.strictEqual(count(answers, 429), 10)
+                const right = { username: "hana", password: "hazelnuts in the hall" }
+                // without it, refused like every other client at that address
+                assert_throttled(yield* post(office, "/api/login", right))
+                const login = yield* post(office, "/api/login", right, hana.client.device_cookie)
+                assert.strictEqual(login.status, 200)
+              }),
+          )
+
+          it.effect("a device's failures count for it alone: not the address's, not another device's", () =>
+            Effect.gen(function* () {
+              const ivan = yield* signup("ivan", "ivy on the walls")
+              const laptop = ivan.client.device_cookie
+              const phone = make_client(yield* base_url)
+              yield* phone.call("POST", "/api/login", { username: "ivan", password: "ivy on the walls" })
+              assert.notStrictEqual(phone.device_cookie, laptop)
+              const home = "203.0.113.21"
+              const wrong = { username: "ivan", password: "not the right one" }
+              const right = { username: "ivan", password: "ivy on the walls" }
+              for (let i = 0; i < 5; i++)
+                assert.strictEqual((yield* post(home, "/api/login", wrong, laptop)).status, 401)
+              assert_throttled(yield* post(home, "/api/login", wrong, laptop))
+              assert_throttled(yield* post(home, "/api/login", right, laptop))
+              assert.strictEqual((yield* post(home, "/api/login", right, phone.device_cookie)).status, 200)
+              assert.strictEqual((yield* post(home, "/api/login", right)).status, 200)
+              const rows = yield* on_db((db) =>
+                db.select().from(password_throttle).where(eq(password_throttle.account, ivan.id)),
+              )
+              // the laptop's 5, under its device id; nothing for the address
+              assert.deepStrictEqual(
+                rows.map((row) => [row.address.startsWith("device:"), row.failures]),
+                [[true, 5]],
+              )
+            }),
+          )
+
+          it.effect("a device cookie of one account gives no extra attempts at another, forged or not", () =>
+            Effect.gen(function* () {
+              const judy = yield* signup("judy", "jasmine and juniper")
+              const mallet = yield* signup("mallet", "my very own account")
+              const own = mallet.client.device_cookie ?? ""
+              // the account id swapped for the victim's: the signature no longer fits
+              const [name, value = ""] = own.split("=")
+              const forged = `${name}=${[judy.id, ...value.split(".").slice(1)].join(".")}`
+              const wrong = { username: "judy", password: "a guess at judy's" }
+              for (const [address, cookie] of [
+                ["203.0.113.22", own],
+                ["203.0.113.23", forged],
+              ] as const) {
+                const statuses: Array<number> = []
+                for (let i = 0; i < 7; i++)
+                  statuses.push((yield* post(address, "/api/login", wrong, cookie)).status)
+                assert.deepStrictEqual(statuses, [401, 401, 401, 401, 401, 429, 429], address)
+              }
+              // an address whose budget a spray used up: the cookie opens its own account only
+              const sprayed = "203.0.113.24"
+              yield* spray(sprayed, 50)
+              assert_throttled(yield* post(sprayed, "/api/login", wrong, own))
+              const mine = { username: "mallet", password: "my very own account" }
+              assert.strictEqual((yield* post(sprayed, "/api/login", mine, own)).status, 200)
             }),
           )
         },

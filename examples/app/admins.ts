@@ -1,6 +1,6 @@
 import { inArray, sql } from "drizzle-orm"
 import { Effect } from "effect"
-import { account, Db } from "effect-session-repo"
+import { account, db_query } from "effect-session-repo"
 
 /**
  * Warns about each name in `ADMIN_USERNAMES` that no account has yet: sign-up
@@ -10,13 +10,11 @@ export const warn_about_unregistered_admins = (names: ReadonlySet<string>) =>
   Effect.gen(function* () {
     if (names.size === 0) return
     const wanted = [...names].map((name) => name.toLowerCase())
-    const found = yield* Db.use((db) =>
-      Effect.tryPromise(() =>
-        db
-          .select({ username: sql<string>`lower(${account.username})` })
-          .from(account)
-          .where(inArray(sql`lower(${account.username})`, wanted)),
-      ),
+    const found = yield* db_query("find_admins", (db) =>
+      db
+        .select({ username: sql<string>`lower(${account.username})` })
+        .from(account)
+        .where(inArray(sql`lower(${account.username})`, wanted)),
     )
     const registered = new Set(found.map((row) => row.username))
     for (const name of names) {

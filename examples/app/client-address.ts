@@ -1,42 +1,85 @@
 import { isIP } from "node:net"
-import { Context, Effect, Option, Schema } from "effect"
+import { Context, Effect, Option } from "effect"
 import { HttpServerRequest } from "effect/http"
+import ipaddr from "ipaddr.js"
 
 // Anyone can send X-Forwarded-For, so it says nothing unless a proxy of ours
-// wrote it. Each proxy appends the address it saw: with N trusted proxies in
-// front of the app, the N-th entry from the right is the one the outermost of
-// them saw; entries further left were written by the client and may be forged.
+// wrote it. Each proxy appends the address it got the request from. So the
+// chain is read from the right, starting at the socket's peer: while the
+// address at hand is one of our proxies, the entry before it is what that
+// proxy saw; the first address that is not one of ours is the client.
+// Entries further left were written by the client itself and may be forged.
+// Trust goes by address, not by counting hops: a client that reaches the app
+// directly, past the proxy, is not believed whatever it sends.
 
-/** How many reverse proxies in front of the app append to X-Forwarded-For (0: none, the header is ignored). */
-export const ProxyHops = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+type Address = ipaddr.IPv4 | ipaddr.IPv6
+type Range = readonly [Address, number]
 
-/** The app's `TRUSTED_PROXY_HOPS`; 0 unless configured, so a forged header is never believed by default. */
-export const TrustedProxyHops = Context.Reference<number>("example/TrustedProxyHops", {
-  defaultValue: () => 0,
+/** The proxies whose X-Forwarded-For is believed (`TRUSTED_PROXIES`); none unless configured. */
+export const TrustedProxies = Context.Reference<ReadonlyArray<Range>>("example/TrustedProxies", {
+  defaultValue: () => [],
 })
+
+// Strictly an address (node's isIP: no "0x7f.1" forms), IPv4-mapped IPv6 as IPv4.
+const address_of = (text: string | undefined): Address | undefined =>
+  text !== undefined && isIP(text) !== 0 ? ipaddr.process(text) : undefined
+
+/**
+ * Addresses and CIDR ranges, IPv4 or IPv6 ("127.0.0.1", "::1", "10.0.0.0/8");
+ * a bare address is a range of one. Throws on anything else.
+ */
+export const parse_trusted_proxies = (entries: ReadonlyArray<string>): ReadonlyArray<Range> =>
+  entries
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry): Range => {
+      const [text, bits] = entry.split("/", 2)
+      const address = address_of(text)
+      if (address === undefined || (bits !== undefined && !ipaddr.isValidCIDR(entry)))
+        throw new Error(`not an IP address or CIDR range: ${entry}`)
+      return bits === undefined ? [address, address.kind() === "ipv4" ? 32 : 128] : ipaddr.parseCIDR(entry)
+    })
+
+const is_trusted = (address: Address, proxies: ReadonlyArray<Range>) =>
+  proxies.some(([range, bits]) => range.kind() === address.kind() && address.match(range, bits))
+
+/**
+ * The client's address, given the socket's `peer` and the request's
+ * X-Forwarded-For: the peer itself unless it is a trusted proxy, else the
+ * chain walked from the right as above. A malformed entry ends the walk at
+ * the proxy that wrote it: garbage must never reach the session layer.
+ */
+export const forwarded_client = (
+  peer: string | undefined,
+  forwarded_for: string | undefined,
+  proxies: ReadonlyArray<Range>,
+): string | undefined => {
+  let client = address_of(peer)
+  if (client === undefined) return undefined
+  const entries = forwarded_for === undefined ? [] : forwarded_for.split(",").reverse()
+  for (const entry of entries) {
+    if (!is_trusted(client, proxies)) break
+    const reported = address_of(entry.trim())
+    if (reported === undefined) break
+    client = reported
+  }
+  return client.kind() === "ipv6" ? (client as ipaddr.IPv6).toRFC5952String() : client.toString()
+}
 
 /** Whether the warning about X-Forwarded-For without trusted proxies was logged (once per process). */
 let warned_about_proxy = false
 
-// an address or nothing: a garbage header must never reach the session layer
-const ip = (text: string | undefined): string | undefined =>
-  text !== undefined && isIP(text) !== 0 ? text : undefined
-
 /** The client's IP address as far as the app can trust it: the socket's, or the trusted proxies' report. */
 export const client_address = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
-  const hops = yield* TrustedProxyHops
-  const socket = ip(Option.getOrUndefined(request.remoteAddress))
-  if (hops === 0) {
-    if (request.headers["x-forwarded-for"] !== undefined && !warned_about_proxy) {
-      warned_about_proxy = true
-      // every client then looks like the proxy: one client's failed logins throttle them all
-      yield* Effect.logWarning(
-        "X-Forwarded-For arrives but TRUSTED_PROXY_HOPS is 0: behind a reverse proxy, set it to the number of proxies",
-      )
-    }
-    return socket
+  const proxies = yield* TrustedProxies
+  const forwarded_for = request.headers["x-forwarded-for"]
+  if (proxies.length === 0 && forwarded_for !== undefined && !warned_about_proxy) {
+    warned_about_proxy = true
+    // every client then looks like the proxy: one client's failed logins throttle them all
+    yield* Effect.logWarning(
+      "X-Forwarded-For arrives but TRUSTED_PROXIES is empty: behind a reverse proxy, set it to the proxy's address",
+    )
   }
-  const forwarded = (request.headers["x-forwarded-for"] ?? "").split(",").map((entry) => entry.trim())
-  return ip(forwarded.at(-hops)) ?? socket
+  return forwarded_client(Option.getOrUndefined(request.remoteAddress), forwarded_for, proxies)
 })

@@ -3,7 +3,7 @@ import * as argon2 from "@node-rs/argon2"
 import { and, eq, sql } from "drizzle-orm"
 import { pgTable, text, uuid } from "drizzle-orm/pg-core"
 import { Effect } from "effect"
-import { account, Db, DbError } from "effect-session-repo"
+import { account, db_query } from "effect-session-repo"
 
 /** The example's own table: passwords are the app's business, not the session layer's. */
 export const credential = pgTable("example_credential", {
@@ -13,16 +13,12 @@ export const credential = pgTable("example_credential", {
   password_hash: text().notNull(),
 })
 
-export const create_credential_table = Db.use((db) =>
-  Effect.tryPromise({
-    try: () =>
-      db.execute(sql`
+export const create_credential_table = db_query("create_credential_table", (db) =>
+  db.execute(sql`
         CREATE TABLE IF NOT EXISTS example_credential (
           account_id uuid PRIMARY KEY REFERENCES account(id) ON DELETE CASCADE,
           password_hash text NOT NULL
         )`),
-    catch: (error) => DbError.from("create_credential_table", error),
-  }),
 )
 
 // OWASP Password Storage Cheat Sheet: "Use Argon2id with a minimum configuration
@@ -86,15 +82,11 @@ export const upgrade_password_hash = (account_id: string, password: string, stor
   Effect.gen(function* () {
     if (!is_outdated(stored)) return
     const upgraded = yield* hash_password(password)
-    yield* Db.use((db) =>
-      Effect.tryPromise({
-        try: () =>
-          db
-            .update(credential)
-            .set({ password_hash: upgraded })
-            .where(and(eq(credential.account_id, account_id), eq(credential.password_hash, stored))),
-        catch: (error) => DbError.from("upgrade_password_hash", error),
-      }),
+    yield* db_query("upgrade_password_hash", (db) =>
+      db
+        .update(credential)
+        .set({ password_hash: upgraded })
+        .where(and(eq(credential.account_id, account_id), eq(credential.password_hash, stored))),
     )
   }).pipe(Effect.catchTag("DbError", (error) => Effect.logWarning("password hash not upgraded", error)))
 
@@ -117,28 +109,21 @@ const verify_legacy_scrypt = (password: string, stored: string) =>
   })
 
 export const find_credential = (username: string) =>
-  Db.use((db) =>
-    Effect.tryPromise({
-      try: () =>
-        db
-          .select({
-            account_id: account.id,
-            username: account.username,
-            password_hash: credential.password_hash,
-          })
-          .from(account)
-          .innerJoin(credential, eq(credential.account_id, account.id))
-          .where(eq(sql`lower(${account.username})`, username.toLowerCase())),
-      catch: (error) => DbError.from("find_credential", error),
-    }),
+  db_query("find_credential", (db) =>
+    db
+      .select({
+        account_id: account.id,
+        username: account.username,
+        password_hash: credential.password_hash,
+      })
+      .from(account)
+      .innerJoin(credential, eq(credential.account_id, account.id))
+      .where(eq(sql`lower(${account.username})`, username.toLowerCase())),
   ).pipe(Effect.map((rows) => rows[0]))
 
 export const find_password_hash = (account_id: string) =>
-  Db.use((db) =>
-    Effect.tryPromise({
-      try: () => db.select().from(credential).where(eq(credential.account_id, account_id)),
-      catch: (error) => DbError.from("find_password_hash", error),
-    }),
+  db_query("find_password_hash", (db) =>
+    db.select().from(credential).where(eq(credential.account_id, account_id)),
   ).pipe(Effect.map((rows) => rows[0]?.password_hash))
 
 /**
@@ -146,14 +131,10 @@ export const find_password_hash = (account_id: string) =>
  * in (a password change waits), `update` to change it (logins wait).
  */
 export const lock_password_hash = (account_id: string, mode: "share" | "update") =>
-  Db.use((db) =>
-    Effect.tryPromise({
-      try: () =>
-        db
-          .select({ password_hash: credential.password_hash })
-          .from(credential)
-          .where(eq(credential.account_id, account_id))
-          .for(mode),
-      catch: (error) => DbError.from("lock_password_hash", error),
-    }),
+  db_query("lock_password_hash", (db) =>
+    db
+      .select({ password_hash: credential.password_hash })
+      .from(credential)
+      .where(eq(credential.account_id, account_id))
+      .for(mode),
   ).pipe(Effect.map((rows) => rows[0]?.password_hash))

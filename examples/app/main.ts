@@ -3,7 +3,6 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
 import { layer_database_from_config } from "effect-session-repo/pglite"
-import { ProxyHops } from "./client-address.ts"
 import { app_layer } from "./server.ts"
 
 const main = Layer.unwrap(
@@ -17,10 +16,14 @@ const main = Layer.unwrap(
     const cookie_secure = yield* Config.Boolean("COOKIE_SECURE").pipe(Config.withDefault(true))
     // no default admin: sign-up is open, so a default name would go to whoever registers it first
     const admins = yield* Config.String("ADMIN_USERNAMES").pipe(Config.withDefault(""))
-    // behind N reverse proxies: TRUSTED_PROXY_HOPS=N, or every session records the proxy's address
-    const trusted_proxy_hops = yield* Config.schema(ProxyHops, "TRUSTED_PROXY_HOPS").pipe(
-      Config.withDefault(0),
-    )
+    // behind reverse proxies: their addresses, or every session records the proxy's address
+    const trusted_proxies = yield* Config.String("TRUSTED_PROXIES").pipe(Config.withDefault(""))
+    if (Option.isSome(yield* Config.option(Config.String("TRUSTED_PROXY_HOPS")))) {
+      // a count believed any client that reached the app directly: say so rather than ignore it
+      return yield* Effect.die(
+        new Error("TRUSTED_PROXY_HOPS is gone: set TRUSTED_PROXIES to the proxies' addresses or CIDR ranges"),
+      )
+    }
     if (!cookie_secure) {
       yield* Effect.logWarning(
         "COOKIE_SECURE is off: the session cookie can travel over plain HTTP; never do this in production",
@@ -41,7 +44,7 @@ const main = Layer.unwrap(
           .map((name) => name.trim())
           .filter((name) => name !== ""),
       ),
-      trusted_proxy_hops,
+      trusted_proxies: trusted_proxies.split(","),
       log_requests: true,
     })
   }),

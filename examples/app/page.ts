@@ -1,5 +1,6 @@
 import { Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
+import { PASSWORD_RULE } from "./password-policy.ts"
 
 // The example's single page: plain HTML, a style sheet and a little script
 // over the JSON API. Script and styles are files of their own, not inline, so
@@ -22,10 +23,11 @@ const PAGE = `<!doctype html>
   <h2>Sign up or log in</h2>
   <form id="auth-form">
     <input name="username" placeholder="username" autocomplete="username" required>
-    <input name="password" type="password" placeholder="password (8+ chars)" autocomplete="current-password" required>
+    <input name="password" type="password" placeholder="password" autocomplete="current-password" aria-describedby="signup-rule" required>
     <button type="submit" data-action="login">Log in</button>
     <button type="submit" data-action="signup">Sign up</button>
   </form>
+  <p id="signup-rule" class="rule">A new account's password: ${PASSWORD_RULE}</p>
 </section>
 
 <section id="signed-in" hidden>
@@ -39,11 +41,13 @@ const PAGE = `<!doctype html>
     <button type="submit">Confirm</button>
   </form>
   <h2>Change password</h2>
+  <p id="password-change-required" role="alert" hidden></p>
   <form id="password-form">
-    <input name="current_password" type="password" placeholder="current password" required>
-    <input name="new_password" type="password" placeholder="new password (8+ chars)" required>
+    <input name="current_password" type="password" placeholder="current password" autocomplete="current-password" required>
+    <input name="new_password" type="password" placeholder="new password" autocomplete="new-password" aria-describedby="new-password-rule" required>
     <button type="submit">Change (signs out other sessions)</button>
   </form>
+  <p id="new-password-rule" class="rule">${PASSWORD_RULE}</p>
   <section id="admin" hidden>
     <h2>All active sessions (admin)</h2>
     <table><thead><tr><th>user</th><th>session</th><th>browser</th><th>OS</th><th>IP address</th><th>last active</th><th>expires</th></tr></thead>
@@ -61,6 +65,7 @@ const STYLE = `  body { font: 15px/1.45 system-ui, sans-serif; max-width: 860px;
   input { padding: .35rem .5rem; } button { padding: .35rem .8rem; cursor: pointer; }
   table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid #ddd; font-size: 13px; }
   code { font-size: 12px; } .current { font-weight: 600; color: #0a6; } #message { min-height: 1.4em; color: #555; }
+  .rule { font-size: 13px; color: #555; margin-top: 0; } #password-change-required { color: #a40; font-weight: 600; }
   [hidden] { display: none !important; }
 `
 
@@ -89,7 +94,7 @@ async function render() {
   try { me = await api("GET", "/api/me") } catch { me = undefined }
   $("signed-out").hidden = !!me
   $("signed-in").hidden = !me
-  if (!me) return
+  if (!me) { $("password-change-required").hidden = true; return }
   $("username").textContent = me.account.username
   const { sessions } = await api("GET", "/api/sessions")
   $("sessions").replaceChildren(...sessions.map((s) => {
@@ -127,11 +132,18 @@ $("auth-form").addEventListener("submit", async (event) => {
   event.preventDefault()
   const form = new FormData(event.target)
   const action = event.submitter?.dataset.action ?? "login"
+  let signed_in
   try {
-    await api("POST", "/api/" + action, { username: form.get("username"), password: form.get("password") })
+    signed_in = await api("POST", "/api/" + action, { username: form.get("username"), password: form.get("password") })
     say("")
   } catch (e) { say(e.message) }
-  render()
+  await render()
+  // a password chosen before today's rules: signed in, and asked for a new one
+  if (signed_in?.password_change_required) {
+    $("password-change-required").textContent = signed_in.password_problem + " Please choose a new password."
+    $("password-change-required").hidden = false
+    $("password-form").elements.current_password.focus()
+  }
 })
 $("logout").onclick = async () => { await api("POST", "/api/logout").catch(() => {}); say("Logged out."); render() }
 // A sensitive action on a session whose password proof is old: ask for the
@@ -170,13 +182,14 @@ $("password-form").addEventListener("submit", async (event) => {
     const { revoked } = await api("POST", "/api/password", Object.fromEntries(form))
     say("Password changed; " + revoked + " other session(s) signed out.")
     event.target.reset()
+    $("password-change-required").hidden = true
   } catch (e) { say(e.message) }
   render()
 })
 render()
 `
 
-/** The page and its two assets, and a JSON 404 for any other path (so it gets the security headers too). */
+/** The page and its two assets. */
 export const PageRoutes = Layer.mergeAll(
   HttpRouter.add("GET", "/", HttpServerResponse.html(PAGE)),
   HttpRouter.add(
@@ -189,6 +202,4 @@ export const PageRoutes = Layer.mergeAll(
     "/app.js",
     HttpServerResponse.text(SCRIPT, { contentType: "text/javascript; charset=utf-8" }),
   ),
-  // last, so every route above takes precedence
-  HttpRouter.add("*", "/*", HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 })),
 )

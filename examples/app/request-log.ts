@@ -2,24 +2,28 @@ import { Clock, Effect, Exit } from "effect"
 import { HttpRouter, HttpServerRequest } from "effect/http"
 import { hash_prefix } from "effect-session-repo"
 
-// One log line per request, with nothing secret in it: session ids (token
-// hashes) in paths are cut to the prefix the rest of the project shows, and a
-// path segment that could be a pasted token is redacted. The query string is
-// left out.
+// One log line per request, with nothing secret in it: a session id (a token
+// hash) in the path is cut to the prefix the rest of the project shows, and
+// anything else that could be a token is redacted, wherever it stands in the
+// path (`/x;TOKEN`, `/a=TOKEN`). The query string is left out, and no header
+// is logged.
 
-const TOKEN_HASH = /^[0-9a-f]{64}$/
-/** Long runs of URL-safe characters: a token, a hash, a key. */
-const SECRET_LIKE = /^[A-Za-z0-9_~.%-]{24,}$/
+/**
+ * A run of URL-safe characters long enough to hold a secret: a token is 43
+ * base64url characters, a session id 64 hex digits, a key often fewer.
+ * Percent-escapes count as characters, as they are to whoever decodes them.
+ */
+const SECRET_LIKE = /(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2}){24,}/g
+const SESSION_ID = /^[0-9a-f]{64}$/
+
+/** `text` with every run that could be a secret redacted, and a session id cut to its prefix. */
+const redact_secrets = (text: string): string =>
+  text.replace(SECRET_LIKE, (run) => (SESSION_ID.test(run) ? hash_prefix(run) : "[redacted]"))
 
 /** The request's path as it may be logged. */
 export const loggable_path = (url: string): string => {
   const [path = "", query] = url.split("?", 2)
-  const safe = path
-    .split("/")
-    .map((segment) =>
-      TOKEN_HASH.test(segment) ? hash_prefix(segment) : SECRET_LIKE.test(segment) ? "[redacted]" : segment,
-    )
-    .join("/")
+  const safe = redact_secrets(path)
   return query === undefined ? safe : `${safe}?…`
 }
 

@@ -1,7 +1,14 @@
 import { eq } from "drizzle-orm"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { account, Database, db_query, require_fresh_session, SessionRepo } from "effect-session-repo"
+import {
+  type AuthSession,
+  account,
+  Database,
+  db_query,
+  require_fresh_session,
+  SessionRepo,
+} from "effect-session-repo"
 import {
   CurrentSession,
   clear_session_cookie,
@@ -9,6 +16,7 @@ import {
   set_session_cookie,
   with_session,
 } from "effect-session-repo/http"
+import { create_secret_table } from "./app-secret.ts"
 import { client_address } from "./client-address.ts"
 import {
   create_credential_table,
@@ -20,7 +28,9 @@ import {
   upgrade_password_hash,
   verify_password,
 } from "./credentials.ts"
+import { set_device_cookie } from "./device-cookie.ts"
 import { as_json_errors, HttpError, read_body } from "./http-error.ts"
+import { MAX_PASSWORD_CHARACTERS, MIN_PASSWORD_CHARACTERS, password_problem } from "./password-policy.ts"
 import { same_origin_only } from "./same-origin.ts"
 import { admin_session_view, session_view } from "./session-view.ts"
 import {
@@ -37,18 +47,16 @@ export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<
 ) {}
 
 const Username = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{3,32}$/))
-const Password = Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(200))
-const Credentials = Schema.Struct({ username: Username, password: Password })
+// Passwords are any strings here: the body limit bounds them, and a new one's
+// rules, its length included, are password_problem's (it says why).
+const Credentials = Schema.Struct({ username: Username, password: Schema.String })
 const Login = Schema.Struct({
   username: Schema.String.check(Schema.isMaxLength(200)),
-  password: Schema.String.check(Schema.isMaxLength(200)),
+  password: Schema.String,
 })
-const PasswordChange = Schema.Struct({
-  current_password: Schema.String.check(Schema.isMaxLength(200)),
-  new_password: Password,
-})
-const Reauthentication = Schema.Struct({ password: Schema.String.check(Schema.isMaxLength(200)) })
-const CREDENTIALS = "{ username: 3-32 of A-Z a-z 0-9 _ . -, password: 8-200 chars }"
+const PasswordChange = Schema.Struct({ current_password: Schema.String, new_password: Schema.String })
+const Reauthentication = Schema.Struct({ password: Schema.String })
+const CREDENTIALS = `{ username: 3-32 of A-Z a-z 0-9 _ . -, password: ${MIN_PASSWORD_CHARACTERS}-${MAX_PASSWORD_CHARACTERS} characters }`
 
 /** How recently the password must have been proven before signing out the other devices. */
 const FRESH_FOR_MS = 10 * 60 * 1000
@@ -57,6 +65,20 @@ const find_account = (id: string) =>
   db_query("find_account", (db) => db.select().from(account).where(eq(account.id, id))).pipe(
     Effect.map((rows) => rows[0]),
   )
+
+/** The account of the request's session; 401 when it was deleted meanwhile. */
+const session_owner = (session: AuthSession) =>
+  Effect.flatMap(find_account(session.account_id), (owner) =>
+    owner === undefined
+      ? Effect.fail(new HttpError({ status: 401, message: "not signed in" }))
+      : Effect.succeed(owner),
+  )
+
+/** 400 saying why, when `username` may not choose `password` (./password-policy.ts). */
+const refuse_weak_password = (password: string, username: string) => {
+  const problem = password_problem(password, username)
+  return problem === undefined ? Effect.void : Effect.fail(new HttpError({ status: 400, message: problem }))
+}
 
 /**
  * The account's stored password hash, once `password` is verified against it;
@@ -72,11 +94,12 @@ const verified_password_hash = (account_id: string, password: string, wrong: str
   })
 
 /**
- * Signs the new session in: its cookie on a JSON answer. Sessions the request
- * still carried are revoked, so a login never leaves an old one behind. The
- * session records the device it was created on, for the user's session list.
+ * Signs the new session in: its cookie on a JSON answer (with `notice`'s
+ * fields). Sessions the request still carried are revoked, so a login never
+ * leaves an old one behind. The session records the device it was created
+ * on, for the user's session list.
  */
-const signed_in = (status: number, account_id: string, username: string) =>
+const signed_in = (status: number, account_id: string, username: string, notice: object = {}) =>
   Effect.gen(function* () {
     const repo = yield* SessionRepo
     // every session cookie the request carried, a planted one's included
@@ -85,14 +108,17 @@ const signed_in = (status: number, account_id: string, username: string) =>
     const device = { ip: yield* client_address, user_agent: request.headers["user-agent"] }
     const { token, session } = yield* repo.create_session(account_id, { device })
     const response = HttpServerResponse.jsonUnsafe(
-      { account: { id: account_id, username }, session: session_view(session, session.id) },
+      { account: { id: account_id, username }, session: session_view(session, session.id), ...notice },
       { status },
     )
-    return yield* set_session_cookie(Redacted.value(token), session.expires_at)(response)
+    const signed = yield* set_session_cookie(Redacted.value(token), session.expires_at)(response)
+    // this browser has proven the password: its further attempts count on their own
+    return yield* set_device_cookie(account_id)(signed)
   })
 
 const signup = Effect.gen(function* () {
   const { username, password } = yield* read_body(Credentials, CREDENTIALS)
+  yield* refuse_weak_password(password, username)
   const database = yield* Database
   yield* throttle_signup
   const password_hash = yield* hash_password(password)
@@ -123,6 +149,10 @@ const login = Effect.gen(function* () {
   const valid = yield* throttle_password_check(throttled_as, verify_password(password, found?.password_hash))
   const wrong = new HttpError({ status: 401, message: "wrong username or password" })
   if (!valid || found === undefined) return yield* wrong
+  // A password chosen before today's rules still works, so no one is locked
+  // out; the answer asks for a new one (and the page shows why).
+  const problem = password_problem(password, found.username)
+  const notice = problem === undefined ? {} : { password_change_required: true, password_problem: problem }
   const database = yield* Database
   // The session is created under a share lock on the hash just verified: a
   // password change either waits for this login (and then revokes its session)
@@ -130,7 +160,7 @@ const login = Effect.gen(function* () {
   const response = yield* database.transaction(
     Effect.gen(function* () {
       if ((yield* lock_password_hash(found.account_id, "share")) !== found.password_hash) return yield* wrong
-      return yield* signed_in(200, found.account_id, found.username)
+      return yield* signed_in(200, found.account_id, found.username, notice)
     }),
   )
   // only now is the password at hand to hash again, if its hash is outdated
@@ -169,8 +199,7 @@ const me = with_session(
   Effect.gen(function* () {
     const { session } = yield* CurrentSession
     const admins = yield* AdminUsernames
-    const owner = yield* find_account(session.account_id)
-    if (owner === undefined) return yield* new HttpError({ status: 401, message: "not signed in" })
+    const owner = yield* session_owner(session)
     return HttpServerResponse.jsonUnsafe({
       account: { id: owner.id, username: owner.username, admin: admins.has(owner.username.toLowerCase()) },
       session: session_view(session, session.id),
@@ -202,16 +231,34 @@ const revoke_one = with_session(
   }),
 )
 
+/**
+ * The password was just proven on the session of `token`: it becomes fresh
+ * and moves to a new token, in the caller's transaction. A token stolen
+ * before the proof must not gain the powers of a fresh session. Fails with
+ * SessionRejected (401) when the session is gone.
+ */
+const prove_session = (token: Redacted.Redacted<string>) =>
+  Effect.gen(function* () {
+    const repo = yield* SessionRepo
+    yield* repo.reauthenticate(token)
+    return yield* repo.rotate(token)
+  })
+
+/** Sets the cookie of a session that moved to a new token. */
+const set_rotated_cookie = (rotated: { token: Redacted.Redacted<string>; session: AuthSession }) =>
+  set_session_cookie(Redacted.value(rotated.token), rotated.session.expires_at)
+
 /** The user proves the password again, so the session counts as fresh for sensitive operations. */
 const reauthenticate = with_session(
   Effect.gen(function* () {
     const { session, token } = yield* CurrentSession
     const { password } = yield* read_body(Reauthentication, "{ password }")
     yield* verified_password_hash(session.account_id, password, "wrong password")
-    const renewed = yield* (yield* SessionRepo).reauthenticate(token)
-    const response = HttpServerResponse.jsonUnsafe({ session: session_view(renewed.session, session.id) })
-    // its expiry restarted with the re-authentication: the cookie follows
-    return yield* set_session_cookie(Redacted.value(token), renewed.session.expires_at)(response)
+    const rotated = yield* (yield* Database).transaction(prove_session(token))
+    const response = HttpServerResponse.jsonUnsafe({
+      session: session_view(rotated.session, rotated.session.id),
+    })
+    return yield* set_rotated_cookie(rotated)(response)
   }),
 ).pipe(answer_too_many_attempts)
 
@@ -230,8 +277,11 @@ const change_password = with_session(
     const { session, token } = yield* CurrentSession
     const { current_password, new_password } = yield* read_body(
       PasswordChange,
-      "{ current_password, new_password: 8-200 chars }",
+      "{ current_password, new_password }",
     )
+    const owner = yield* session_owner(session)
+    // before the current password is checked: a refusal here costs no guess
+    yield* refuse_weak_password(new_password, owner.username)
     const stored = yield* verified_password_hash(
       session.account_id,
       current_password,
@@ -253,10 +303,8 @@ const change_password = with_session(
             message: "the password was changed meanwhile; try again",
           })
         }
-        // fails with SessionRejected (401) when the session is gone
-        yield* repo.reauthenticate(token)
         // a new token for this session: one stolen before the change dies with the old password
-        const rotated = yield* repo.rotate(token)
+        const rotated = yield* prove_session(token)
         yield* db_query("change_password", (db) =>
           db.update(credential).set({ password_hash }).where(eq(credential.account_id, session.account_id)),
         )
@@ -264,8 +312,7 @@ const change_password = with_session(
         return { revoked, rotated }
       }),
     )
-    const response = HttpServerResponse.jsonUnsafe({ revoked })
-    return yield* set_session_cookie(Redacted.value(rotated.token), rotated.session.expires_at)(response)
+    return yield* set_rotated_cookie(rotated)(HttpServerResponse.jsonUnsafe({ revoked }))
   }),
 ).pipe(answer_too_many_attempts)
 
@@ -300,5 +347,6 @@ export const Routes = Layer.mergeAll(
 /** Creates the example's own tables; run after the library's migrations. */
 export const prepare_schema = create_credential_table.pipe(
   Effect.andThen(create_throttle_table),
+  Effect.andThen(create_secret_table),
   Effect.asVoid,
 )

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpEffect, HttpRouter, HttpServerResponse } from "effect/http"
 
 // Headers on every response. The policy allows this origin's own script and
 // style sheet only (examples/app/page.ts serves them as files: no
@@ -25,12 +25,20 @@ const HEADERS: Record<string, string> = {
   "cache-control": "no-store",
 }
 
-/** Sets the headers above on every response, and HSTS with `hsts` (when the cookie is Secure). */
+/** The headers above, and HSTS with `hsts` (when the cookie is Secure). */
+export const security_header_values = (options: { readonly hsts: boolean }): Record<string, string> =>
+  options.hsts ? { ...HEADERS, "strict-transport-security": "max-age=31536000; includeSubDomains" } : HEADERS
+
+/**
+ * Sets the headers on every response the router sends. Through a pre-response
+ * handler, not on the handler's result: a failure turned into a response
+ * further out (the router's empty 404 for a path it cannot decode, a defect's
+ * 500) gets them too. Node's own answers are ./node-server.ts's.
+ */
 export const security_headers = (options: { readonly hsts: boolean }) => {
-  const headers = options.hsts
-    ? { ...HEADERS, "strict-transport-security": "max-age=31536000; includeSubDomains" }
-    : HEADERS
-  return HttpRouter.middleware((app) => Effect.map(app, HttpServerResponse.setHeaders(headers)), {
-    global: true,
-  })
+  const headers = security_header_values(options)
+  const set_headers = HttpEffect.appendPreResponseHandler((_, response) =>
+    Effect.succeed(HttpServerResponse.setHeaders(response, headers)),
+  )
+  return HttpRouter.middleware((app) => Effect.andThen(set_headers, app), { global: true })
 }

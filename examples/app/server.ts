@@ -11,13 +11,15 @@ import {
 } from "effect-session-repo"
 import { SessionCookie, session_cookie } from "effect-session-repo/http"
 import { warn_about_unregistered_admins } from "./admins.ts"
-import { TrustedProxyHops } from "./client-address.ts"
+import { parse_trusted_proxies, TrustedProxies } from "./client-address.ts"
+import { device_cookie_layer } from "./device-cookie.ts"
+import { unknown_paths_as_json } from "./http-error.ts"
 import { create_guarded_server } from "./node-server.ts"
 import { PageRoutes } from "./page.ts"
 import { RequestLog } from "./request-log.ts"
 import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
 import { AppOrigins, local_origins, normalised_origin } from "./same-origin.ts"
-import { security_headers } from "./security-headers.ts"
+import { security_header_values, security_headers } from "./security-headers.ts"
 
 export interface AppOptions {
   /** 0 picks a free port. */
@@ -33,8 +35,11 @@ export interface AppOptions {
   /** Where browsers reach the app, e.g. https://app.example.com; its local URLs by default. */
   readonly app_origin?: string
   readonly admin_usernames: ReadonlySet<string>
-  /** Reverse proxies in front of the app whose X-Forwarded-For is believed; 0 (the default) for none. */
-  readonly trusted_proxy_hops?: number
+  /**
+   * The reverse proxies in front of the app, by address or CIDR range: their
+   * X-Forwarded-For is believed, no one else's. None by default.
+   */
+  readonly trusted_proxies?: ReadonlyArray<string>
   readonly log_requests?: boolean
 }
 
@@ -52,6 +57,16 @@ const app_origins = (app_origin: string | undefined) =>
       const address = (yield* HttpServer.HttpServer).address
       return local_origins("port" in address ? address.port : 0)
     }),
+  )
+
+/** `TRUSTED_PROXIES` parsed; a wrong entry stops the app at start, saying which. */
+const trusted_proxies = (entries: ReadonlyArray<string>) =>
+  Layer.effect(
+    TrustedProxies,
+    Effect.try({
+      try: () => parse_trusted_proxies(entries),
+      catch: (error) => new Error(`TRUSTED_PROXIES: ${(error as Error).message}`),
+    }).pipe(Effect.orDie),
   )
 
 /**
@@ -76,6 +91,7 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     Routes,
     PageRoutes,
     security_headers({ hsts: cookie_secure }),
+    unknown_paths_as_json,
     options.log_requests === true ? RequestLog : Layer.empty,
   )
   const served = HttpRouter.serve(app, { disableLogger: true }).pipe(
@@ -84,11 +100,15 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     Layer.provide(
       Layer.succeed(AdminUsernames, new Set([...options.admin_usernames].map((name) => name.toLowerCase()))),
     ),
-    Layer.provide(Layer.succeed(TrustedProxyHops, options.trusted_proxy_hops ?? 0)),
+    Layer.provide(trusted_proxies(options.trusted_proxies ?? [])),
+    Layer.provide(device_cookie_layer({ secure: cookie_secure })),
     Layer.provide(Layer.succeed(SessionCookie, session_cookie({ secure: cookie_secure }))),
     Layer.provide(app_origins(options.app_origin)),
     Layer.provideMerge(
-      NodeHttpServer.layer(create_guarded_server, { port: options.port, host: options.host ?? "127.0.0.1" }),
+      NodeHttpServer.layer(() => create_guarded_server(security_header_values({ hsts: cookie_secure })), {
+        port: options.port,
+        host: options.host ?? "127.0.0.1",
+      }),
     ),
   )
   // built first: the server listens only when the database side is ready

@@ -3,16 +3,19 @@
 // fails at an account from one address slows down themselves, never its owner
 // at another. The address's looser budget, across every account, limits
 // trying one common password on many accounts; sign-ups, which hash a
-// password too, count against it. The state lives in the database, so several
-// processes of the app share it.
+// password too, count against it. A browser that signed in to the account
+// before and shows its device cookie (./device-cookie.ts) is counted on its
+// own instead, so none of those can lock it out. The state lives in the
+// database, so several processes of the app share it.
 import { createHash } from "node:crypto"
 import { and, eq, inArray, lt, sql } from "drizzle-orm"
 import { index, integer, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core"
 import { Clock, Effect, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
-import { Db, DbError } from "effect-session-repo"
+import { db_query } from "effect-session-repo"
 import ipaddr from "ipaddr.js"
 import { client_address } from "./client-address.ts"
+import { trusted_device } from "./device-cookie.ts"
 
 /**
  * Attempts counted without a wait. From the last of them on, the next attempt
@@ -31,8 +34,9 @@ const EVERY_ACCOUNT = "*"
 /**
  * Attempts, counted before the password is checked: per (account, address)
  * pair, the failed ones since the last success; per address (`account` =
- * "*"), the failed ones at every account, and sign-ups. `last_failure_at` is
- * the time of the last attempt counted.
+ * "*"), the failed ones at every account, and sign-ups; per (account, trusted
+ * device), with `address` = "device:" and the device id, like a pair.
+ * `last_failure_at` is the time of the last attempt counted.
  */
 export const password_throttle = pgTable(
   "example_password_throttle",
@@ -46,11 +50,8 @@ export const password_throttle = pgTable(
   (table) => [primaryKey({ columns: [table.account, table.address] }), index().on(table.last_failure_at)],
 )
 
-const run = <A>(operation: string, f: (db: Db["Service"]) => Promise<A>) =>
-  Db.use((db) => Effect.tryPromise({ try: () => f(db), catch: (error) => DbError.from(operation, error) }))
-
 export const create_throttle_table = Effect.andThen(
-  run("create_throttle_table", (db) =>
+  db_query("create_throttle_table", (db) =>
     db.execute(sql`
       CREATE TABLE IF NOT EXISTS example_password_throttle (
         account text NOT NULL,
@@ -60,7 +61,7 @@ export const create_throttle_table = Effect.andThen(
         PRIMARY KEY (account, address)
       )`),
   ),
-  run("create_throttle_table", (db) =>
+  db_query("create_throttle_table", (db) =>
     db.execute(sql`
       CREATE INDEX IF NOT EXISTS example_password_throttle_last_failure_at_index
         ON example_password_throttle (last_failure_at)`),
@@ -128,7 +129,7 @@ const key = (account: string, address: string) =>
  */
 const reserve = (account: string, address: string, now: Date) =>
   Effect.gen(function* () {
-    const reserved = yield* run("throttle_reserve", (db) =>
+    const reserved = yield* db_query("throttle_reserve", (db) =>
       db
         .insert(password_throttle)
         .values({ account, address, failures: 1, last_failure_at: now })
@@ -155,7 +156,7 @@ const reserve = (account: string, address: string, now: Date) =>
 
 const refuse = (account: string, address: string, now: Date) =>
   Effect.gen(function* () {
-    const [row] = yield* run("throttle_refuse", (db) =>
+    const [row] = yield* db_query("throttle_refuse", (db) =>
       db
         .select({ at: sql`extract(epoch from ${wait_ends_at}) * 1000`.mapWith(Number) })
         .from(password_throttle)
@@ -168,7 +169,7 @@ const refuse = (account: string, address: string, now: Date) =>
 
 /** An attempt reserved from the address's row that was no guess: its count goes back (its time stays). */
 const give_back = (address: string) =>
-  run("throttle_give_back", (db) =>
+  db_query("throttle_give_back", (db) =>
     db
       .update(password_throttle)
       .set({ failures: sql`greatest(${failures} - 1, 0)` })
@@ -181,6 +182,9 @@ const attempt_now = Effect.gen(function* () {
   return { address, now: new Date(yield* Clock.currentTimeMillis) }
 })
 
+const forget = (account: string, address: string) =>
+  db_query("throttle_forget", (db) => db.delete(password_throttle).where(key(account, address)))
+
 /**
  * Runs `check` (a password verification) unless the account or the client's
  * address has failed too often lately: then fails with `TooManyAttempts`
@@ -188,19 +192,31 @@ const attempt_now = Effect.gen(function* () {
  * for the pair, before `check` runs, and a failure stays counted. A success
  * clears the pair's count and gives the address its attempt back: an office
  * behind one address logs in all day. (It does not clear the address's count:
- * a login to the attacker's own account must not buy more guesses.)
+ * a login to the attacker's own account must not buy more guesses.) From a
+ * device trusted for the account, the attempt counts for that device alone.
  */
 export const throttle_password_check = <E, R>(account: string, check: Effect.Effect<boolean, E, R>) =>
   Effect.gen(function* () {
+    const device = yield* trusted_device(account)
+    if (device !== undefined) return yield* throttle_device_check(account, `device:${device}`, check)
     const { address, now } = yield* attempt_now
     yield* reserve(EVERY_ACCOUNT, address, now)
     // refused for the pair: the attempt is not made, so it costs the address nothing
     yield* Effect.tapError(reserve(account, address, now), () => give_back(address))
     const passed = yield* check
     if (passed) {
-      yield* run("throttle_forget_pair", (db) => db.delete(password_throttle).where(key(account, address)))
+      yield* forget(account, address)
       yield* give_back(address)
     }
+    return passed
+  })
+
+/** An attempt from a device trusted for the account: counted, and cleared by a success, like a pair. */
+const throttle_device_check = <E, R>(account: string, device: string, check: Effect.Effect<boolean, E, R>) =>
+  Effect.gen(function* () {
+    yield* reserve(account, device, new Date(yield* Clock.currentTimeMillis))
+    const passed = yield* check
+    if (passed) yield* forget(account, device)
     return passed
   })
 
@@ -218,7 +234,7 @@ export const throttle_signup = Effect.gen(function* () {
 // Opportunistic cleanup at each new count, so the table does not grow forever.
 // A few rows at a time, and never waiting for a row another request holds.
 const delete_forgotten = (now: Date) =>
-  run("throttle_delete_forgotten", (db) =>
+  db_query("throttle_delete_forgotten", (db) =>
     db.delete(password_throttle).where(
       inArray(
         sql`(${password_throttle.account}, ${password_throttle.address})`,

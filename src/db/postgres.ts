@@ -71,19 +71,20 @@ export type PoolOptions = Pick<PostgresOptions, "on_statement" | "prepare">
 // connection dies while checked out with no query running.
 const ignore_connection_error = () => {}
 
+/** The listeners `pool` needs (see `ignore_connection_error`): on it, and on each connection it opens from now on. */
+const listen_for_errors = (pool: pg.Pool) => {
+  const on_new_connection = (client: pg.PoolClient) => client.on("error", ignore_connection_error)
+  pool.on("error", ignore_connection_error).on("connect", on_new_connection)
+  return () => pool.off("error", ignore_connection_error).off("connect", on_new_connection)
+}
+
 /**
- * `Database` and `Db` on `pool`, which stays open: the caller closes it.
- * Error listeners go on the pool, on each connection it opens from now on and
- * on each one a transaction takes (it may predate the layer); the pool's are
- * removed when the layer closes.
+ * `Database` and `Db` on `pool`, whose error listeners the caller has set
+ * (`listen_for_errors`): they must outlive every connection the pool holds.
+ * Each connection a transaction takes gets one too (it may predate them).
  */
 const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
   Effect.gen(function* () {
-    const on_new_connection = (client: pg.PoolClient) => client.on("error", ignore_connection_error)
-    yield* Effect.acquireRelease(
-      Effect.sync(() => pool.on("error", ignore_connection_error).on("connect", on_new_connection)),
-      () => Effect.sync(() => pool.off("error", ignore_connection_error).off("connect", on_new_connection)),
-    )
     const prepare = options.prepare ?? true
     const logger = statement_logger(options.on_statement)
     const handle = (client: pg.Pool | pg.PoolClient) =>
@@ -150,6 +151,8 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
         }),
         (pool) => Effect.promise(() => pool.end()),
       )
+      // kept until the pool is gone: closing it, or dropping its database, errors its idle connections
+      listen_for_errors(pool)
       return yield* database_on_pool(pool, options)
     }),
   )
@@ -192,6 +195,11 @@ export const layer_postgres_pool = (
               "a single pg.Client cannot serve concurrent transactions",
           }),
         )
+      // the app's pool outlives the layer: its listeners go with the layer
+      yield* Effect.acquireRelease(
+        Effect.sync(() => listen_for_errors(client)),
+        (unlisten) => Effect.sync(unlisten),
+      )
       return yield* database_on_pool(client, options)
     }),
   )

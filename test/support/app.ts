@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
+import { credential, hash_password } from "../../examples/app/credentials.ts"
 import { type AppOptions, app_layer } from "../../examples/app/server.ts"
 import { auth_session, type Database, type Db, layer_postgres } from "../../src/index.ts"
 import { layer_pglite } from "../../src/pglite.ts"
@@ -42,13 +43,21 @@ export const base_url = HttpServer.HttpServer.useSync((server) => {
 export interface Reply {
   readonly status: number
   readonly body: Record<string, unknown>
-  /** The Set-Cookie header, if any. */
+  /** The Set-Cookie header of the session cookie, if any. */
   readonly set_cookie: string | undefined
+  /** The Set-Cookie header of the device cookie, if any. */
+  readonly set_device_cookie: string | undefined
 }
 
-/** A browser-like client: keeps the session cookie it is given, sends it back. */
+const DEVICE_COOKIE = /^(__Host-)?device=/
+
+/**
+ * A browser-like client: keeps the session cookie and the device cookie it is
+ * given (`cookie`, `device_cookie`: "name=value"), sends them back.
+ */
 export const make_client = (base: string) => {
   let cookie: string | undefined
+  let device_cookie: string | undefined
   const call = (
     method: string,
     path: string,
@@ -58,7 +67,8 @@ export const make_client = (base: string) => {
   ) =>
     Effect.promise(async (): Promise<Reply> => {
       const headers: Record<string, string> = {}
-      if (cookie !== undefined) headers.cookie = cookie
+      const cookies = [cookie, device_cookie].filter((pair) => pair !== undefined)
+      if (cookies.length > 0) headers.cookie = cookies.join("; ")
       if (body !== undefined || raw_body !== undefined) headers["content-type"] = "application/json"
       Object.assign(headers, extra_headers)
       const payload = raw_body ?? (body === undefined ? undefined : JSON.stringify(body))
@@ -67,13 +77,19 @@ export const make_client = (base: string) => {
         headers,
         ...(payload === undefined ? {} : { body: payload }),
       })
-      const set_cookie = response.headers.get("set-cookie") ?? undefined
-      if (set_cookie !== undefined) {
-        const [pair] = set_cookie.split(";")
-        cookie = /Max-Age=0/i.test(set_cookie) ? undefined : pair
-      }
+      const set_cookies = response.headers.getSetCookie()
+      const set_cookie = set_cookies.find((header) => !DEVICE_COOKIE.test(header))
+      const set_device_cookie = set_cookies.find((header) => DEVICE_COOKIE.test(header))
+      const kept = (header: string) => (/Max-Age=0/i.test(header) ? undefined : header.split(";")[0])
+      if (set_cookie !== undefined) cookie = kept(set_cookie)
+      if (set_device_cookie !== undefined) device_cookie = kept(set_device_cookie)
       const text = await response.text()
-      return { status: response.status, body: text === "" ? {} : JSON.parse(text), set_cookie }
+      return {
+        status: response.status,
+        body: text === "" ? {} : JSON.parse(text),
+        set_cookie,
+        set_device_cookie,
+      }
     })
   return {
     call,
@@ -82,6 +98,12 @@ export const make_client = (base: string) => {
     },
     set cookie(value: string | undefined) {
       cookie = value
+    },
+    get device_cookie() {
+      return device_cookie
+    },
+    set device_cookie(value: string | undefined) {
+      device_cookie = value
     },
   }
 }
@@ -108,4 +130,10 @@ export const password_proven_ago = (session_id: string, minutes: number) =>
       .update(auth_session)
       .set({ authenticated_at: new Date(Date.now() - minutes * 60_000) })
       .where(eq(auth_session.id, session_id)),
+  )
+
+/** Gives the account `password`, whatever today's rules say of it: a password chosen before them. */
+export const password_set_before_the_rules = (account_id: string, password: string) =>
+  Effect.flatMap(hash_password(password), (password_hash) =>
+    on_db((db) => db.update(credential).set({ password_hash }).where(eq(credential.account_id, account_id))),
   )
