@@ -10,6 +10,7 @@ export {
 } from "./http/cookie.js"
 export {
   CurrentSession,
+  type CurrentSessionShape,
   request_session_token,
   request_session_tokens,
   session_middleware,

@@ -6,13 +6,15 @@ import { Command } from "effect/cli"
 import { cli_services, commands, failure_line } from "./cli.js"
 
 // an optional peer dependency: library users who never run the CLI need not install it
-const platform = await import("@effect/platform-node").catch(() => undefined)
-if (platform === undefined) {
+const platform = await import("@effect/platform-node").catch((error: { code?: string; message?: string }) => {
+  const missing = error.code === "ERR_MODULE_NOT_FOUND" && error.message?.includes("'@effect/platform-node'")
   console.error(
-    "effect-session-repo: the CLI needs @effect/platform-node, an optional peer dependency: npm install @effect/platform-node",
+    missing
+      ? "effect-session-repo: the CLI needs @effect/platform-node, an optional peer dependency: npm install @effect/platform-node"
+      : `effect-session-repo: @effect/platform-node did not load (install the version of your effect's minor): ${error.message?.split("\n")[0]}`,
   )
   process.exit(1)
-}
+})
 
 // the package's own manifest, two folders up from src/bin and dist/bin alike
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }

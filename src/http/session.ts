@@ -7,15 +7,21 @@ import { type Authenticated, SessionRepo } from "../session/repo.js"
 import { hash_prefix, hash_session_token, is_session_token } from "../token.js"
 import { clear_session_cookie, SessionCookie, session_cookie_setter } from "./cookie.js"
 
-/** The session of the current request, provided to handlers by `with_session`. */
-export class CurrentSession extends Context.Service<
+/** The request's session, and its cookie's token (redacted, so it cannot be logged by accident). */
+export interface CurrentSessionShape {
+  readonly session: AuthSession
+  readonly token: Redacted.Redacted<string>
+}
+
+// Typed as written, so the published declaration keeps the registered ids (see SessionRepo).
+const CurrentSessionService: Context.ServiceClass<
   CurrentSession,
-  {
-    readonly session: AuthSession
-    /** The cookie's token, e.g. to log out; redacted so it cannot be logged by accident. */
-    readonly token: Redacted.Redacted<string>
-  }
->()("effect-session-repo/CurrentSession") {}
+  "effect-session-repo/CurrentSession",
+  CurrentSessionShape
+> = Context.Service<CurrentSession, CurrentSessionShape>()("effect-session-repo/CurrentSession")
+
+/** The session of the current request, provided to handlers by `with_session` and `session_middleware`. */
+export class CurrentSession extends CurrentSessionService {}
 
 /** More session cookies in one request than any browser sends; the rest are ignored. */
 const MAX_SESSION_COOKIES = 4

@@ -312,10 +312,13 @@ const make = Effect.gen(function* () {
   })
 })
 
+// Typed as written, so the published declaration keeps `SessionRepoShape`'s
+// registered ids (an inferred base would be frozen to the standalone ones).
+const SessionRepoService: Context.ServiceClass<SessionRepo, "effect-session-repo/SessionRepo", SessionRepoShape> =
+  Context.Service<SessionRepo, SessionRepoShape>()("effect-session-repo/SessionRepo")
+
 /** The session service applications use; its methods hide `Db` and `Tx`. */
-export class SessionRepo extends Context.Service<SessionRepo, SessionRepoShape>()(
-  "effect-session-repo/SessionRepo",
-) {
+export class SessionRepo extends SessionRepoService {
   /**
    * `SessionRepo` on `table`: your session table, registered (see
    * `Register`), or the standalone `auth_session`. It reads `SessionPolicy`

@@ -47,6 +47,47 @@ const run = (
   return output
 }
 
+/**
+ * The README's TypeScript blocks, each a module of its own: `// src/db/schema.ts`
+ * and `// drizzle.config.ts` blocks where they say, with the blocks that import
+ * the schema in an own-table program (its table registered), the others in a
+ * standalone one. Each program is type-checked by the app's TypeScript.
+ */
+const compile_readme_snippets = () => {
+  const readme = readFileSync(join(repo, "README.md"), "utf8")
+  const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string)
+  assert.ok(blocks.length >= 8, `only ${blocks.length} TypeScript blocks in README.md`)
+  const programs = { own_table: join(app, "readme-own-table"), standalone: join(app, "readme-standalone") }
+  for (const dir of Object.values(programs)) {
+    mkdirSync(join(dir, "src", "db"), { recursive: true })
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          lib: ["ES2022", "DOM"],
+          types: ["node"],
+          strict: true,
+          skipLibCheck: true,
+          noEmit: true,
+          allowImportingTsExtensions: true,
+        },
+        include: ["**/*.ts"],
+      }),
+    )
+  }
+  blocks.forEach((block, i) => {
+    const named = /^\/\/ ((?:src\/db\/schema|drizzle\.config)\.ts)\n/.exec(block)?.[1]
+    const own_table = named !== undefined || block.includes('from "./db/schema.ts"')
+    const dir = own_table ? programs.own_table : programs.standalone
+    writeFileSync(join(dir, named ?? join("src", `readme_${i}.ts`)), block)
+  })
+  for (const dir of Object.values(programs)) run("npx", ["tsc", "-p", dir])
+  console.log(`consumer: ${blocks.length} README blocks compiled`)
+}
+
 const admin = await admin_client(server_url)
 try {
   console.log(`consumer: node ${process.version}`)
@@ -77,6 +118,8 @@ try {
   assert.match(sql, /REFERENCES "public"\."users"\("id"\) ON DELETE cascade/)
   assert.match(sql, /"account_id" integer NOT NULL/)
   run("npx", ["drizzle-kit", "migrate"])
+  // an unchanged schema: push has nothing to do (the defaults are written as PostgreSQL prints them)
+  assert.match(run("npx", ["drizzle-kit", "push", "--force", "--verbose"]), /No changes detected/)
 
   run("npx", ["tsc", "-p", "."])
   const output = run("node", [join("dist", "main.js")])
@@ -88,6 +131,23 @@ try {
 
   const cli = run("npx", ["effect-session-repo", "--help"], { expect_failure: true })
   assert.match(cli, /the CLI needs @effect\/platform-node/)
+
+  // with it: the CLI on the app's own table, from the app's compiled schema module (platform-node
+  // 4.0.x pulls platform-node-shared 4.1, which needs effect 4.1: an app running the CLI takes both)
+  run("npm", ["install", "--no-audit", "--no-fund", "@effect/platform-node@4.1", "effect@4.1"])
+  const { version } = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { version: string }
+  assert.equal(run("npx", ["effect-session-repo", "--version"]).trim(), `effect-session-repo v${version}`)
+  const on_app_table = ["--schema", join("dist", "schema.js")]
+  // the session main.js left on the app's pool, listed with its user's email
+  assert.match(
+    run("npx", ["effect-session-repo", "sessions", "list", ...on_app_table]),
+    /  pool@example\.com  .*\n1 live session\(s\)\n$/,
+  )
+  const refused = run("npx", ["effect-session-repo", "migrate"], { expect_failure: true })
+  assert.match(refused, /^effect-session-repo: this database has your app's session table user_session/m)
+
+  // every TypeScript block of the README compiles against the package as installed
+  compile_readme_snippets()
 
   // a git install (of the committed HEAD) builds dist/ itself (prepare), so the entry points resolve
   const from_git = join(work, "from-git")

@@ -8,3 +8,9 @@ export const users = pgTable("users", {
 
 // Sessions belong to the app's users: serial ids, deleted with their user.
 export const user_session = session_table({ account_id: users.id, label: users.email, name: "user_session" })
+
+declare module "effect-session-repo" {
+  interface Register {
+    readonly session_table: typeof user_session
+  }
+}
