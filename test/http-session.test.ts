@@ -1,18 +1,22 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Option, Redacted } from "effect"
-import { Cookies, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { Cookies, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { TestClock } from "effect/testing"
 import {
   CurrentSession,
   clear_session_cookie,
   session_cookie as cookie_for,
+  SECURE_SESSION_COOKIE_NAME,
   SessionCookie,
+  session_middleware,
   set_session_cookie,
   with_session,
 } from "../src/http.ts"
 import { AUTH_SESSION_EXTEND_THRESHOLD_MS, AUTH_SESSION_LIFETIME_MS, SessionRepo } from "../src/index.ts"
-import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { user_session } from "./support/app-tables.ts"
+import { backends, on_table, report_skipped_postgres } from "./support/backends.ts"
 import { create_account, now_ms, session_row } from "./support/fixtures.ts"
+import { make_recorder } from "./support/recorder.ts"
 import { request_with, session_cookie } from "./support/requests.ts"
 
 const ok = Effect.succeed(HttpServerResponse.jsonUnsafe({ ok: true }))
@@ -185,6 +189,89 @@ for (const backend of backends) {
         assert.strictEqual((yield* repo.authenticate(rotated.token)).session.id, rotated.session.id)
         assert.strictEqual((yield* Effect.flip(repo.rotate(token))).reason, "unknown")
       }),
+    )
+  })
+}
+
+for (const backend of backends) {
+  layer(backend.layer)(`session_middleware on ${backend.name}`, (it) => {
+    /** A router of two routes behind the middleware, on `repo`, answering one request. */
+    const ask = (repo: Layer.Layer<SessionRepo>, cookie: string | undefined, path: string) =>
+      Effect.gen(function* () {
+        const logs = make_recorder()
+        const routes = Layer.mergeAll(
+          HttpRouter.add(
+            "GET",
+            "/me",
+            CurrentSession.useSync(({ session }) => HttpServerResponse.jsonUnsafe({ id: session.id })),
+          ),
+          HttpRouter.add(
+            "GET",
+            "/account",
+            CurrentSession.useSync(({ session }) =>
+              HttpServerResponse.jsonUnsafe({ account_id: session.account_id }),
+            ),
+          ),
+        ).pipe(
+          Layer.provide(session_middleware.layer),
+          Layer.provide(repo),
+          // in the app's context: the router's requests log through it
+          Layer.provideMerge(logs.layer),
+        )
+        const web = HttpRouter.toWebHandler(routes, { disableLogger: true })
+        yield* Effect.addFinalizer(() => Effect.promise(() => web.dispose()))
+        const response = yield* Effect.promise(() =>
+          web.handler(
+            new Request(
+              `http://localhost${path}`,
+              cookie === undefined ? {} : { headers: { cookie: `${SECURE_SESSION_COOKIE_NAME}=${cookie}` } },
+            ),
+          ),
+        )
+        return {
+          status: response.status,
+          body: yield* Effect.promise(() => response.text()),
+          retry_after: response.headers.get("retry-after"),
+          logs: logs.logs,
+        }
+      })
+
+    it.effect("gives every route it wraps the session; without one, 401", () =>
+      Effect.gen(function* () {
+        // the router serves on the real clock
+        yield* TestClock.setTime(Date.now())
+        const repo = yield* SessionRepo
+        const owner = yield* create_account()
+        const { token, session } = yield* repo.create_session(owner.id)
+        const this_repo = Layer.succeed(SessionRepo, repo)
+        const me = yield* ask(this_repo, Redacted.value(token), "/me")
+        assert.deepStrictEqual([me.status, JSON.parse(me.body)], [200, { id: session.id }])
+        const account = yield* ask(this_repo, Redacted.value(token), "/account")
+        assert.deepStrictEqual(JSON.parse(account.body), { account_id: owner.id })
+        assert.strictEqual((yield* ask(this_repo, undefined, "/me")).status, 401)
+        assert.strictEqual((yield* ask(this_repo, "x".repeat(43), "/account")).status, 401)
+      }).pipe(Effect.scoped),
+    )
+
+    it.effect("a DbError while validating is logged and answered 503 with Retry-After", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(Date.now())
+        const owner = yield* create_account()
+        const { token } = yield* (yield* SessionRepo).create_session(owner.id)
+        // a repo on a table this database lacks: every validation fails on the database
+        const broken = on_table(user_session)(SessionRepo.use(Effect.succeed)).pipe(
+          Effect.map((repo) => Layer.succeed(SessionRepo, repo)),
+        )
+        const answer = yield* ask(yield* broken, Redacted.value(token), "/me")
+        assert.strictEqual(answer.status, 503)
+        assert.strictEqual(answer.retry_after, "1")
+        assert.isTrue(
+          answer.logs.some(
+            (line) => line.includes("session validation failed") && line.includes("undefined_table"),
+          ),
+        )
+        assert.notInclude(answer.logs.join("\n"), Redacted.value(token))
+      }).pipe(Effect.scoped),
     )
   })
 }
