@@ -16,10 +16,10 @@ export {
 } from "./db/postgres.js"
 export { db_query } from "./db/query.js"
 export { READ_RETRY_WINDOW_MS, retry_read } from "./db/read-retry.js"
+export * from "./schema/index.js"
 // Register by name, not through `export *`: a module augmentation of
 // "effect-session-repo" reaches only a declaration the entry names itself.
 export type { AccountId, Register, RegisteredSessionTable } from "./schema/register.js"
-export * from "./schema/index.js"
 export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.js"
 export { CurrentSessionTable, layer_current_session_table } from "./session/current-session-table.js"
 export { MAX_USER_AGENT_LENGTH, type SessionDevice } from "./session/device.js"

@@ -127,6 +127,15 @@ if (server_url !== undefined) {
     db.execute(sql`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name <> ''`),
   ).pipe(Effect.map((result) => Number((result as { rows: Array<{ n: number }> }).rows[0]?.n)))
 
+  /** Migrates, then creates a session and validates it: the repo works on this database. */
+  const migrated_repo_works = Effect.gen(function* () {
+    yield* migrate
+    const repo = yield* SessionRepo
+    const owner = yield* create_account()
+    const { token } = yield* repo.create_session(owner.id)
+    assert.isTrue(Option.isSome(yield* repo.validate(token)))
+  })
+
   describe("layer_postgres_from_config", () => {
     for (const prepare of ["true", "false"]) {
       it.live(`reads DATABASE_URL, DATABASE_POOL_SIZE and DATABASE_PREPARE=${prepare}`, () =>
@@ -142,11 +151,7 @@ if (server_url !== undefined) {
             Layer.provide(ConfigProvider.layer(config)),
           )
           yield* Effect.gen(function* () {
-            yield* migrate
-            const repo = yield* SessionRepo
-            const owner = yield* create_account()
-            const { token } = yield* repo.create_session(owner.id)
-            assert.isTrue(Option.isSome(yield* repo.validate(token)))
+            yield* migrated_repo_works
             const named = yield* prepared_statements
             if (prepare === "true") assert.isAbove(named, 0)
             else assert.strictEqual(named, 0)
@@ -175,11 +180,7 @@ if (server_url !== undefined) {
         yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
         for (const handed of [pool, drizzle(pool)]) {
           yield* Effect.gen(function* () {
-            yield* migrate
-            const repo = yield* SessionRepo
-            const owner = yield* create_account()
-            const { token } = yield* repo.create_session(owner.id)
-            assert.isTrue(Option.isSome(yield* repo.validate(token)))
+            yield* migrated_repo_works
             // its listeners are there while the layer is
             assert.strictEqual(pool.listenerCount("error"), 1)
           }).pipe(Effect.provide(standalone_repo.pipe(Layer.provideMerge(layer_postgres_pool(handed)))))

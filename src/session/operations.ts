@@ -36,7 +36,7 @@ export interface NewSession {
 const make_session_operations = (definition: SessionTableDefinition, policy: SessionPolicyShape) => {
   const statements = session_statements(definition)
   const now_live_bounds = Effect.map(Clock.currentTimeMillis, (now) => live_bounds(policy, now))
-  const ids = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
+  const count = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
 
   /** Inserts a session authenticated now; a missing account is `AccountNotFound`. */
   const create = Effect.fnUntraced(function* (
@@ -124,7 +124,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     yield* statements.session_enforce_limit_lock({ account_id })
     // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
     const bounds = yield* now_live_bounds
-    return ids(yield* statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }))
+    return count(yield* statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }))
   })
 
   const list_for_account = Effect.fnUntraced(function* (account_id: AnyAccountId, limit: number) {
@@ -135,16 +135,16 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     return yield* statements.session_list_all_active({ limit, ...(yield* now_live_bounds) })
   })
 
-  const revoke_by_hash = (id: string) => Effect.map(statements.session_revoke_by_hash({ id }), ids)
+  const revoke_by_hash = (id: string) => Effect.map(statements.session_revoke_by_hash({ id }), count)
 
   const revoke_for_account = (id: string, account_id: AnyAccountId) =>
     Effect.map(statements.session_revoke_for_account({ id, account_id }), (rows) => rows.length > 0)
 
   const revoke_all_for_account = (account_id: AnyAccountId) =>
-    Effect.map(statements.session_revoke_all_for_account({ account_id }), ids)
+    Effect.map(statements.session_revoke_all_for_account({ account_id }), count)
 
   const revoke_others_for_account = (account_id: AnyAccountId, keep: string) =>
-    Effect.map(statements.session_revoke_others_for_account({ account_id, keep }), ids)
+    Effect.map(statements.session_revoke_others_for_account({ account_id, keep }), count)
 
   /**
    * Deletes expired sessions in batches of the policy's size, each its own
@@ -158,7 +158,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     const now = new Date(yield* Clock.currentTimeMillis)
     let total = 0
     while (true) {
-      const deleted = ids(yield* statements.session_cleanup_expired({ now, batch_size }))
+      const deleted = count(yield* statements.session_cleanup_expired({ now, batch_size }))
       total += deleted
       if (on_batch !== undefined) yield* on_batch(deleted, total)
       if (deleted < batch_size) return total

@@ -314,8 +314,11 @@ const make = Effect.gen(function* () {
 
 // Typed as written, so the published declaration keeps `SessionRepoShape`'s
 // registered ids (an inferred base would be frozen to the standalone ones).
-const SessionRepoService: Context.ServiceClass<SessionRepo, "effect-session-repo/SessionRepo", SessionRepoShape> =
-  Context.Service<SessionRepo, SessionRepoShape>()("effect-session-repo/SessionRepo")
+const SessionRepoService: Context.ServiceClass<
+  SessionRepo,
+  "effect-session-repo/SessionRepo",
+  SessionRepoShape
+> = Context.Service<SessionRepo, SessionRepoShape>()("effect-session-repo/SessionRepo")
 
 /** The session service applications use; its methods hide `Db` and `Tx`. */
 export class SessionRepo extends SessionRepoService {

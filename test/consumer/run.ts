@@ -141,7 +141,7 @@ try {
   // the session main.js left on the app's pool, listed with its user's email
   assert.match(
     run("npx", ["effect-session-repo", "sessions", "list", ...on_app_table]),
-    /  pool@example\.com  .*\n1 live session\(s\)\n$/,
+    / {2}pool@example\.com {2}.*\n1 live session\(s\)\n$/,
   )
   const refused = run("npx", ["effect-session-repo", "migrate"], { expect_failure: true })
   assert.match(refused, /^effect-session-repo: this database has your app's session table user_session/m)

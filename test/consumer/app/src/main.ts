@@ -17,14 +17,8 @@ registerHooks({
 const { Effect, Layer, Option, Redacted } = await import("effect")
 const { eq, sql } = await import("drizzle-orm")
 const { drizzle } = await import("drizzle-orm/node-postgres")
-const {
-  Db,
-  layer_postgres_from_config,
-  layer_postgres_pool,
-  layer_session_policy,
-  migrate,
-  SessionRepo,
-} = await import("effect-session-repo")
+const { Db, layer_postgres_from_config, layer_postgres_pool, layer_session_policy, migrate, SessionRepo } =
+  await import("effect-session-repo")
 const { user_session, users } = await import("./schema.js")
 
 const loaded_by_main = [...resolved]
@@ -119,12 +113,19 @@ const own_table = Effect.gen(function* () {
 // it is still the app's (open) after the layer closes.
 const on_app_pool = Effect.gen(function* () {
   const repo = yield* SessionRepo
-  const [user] = yield* Effect.promise(() => app_db.insert(users).values({ email: "pool@example.com" }).returning())
+  const [user] = yield* Effect.promise(() =>
+    app_db.insert(users).values({ email: "pool@example.com" }).returning(),
+  )
   assert.ok(user !== undefined)
   const { token } = yield* repo.create_session(user.id)
   assert.ok(Option.isSome(yield* repo.validate(token)))
 }).pipe(
-  Effect.provide(SessionRepo.layer(user_session).pipe(Layer.provide(policy), Layer.provideMerge(layer_postgres_pool(app_db)))),
+  Effect.provide(
+    SessionRepo.layer(user_session).pipe(
+      Layer.provide(policy),
+      Layer.provideMerge(layer_postgres_pool(app_db)),
+    ),
+  ),
 )
 
 // The app's own migrations ran first (drizzle-kit migrate); the standalone
