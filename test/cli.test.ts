@@ -5,16 +5,23 @@ import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { promisify } from "node:util"
 import { NodeServices } from "@effect/platform-node"
-import { assert, layer, it as plain_it } from "@effect/vitest"
+import { assert, it, layer, it as plain_it } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Layer, Redacted } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { Command } from "effect/cli"
 import { TestClock, TestConsole } from "effect/testing"
-import { commands } from "../src/bin/cli.ts"
+import { cli_services, commands } from "../src/bin/cli.ts"
 import { DEFAULT_SESSION_POLICY, db_query, layer_postgres, SessionPolicy } from "../src/index.ts"
 import { admin_client } from "./support/admin.ts"
 import { type AppAccounts, app_accounts, apply_app_schema, user_session } from "./support/app-schema.ts"
-import { any_key_repo, backends, on_table, report_skipped_postgres, server_url } from "./support/backends.ts"
+import {
+  any_key_repo,
+  backends,
+  fresh_postgres_database,
+  on_table,
+  report_skipped_postgres,
+  server_url,
+} from "./support/backends.ts"
 import { create_account, insert_session, session_rows, truncate_all } from "./support/fixtures.ts"
 
 const SECOND = 1000
@@ -174,98 +181,103 @@ if (server_url !== undefined) {
   const server = server_url
   const SCHEMA = join(process.cwd(), "test", "support", "app-tables.ts")
 
-  plain_it(
+  /** The CLI as the binary runs it (its services from the flags and `env`), in this process. */
+  const run_as_binary = (env: Record<string, string>, ...args: Array<string>) =>
+    Command.runWith(commands.pipe(Command.provide((root) => cli_services(root))), { version: "test" })(
+      args,
+    ).pipe(
+      Effect.provide(NodeServices.layer),
+      Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env))),
+    )
+  const failure_of = (effect: Effect.Effect<unknown, unknown>) =>
+    Effect.map(Effect.flip(effect), (error) => (error as Error).message)
+
+  it.effect(
     "on the app's own table (--schema): lists and revokes by label, cleans up with progress on a terminal, refuses the standalone migrate, names drizzle-kit for a missing table",
-    async () => {
-      const admin = await admin_client(server)
-      const database = `esr_cli_${process.pid}`
-      await admin.query(`CREATE DATABASE ${database}`)
-      try {
-        const url = new URL(server)
-        url.pathname = `/${database}`
-        const env = { DATABASE_URL: url.toString() }
+    () =>
+      Effect.gen(function* () {
+        // the CLI reads the real time; the sessions below are made at it
+        yield* TestClock.setTime(Date.now())
+        const env = { DATABASE_URL: yield* fresh_postgres_database(server) }
         const on_app_table = ["--schema", SCHEMA, "--table", "user_session"]
 
         // before the app's migrations: the hint is the app's drizzle-kit, not the standalone migrate
-        const missing = await run_binary(["sessions", "list", ...on_app_table], env)
-        assert.strictEqual(missing.code, 1)
         assert.match(
-          missing.stderr,
+          yield* failure_of(run_as_binary(env, "sessions", "list", ...on_app_table)),
           /table user_session does not exist: the session table is yours, so apply your drizzle-kit migrations/,
         )
         // several tables in the module: the CLI asks which
-        const ambiguous = await run_binary(["sessions", "list", "--schema", SCHEMA], env)
-        assert.match(ambiguous.stderr, /exports the session tables .*user_session.*: name one with --table/)
-
-        const owner = await Effect.runPromise(
-          Effect.gen(function* () {
-            yield* apply_app_schema
-            const owner = yield* (app_accounts[0] as AppAccounts).create("cli@example.com")
-            const created = yield* any_key_repo.pipe(
-              Effect.flatMap((repo) => Effect.forEach([1, 2, 3, 4], () => repo.create_session(owner))),
-              on_table(user_session),
-            )
-            // two of them ended yesterday, for cleanup
-            const ended = created.slice(0, 2).map(({ session }) => session.id)
-            yield* db_query("backdate", (db) =>
-              db.execute(sql`UPDATE user_session SET expires_at = now() - interval '1 day'
-                             WHERE id IN (${sql.join(ended, sql`, `)})`),
-            )
-            return owner
-          }).pipe(
-            Effect.provide(Layer.succeed(SessionPolicy, DEFAULT_SESSION_POLICY)),
-            Effect.provide(layer_postgres({ url: Redacted.make(url.toString()), pool_size: 2 })),
-            Effect.scoped,
-          ),
-        )
-        const listed = await run_binary(["sessions", "list", ...on_app_table], env)
-        assert.strictEqual(listed.code, 0, listed.stderr)
-        assert.match(listed.stdout, /cli@example\.com/)
-        assert.match(listed.stdout, /2 live session\(s\)\n$/)
         assert.match(
-          (await run_binary(["sessions", "list", "--account", String(owner), ...on_app_table], env)).stdout,
-          /2 live session\(s\)/,
+          yield* failure_of(run_as_binary(env, "sessions", "list", "--schema", SCHEMA)),
+          /exports the session tables .*user_session.*: name one with --table/,
         )
+
+        const owner = yield* Effect.gen(function* () {
+          yield* apply_app_schema
+          const owner = yield* (app_accounts[0] as AppAccounts).create("cli@example.com")
+          const created = yield* any_key_repo.pipe(
+            Effect.flatMap((repo) => Effect.forEach([1, 2, 3, 4], () => repo.create_session(owner))),
+            on_table(user_session),
+          )
+          // two of them ended yesterday, for cleanup
+          const ended = created.slice(0, 2).map(({ session }) => session.id)
+          yield* db_query("backdate", (db) =>
+            db.execute(sql`UPDATE user_session SET expires_at = now() - interval '1 day'
+                           WHERE id IN (${sql.join(ended, sql`, `)})`),
+          )
+          return owner
+        }).pipe(
+          Effect.provide(Layer.succeed(SessionPolicy, DEFAULT_SESSION_POLICY)),
+          Effect.provide(layer_postgres({ url: Redacted.make(env.DATABASE_URL), pool_size: 2 })),
+        )
+        const listed = yield* output_of(run_as_binary(env, "sessions", "list", ...on_app_table))
+        assert.isTrue(
+          listed.some((line) => line.includes("  cli@example.com  ")),
+          listed.join("\n"),
+        )
+        assert.strictEqual(listed.at(-1), "2 live session(s)")
+        const by_id = yield* output_of(
+          run_as_binary(env, "sessions", "list", "--account", String(owner), ...on_app_table),
+        )
+        assert.strictEqual(by_id.at(-1), "2 live session(s)")
 
         // the standalone migrate is refused, with or without --schema, and creates nothing
-        for (const args of [["migrate"], ["migrate", ...on_app_table]]) {
-          const refused = await run_binary(args, env)
-          assert.strictEqual(refused.code, 1)
-          assert.match(refused.stderr, /drizzle-kit/)
-        }
-        const check = await admin_client(url.toString())
-        const created = await check
-          .query<{ none: boolean }>(
-            "SELECT to_regclass('account') IS NULL AND to_regclass('auth_session') IS NULL AS none",
-          )
-          .finally(() => check.end())
+        for (const args of [["migrate"], ["migrate", ...on_app_table]])
+          assert.match(yield* failure_of(run_as_binary(env, ...args)), /drizzle-kit/)
+        const created = yield* Effect.promise(async () => {
+          const check = await admin_client(env.DATABASE_URL)
+          return check
+            .query<{ none: boolean }>(
+              "SELECT to_regclass('account') IS NULL AND to_regclass('auth_session') IS NULL AS none",
+            )
+            .finally(() => check.end())
+        })
         assert.isTrue(created.rows[0]?.none, "the standalone tables were created")
 
-        // cleanup on a terminal (script gives it one): a progress line, then the summary
-        const on_terminal = await promisify(execFile)(
-          "script",
-          [
-            "-qec",
-            [process.execPath, "--import", TSX, MAIN, "cleanup", "--batch-size", "1", ...on_app_table].join(
-              " ",
-            ),
-            "/dev/null",
-          ],
-          { env: { ...process.env, ...env }, timeout: 60_000 },
+        // cleanup as the binary on a terminal (script gives it one): a progress line, then the summary
+        const on_terminal = yield* Effect.promise(() =>
+          promisify(execFile)(
+            "script",
+            [
+              "-qec",
+              [process.execPath, "--import", TSX, MAIN, "cleanup", "--batch-size", "1", ...on_app_table].join(
+                " ",
+              ),
+              "/dev/null",
+            ],
+            { env: { ...process.env, ...env }, timeout: 60_000 },
+          ),
         )
         assert.match(on_terminal.stdout, /\r2 rows deleted, \d+ rows\/s, 0 batches left/)
         assert.match(on_terminal.stdout, /expired sessions deleted: 2 in 3 batches/)
 
-        const revoked = await run_binary(
-          ["sessions", "revoke", "--account", "CLI@example.com", ...on_app_table],
-          env,
+        assert.deepStrictEqual(
+          yield* output_of(
+            run_as_binary(env, "sessions", "revoke", "--account", "CLI@example.com", ...on_app_table),
+          ),
+          ["sessions revoked: 2"],
         )
-        assert.strictEqual(revoked.stdout.trim(), "sessions revoked: 2")
-      } finally {
-        await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-        await admin.end()
-      }
-    },
+      }).pipe(Effect.scoped),
     120_000,
   )
 }
