@@ -17,16 +17,23 @@ import {
   on_table,
   postgres_backend,
   report_skipped_postgres,
+  through_pgbouncer,
   with_repo,
 } from "./support/backends.ts"
 import { create_account, session_rows } from "./support/fixtures.ts"
 
 const TRIALS = 20
-/** The scale for the plain limit race: 200 trials × 25 logins. */
-const LIMIT_TRIALS = 200
+/**
+ * The issue's scale for the plain limit race: 200 trials × 25 logins. Through
+ * PgBouncer a quarter of it: there the question is whether the pooler keeps
+ * the lock's transaction whole (one lost lock breaks the limit at once), not
+ * the odds of an interleaving.
+ */
+const TRIAL_SHARE = through_pgbouncer ? 4 : 1
+const LIMIT_TRIALS = 200 / TRIAL_SHARE
 const CONCURRENT_LOGINS = 25
 const MAX_SESSIONS = 3
-const APP_TRIALS = 100
+const APP_TRIALS = 100 / TRIAL_SHARE
 
 // Concurrency needs a real server: PGlite has one connection, so it can never race.
 if (postgres_backend !== undefined) {
