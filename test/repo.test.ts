@@ -1,6 +1,6 @@
 import { assert, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Logger, Option, Redacted } from "effect"
+import { Effect, Fiber, Logger, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import {
   AUTH_SESSION_EXTEND_THRESHOLD_MS,
@@ -20,6 +20,7 @@ import { backends, on_table, report_skipped_postgres } from "./support/backends.
 import {
   count_matching,
   create_account,
+  hold_session_locks,
   install_write_counter,
   missing_account_id,
   now_ms,
@@ -27,6 +28,7 @@ import {
   session_row,
   session_rows,
   statements_of,
+  until_waiting_on_locks,
   with_refused,
   write_count,
 } from "./support/fixtures.ts"
@@ -232,9 +234,20 @@ for (const backend of backends) {
           const on_other_instance = SessionRepo.use((other) => other.authenticate(token)).pipe(
             on_table(auth_session),
           )
-          const [mine, theirs] = yield* Effect.all([repo.authenticate(token), on_other_instance], {
-            concurrency: "unbounded",
-          })
+          const both = Effect.all([repo.authenticate(token), on_other_instance], { concurrency: "unbounded" })
+          // Both must read before either writes (a read after the write is told nothing, rightly).
+          // PGlite runs the statements in the order sent; on PostgreSQL the row's lock holds both
+          // writes back until both wait on it.
+          const [mine, theirs] =
+            backend.name === "pglite"
+              ? yield* both
+              : yield* Effect.gen(function* () {
+                  const release = yield* hold_session_locks([session.id])
+                  const running = yield* Effect.forkChild(both)
+                  yield* until_waiting_on_locks(2)
+                  yield* release
+                  return yield* Fiber.join(running)
+                })
           const expected = (yield* now_ms) + AUTH_SESSION_LIFETIME_MS
           assert.strictEqual(yield* write_count(session.id), 1)
           for (const outcome of [mine, theirs]) {

@@ -129,6 +129,26 @@ export const hold_in_transaction = (lock: (tx: Tx["Service"]) => Promise<unknown
     return Deferred.succeed(release, undefined).pipe(Effect.andThen(Fiber.join(holder)))
   })
 
+/**
+ * Returns once `count` statements wait for a row lock (PostgreSQL only),
+ * polling every 10 ms of real time: the TestClock does not move by itself.
+ */
+export const until_waiting_on_locks = (count: number): Effect.Effect<void, never, Db> =>
+  on_db((db) =>
+    db.execute(
+      sql`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')`,
+    ),
+  ).pipe(
+    Effect.flatMap((result) =>
+      Number((result as unknown as { rows: Array<{ n: number }> }).rows[0]?.n) >= count
+        ? Effect.void
+        : Effect.andThen(
+            Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10))),
+            Effect.suspend(() => until_waiting_on_locks(count)),
+          ),
+    ),
+  )
+
 /** Locks the given sessions FOR UPDATE until released (see `hold_in_transaction`). */
 export const hold_session_locks = (ids: ReadonlyArray<string>) =>
   hold_in_transaction((tx) =>
