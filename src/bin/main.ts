@@ -18,6 +18,7 @@ const platform = await import("@effect/platform-node").catch((error: { code?: st
 
 // the package's own manifest, two folders up from src/bin and dist/bin alike
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
+// from argv, not the parsed flag: a command line that fails to parse has no parsed flags
 const verbose = process.argv.includes("--verbose")
 
 commands.pipe(

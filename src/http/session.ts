@@ -140,16 +140,18 @@ const request_session: Effect.Effect<
 })
 
 /**
- * `handler` with `CurrentSession`; when validation extended the session, the
- * cookie is re-sent with the new Max-Age whatever the handler answers (even a
- * failure turned into a response further out), unless the response sets or
- * clears the cookie itself.
+ * The refusing response as it is, or `handler` with `CurrentSession`; when
+ * validation extended the session, the cookie is re-sent with the new Max-Age
+ * whatever the handler answers (even a failure turned into a response further
+ * out), unless the response sets or clears the cookie itself.
  */
 const serve = <E, R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
-  { current, extended }: RequestSession,
+  outcome: RequestSession | HttpServerResponse.HttpServerResponse,
 ) =>
   Effect.gen(function* () {
+    if (HttpServerResponse.isHttpServerResponse(outcome)) return outcome
+    const { current, extended } = outcome
     if (!extended) return yield* Effect.provideService(handler, CurrentSession, current)
     const cookie = yield* SessionCookie
     const set_cookie = yield* session_cookie_setter(Redacted.value(current.token), current.session.expires_at)
@@ -174,10 +176,7 @@ export const with_session = <E, R>(
   HttpServerResponse.HttpServerResponse,
   E | DbError,
   Exclude<R, CurrentSession> | SessionRepo | HttpServerRequest.HttpServerRequest
-> =>
-  Effect.flatMap(request_session, (outcome) =>
-    HttpServerResponse.isHttpServerResponse(outcome) ? Effect.succeed(outcome) : serve(handler, outcome),
-  )
+> => Effect.flatMap(request_session, (outcome) => serve(handler, outcome))
 
 /** Validation failed on the database: logged, and answered so the client tries again. */
 const unavailable = (error: DbError) =>
@@ -203,9 +202,7 @@ export const session_middleware = HttpRouter.middleware<{ provides: CurrentSessi
       request_session.pipe(
         Effect.provideService(SessionRepo, repo),
         Effect.catchTag("DbError", unavailable),
-        Effect.flatMap((outcome) =>
-          HttpServerResponse.isHttpServerResponse(outcome) ? Effect.succeed(outcome) : serve(route, outcome),
-        ),
+        Effect.flatMap((outcome) => serve(route, outcome)),
       )
   }),
 )

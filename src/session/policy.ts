@@ -1,6 +1,6 @@
 import { Config, Context, Duration, Effect, Layer, Option } from "effect"
 import { InvalidInput } from "./errors.js"
-import { require_int_in_range } from "./input.js"
+import { require_cleanup_batch_size, require_max_sessions } from "./input.js"
 
 /** How a session stores its client's address: as given, cut to its /24 (IPv4) or /48 (IPv6), or not at all. */
 export type IpStorage = "full" | "truncated" | "none"
@@ -188,18 +188,8 @@ export const make_session_policy = (
       lifetime_ms,
       extend_threshold_ms,
       touch_interval_ms,
-      max_sessions: yield* require_int_in_range(
-        "max_sessions",
-        fields.max_sessions,
-        1,
-        Number.MAX_SAFE_INTEGER,
-      ),
-      cleanup_batch_size: yield* require_int_in_range(
-        "cleanup_batch_size",
-        fields.cleanup_batch_size,
-        1,
-        100_000,
-      ),
+      max_sessions: yield* require_max_sessions(fields.max_sessions),
+      cleanup_batch_size: yield* require_cleanup_batch_size(fields.cleanup_batch_size),
       absolute_lifetime_ms,
       idle_timeout_ms,
       ip_storage: fields.ip_storage,
