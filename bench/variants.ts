@@ -1,16 +1,24 @@
 // The operations npm run bench compares, each as variants that open pools of
-// their own: (a) SessionRepo, (b) the same SQL hand-written on raw pg (named
-// prepared statements), (c) for validate, the origin module's select plus
-// unconditional update. npm run bench:profile profiles the same variants.
+// their own: (a) SessionRepo; (b) raw pg sending the repo's own statements,
+// their SQL text and values taken from the statements themselves (named
+// prepared statements, the same pool size), so a baseline cannot drift from
+// the code it measures (test/bench-baselines.test.ts checks the wire); for
+// validate also (c) the same statement on raw postgres.js, which pipelines.
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
+import postgres from "postgres"
+import type { Statement } from "../src/db/statement.ts"
 import {
-  AUTH_SESSION_LIFETIME_MS,
+  auth_session,
+  DEFAULT_SESSION_POLICY,
   generate_session_token,
   hash_session_token,
   layer_postgres,
   SessionRepo,
 } from "../src/index.ts"
+import { definition_of } from "../src/session/current-session-table.ts"
+import { authenticated_times, live_bounds } from "../src/session/expiry.ts"
+import { session_statements } from "../src/session/statements.ts"
 import { pooled_transaction, raw_pool, repo_on } from "./harness.ts"
 
 /** Connections in every variant's pool. */
@@ -37,69 +45,57 @@ export interface Opened {
 }
 export type Variant = readonly [name: string, open: () => Opened]
 
-const COLUMNS = "id, account_id, created_at, expires_at, last_seen_at"
+/** The repo's statements on the standalone table, as SessionRepo.layer(auth_session) sends them. */
+export const statements = session_statements(definition_of(auth_session))
+const policy = DEFAULT_SESSION_POLICY
 
-/**
- * The SQL of the repo's statements, hand-written, as named prepared
- * statements: each is parsed once per connection, as the repo's are, and then
- * costs one round trip. (A parameter per value, as Drizzle numbers them.)
- */
-const RAW = {
-  get_valid: {
-    name: "raw_get_valid",
-    text: `SELECT ${COLUMNS} FROM auth_session WHERE id = $1 AND expires_at > $2`,
-  },
-  touch_always: { name: "raw_touch_always", text: "UPDATE auth_session SET last_seen_at = $1 WHERE id = $2" },
-  insert: {
-    name: "raw_insert",
-    text: `INSERT INTO auth_session (id, account_id, created_at, expires_at, last_seen_at)
-           VALUES ($1, $2, $3, $4, $5)
-           RETURNING *`,
-  },
-  lock_account: { name: "raw_lock_account", text: "SELECT id FROM account WHERE id = $1 FOR NO KEY UPDATE" },
-  evict: {
-    name: "raw_evict",
-    text: `DELETE FROM auth_session WHERE account_id = $1 AND (expires_at <= $2 OR id IN (
-             SELECT id FROM auth_session WHERE account_id = $3 AND expires_at > $4
-             ORDER BY id = $5 DESC, created_at DESC, id DESC OFFSET $6)) RETURNING id`,
-  },
-  list_for_account: {
-    name: "raw_list_for_account",
-    text: `SELECT ${COLUMNS} FROM auth_session
-           WHERE account_id = $1 AND expires_at > $2
-           ORDER BY created_at DESC, id DESC LIMIT $3`,
-  },
-  list_all_active: {
-    name: "raw_list_all_active",
-    text: `SELECT s.id, s.account_id, s.created_at, s.expires_at, s.last_seen_at, a.username
-           FROM auth_session s JOIN account a ON a.id = s.account_id
-           WHERE s.expires_at > $1 ORDER BY s.last_seen_at DESC, s.id DESC LIMIT $2`,
-  },
-  revoke: { name: "raw_revoke", text: "DELETE FROM auth_session WHERE id = $1 RETURNING id" },
-} as const
+/** The repo's statement `statement`, its SQL and values as the repo sends them, as a named prepared statement on raw pg. */
+export const raw = <Params>(
+  client: pg.Pool | pg.PoolClient,
+  statement: Statement<Params, unknown>,
+  params: Params,
+) =>
+  client.query({
+    name: `raw_${statement.sql.name}`,
+    text: statement.sql.text,
+    values: statement.values(params),
+  })
 
-/** Runs one of the RAW statements on a pool or a pooled connection. */
-const raw = (client: pg.Pool | pg.PoolClient, statement: keyof typeof RAW, values: Array<unknown>) =>
-  client.query({ ...RAW[statement], values })
+/** The parameters of each raw operation at `now`, as the repo's operations pass them (src/session/operations.ts), with SessionRepo's default limits. */
+export const raw_params = {
+  validate: (token: string) => ({ id: hash_session_token(token) }),
+  list_for_account: (account_id: string, now = Date.now()) => ({
+    account_id,
+    limit: 50,
+    ...live_bounds(policy, now),
+  }),
+  list_all_active: (now = Date.now()) => ({ limit: 200, ...live_bounds(policy, now) }),
+  create: (account_id: string, id: string, now = Date.now()) => {
+    const times = authenticated_times(policy, now)
+    return {
+      insert: {
+        id,
+        account_id,
+        now: times.authenticated_at,
+        expires_at: times.expires_at,
+        absolute_expires_at: times.absolute_expires_at,
+        client_ip: null,
+        user_agent: null,
+      },
+      lock: { account_id },
+      evict: { account_id, max_sessions: policy.max_sessions, keep: id, ...live_bounds(policy, now) },
+    }
+  },
+  revoke: (token: string) => ({ id: hash_session_token(token) }),
+}
 
-/** The repo's validation read, hand-written on raw pg. */
-export const raw_get_valid = (pool: pg.Pool, token_hash: string) =>
-  raw(pool, "get_valid", [token_hash, new Date()])
-
-/** The repo's create with limit (insert, account lock, eviction past 5), hand-written on raw pg. */
+/** The repo's create with limit on raw pg: insert, account lock, eviction, in one transaction. */
 export const raw_create_session = (pool: pg.Pool, account_id: string) => {
-  const id = hash_session_token(Effect.runSync(generate_session_token))
-  const now = new Date()
+  const params = raw_params.create(account_id, hash_session_token(Effect.runSync(generate_session_token)))
   return pooled_transaction(pool, async (client) => {
-    await raw(client, "insert", [
-      id,
-      account_id,
-      now,
-      new Date(now.getTime() + AUTH_SESSION_LIFETIME_MS),
-      now,
-    ])
-    await raw(client, "lock_account", [account_id])
-    return raw(client, "evict", [account_id, now, account_id, now, id, 5])
+    await raw(client, statements.create_session, params.insert)
+    await raw(client, statements.session_enforce_limit_lock, params.lock)
+    return raw(client, statements.session_enforce_limit, params.evict)
   })
 }
 
@@ -142,27 +138,43 @@ export const bench_operations = (
   return {
     validate: [
       ["a: SessionRepo", with_repo((repo) => repo.validate(random_token()))],
-      ["b: raw pg", with_raw((pool) => () => raw_get_valid(pool, hash_session_token(random_token())))],
       [
-        "c: origin (select + update)",
-        with_raw((pool) => async () => {
-          const id = hash_session_token(random_token())
-          const now = new Date()
-          await raw(pool, "get_valid", [id, now])
-          await raw(pool, "touch_always", [now, id])
-        }),
+        "b: raw pg",
+        with_raw((pool) => () => raw(pool, statements.session_get, raw_params.validate(random_token()))),
+      ],
+      [
+        "c: raw postgres.js",
+        () => {
+          const sql = postgres(url, { max: POOL, onnotice: () => {} })
+          const { text } = statements.session_get.sql
+          return {
+            op: () =>
+              sql.unsafe(
+                text,
+                statements.session_get.values(raw_params.validate(random_token())) as Array<string>,
+                { prepare: true },
+              ),
+            close: () => sql.end(),
+          }
+        },
       ],
     ],
     "list for account": [
-      ["a: SessionRepo", with_repo((repo) => repo.list_for_account(random_account(), { limit: 50 }))],
+      ["a: SessionRepo", with_repo((repo) => repo.list_for_account(random_account()))],
       [
         "b: raw pg",
-        with_raw((pool) => () => raw(pool, "list_for_account", [random_account(), new Date(), 50])),
+        with_raw(
+          (pool) => () =>
+            raw(pool, statements.session_list_for_account, raw_params.list_for_account(random_account())),
+        ),
       ],
     ],
     "list all active": [
-      ["a: SessionRepo", with_repo((repo) => repo.list_all_active({ limit: 50 }))],
-      ["b: raw pg", with_raw((pool) => () => raw(pool, "list_all_active", [new Date(), 50]))],
+      ["a: SessionRepo", with_repo((repo) => repo.list_all_active())],
+      [
+        "b: raw pg",
+        with_raw((pool) => () => raw(pool, statements.session_list_all_active, raw_params.list_all_active())),
+      ],
     ],
     "create with limit": [
       ["a: SessionRepo", with_repo((repo) => repo.create_session(random_account()))],
@@ -171,7 +183,12 @@ export const bench_operations = (
     // once every seeded session is revoked, the DELETEs find no row
     revoke: [
       ["a: SessionRepo", with_repo((repo) => repo.revoke(revoke_token()))],
-      ["b: raw pg", with_raw((pool) => () => raw(pool, "revoke", [hash_session_token(revoke_token())]))],
+      [
+        "b: raw pg",
+        with_raw(
+          (pool) => () => raw(pool, statements.session_revoke_by_hash, raw_params.revoke(revoke_token())),
+        ),
+      ],
     ],
   }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto"
 import { blake3 } from "@noble/hashes/blake3.js"
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { Effect } from "effect"
+import { blake3_short_ascii_hex } from "./blake3-short.js"
 
 /** How long a new session lives, and how far a sliding extension reaches. */
 export const AUTH_SESSION_LIFETIME_MS = 30 * 24 * 60 * 60 * 1000
@@ -28,7 +29,8 @@ export const generate_session_token: Effect.Effect<string> = Effect.sync(() =>
  * of entropy, so the hash cannot be reversed by guessing, and a database leak
  * yields nothing that can be sent back as a cookie.
  */
-export const hash_session_token = (token: string): string => bytesToHex(blake3(utf8ToBytes(token)))
+export const hash_session_token = (token: string): string =>
+  blake3_short_ascii_hex(token) ?? bytesToHex(blake3(utf8ToBytes(token)))
 
 /** Whether a value has the shape of a token this module generates. */
 export const is_session_token = (value: unknown): value is string =>

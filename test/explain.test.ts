@@ -45,10 +45,6 @@ const values = (keys: { id: string; account_id: string }): Record<string, string
   }
 }
 
-const name_of = (param: unknown): string => {
-  const p = param as { name?: string; value?: { name?: string } }
-  return String(p.name ?? p.value?.name)
-}
 
 // The planner only shows its real choices on a table of realistic size.
 if (postgres_backend !== undefined) {
@@ -101,15 +97,14 @@ if (postgres_backend !== undefined) {
                   // Statements are prepared once per connection, and after five runs
                   // PostgreSQL may keep a generic plan made without the values:
                   // both plans must use an index.
-                  for (const [mode, name, { build }] of PLAN_MODES.flatMap((mode) =>
+                  for (const [mode, name, statement] of PLAN_MODES.flatMap((mode) =>
                     Object.entries(session_statements(definition)).map(
                       ([name, entry]) => [mode, name, entry] as const,
                     ),
                   )) {
                     await tx.execute(sql.raw(`SET LOCAL plan_cache_mode = ${mode}`))
-                    const query = build(tx).toSQL()
-                    const args = query.params.map((param: unknown) => `'${by_name[name_of(param)]}'`)
-                    await tx.execute(sql.raw(`PREPARE explained AS ${query.sql}`))
+                    const args = statement.placeholders.map((placeholder) => `'${by_name[placeholder]}'`)
+                    await tx.execute(sql.raw(`PREPARE explained AS ${statement.sql.text}`))
                     const [row] = (
                       (await tx.execute(
                         sql.raw(`EXPLAIN (FORMAT JSON) EXECUTE explained(${args.join(", ")})`),

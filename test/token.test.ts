@@ -1,5 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
+import { blake3 } from "@noble/hashes/blake3.js"
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { Effect } from "effect"
+import fc from "fast-check"
 import {
   AUTH_SESSION_EXTEND_THRESHOLD_MS,
   AUTH_SESSION_LIFETIME_MS,
@@ -56,6 +59,27 @@ describe("session tokens", () => {
     assert.notStrictEqual(hash_session_token("a".repeat(43)), hash_session_token("b".repeat(43)))
     // UTF-8 input
     assert.match(hash_session_token("ü🙂"), /^[0-9a-f]{64}$/)
+  })
+
+  it("hash_session_token's short-input path equals the general BLAKE3 on every length 0-64, and longer or non-ASCII input", () => {
+    const general = (text: string) => bytesToHex(blake3(utf8ToBytes(text)))
+    // BLAKE3's hash of the empty input, from its specification's test vectors
+    assert.strictEqual(
+      hash_session_token(""),
+      "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+    )
+    fc.assert(
+      fc.property(fc.string({ unit: "binary-ascii", maxLength: 64 }), (text) => {
+        assert.strictEqual(hash_session_token(text), general(text))
+      }),
+      { numRuns: 2000 },
+    )
+    for (let length = 0; length <= 64; length++) {
+      const text = "~".repeat(length)
+      assert.strictEqual(hash_session_token(text), general(text), `length ${length}`)
+    }
+    for (const text of ["a".repeat(65), "a".repeat(1000), `${"a".repeat(42)}é`, "ü🙂"])
+      assert.strictEqual(hash_session_token(text), general(text))
   })
 
   it("shape checks reject near misses", () => {

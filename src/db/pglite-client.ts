@@ -1,16 +1,9 @@
-import { types } from "@electric-sql/pglite"
+import { pglite_text_times } from "./text-times.js"
 
-// Drizzle hands PGlite these parsers with every query, so that date and time
-// values come back as text for Drizzle's own column mapping. PGlite merges
-// per-query parsers into its full parser table on every query (bench:pglite:
-// repo/raw 0.48 before this, 0.58-0.70 after). Installed once on the client
-// instead, they can be dropped from each query.
-const identity = (value: string) => value
-export const text_parsers: Readonly<Record<number, (value: string) => string>> = Object.fromEntries(
-  [types.TIMESTAMP, types.TIMESTAMPTZ, types.INTERVAL, types.DATE, 1231, 1115, 1185, 1187, 1182].map(
-    (oid) => [oid, identity],
-  ),
-)
+// Drizzle hands PGlite its date and time parsers with every query, and PGlite
+// merges per-query parsers into its full parser table on every query
+// (bench:pglite: repo/raw 0.48 before this, 0.58-0.70 after). Installed once
+// on the client (`pglite_text_times`), they can be dropped from each query.
 
 interface QueryOptions {
   readonly parsers?: Record<number, unknown>
@@ -21,17 +14,17 @@ interface Queryable {
   transaction?(callback: (tx: Queryable) => Promise<unknown>): Promise<unknown>
 }
 
-/** Per-query parsers that the client already applies (see `text_parsers`) are left out. */
+/** Per-query parsers that the client already applies (see `pglite_text_times`) are left out. */
 const without_installed_parsers = (options: QueryOptions | undefined): QueryOptions | undefined => {
   if (options?.parsers === undefined) return options
-  if (!Object.keys(options.parsers).every((oid) => Number(oid) in text_parsers)) return options
+  if (!Object.keys(options.parsers).every((oid) => Number(oid) in pglite_text_times)) return options
   const { parsers: _, ...rest } = options
   return rest
 }
 
 /**
  * `client` as Drizzle sees it: queries, and queries inside its transactions,
- * skip the per-query parsers that `text_parsers` already installed.
+ * skip the per-query parsers that `pglite_text_times` already installed.
  */
 export const skip_installed_parsers = <Client extends Queryable>(client: Client): Client =>
   new Proxy(client, {

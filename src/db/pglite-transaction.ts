@@ -8,27 +8,36 @@ class Rollback<E> {
   constructor(readonly cause: Cause.Cause<E>) {}
 }
 
+/** A client whose transactions run in a callback, as PGlite's do. */
+interface CallbackTransactions<Connection> {
+  transaction<A>(callback: (tx: Connection) => Promise<A>): Promise<A>
+}
+
 /**
- * Transactions on PGlite through Drizzle's `transaction(callback)`: PGlite has
- * one connection, and only its own transaction API keeps every other
- * statement out until the transaction ends. The effect runs in the callback
- * with the caller's services plus `Tx` and `Db`; a failed `Exit` is thrown as
- * a private `Rollback`, so the driver rolls back, and its cause comes out
- * unchanged.
+ * Transactions on PGlite through its `transaction(callback)`: PGlite has one
+ * connection, and only its own transaction API keeps every other statement
+ * out until the transaction ends. The effect runs in the callback with the
+ * caller's services plus `Tx` and `Db` (`handle_for` the transaction); a
+ * failed `Exit` is thrown as a private `Rollback`, so the driver rolls back,
+ * and its cause comes out unchanged.
  */
 export const callback_transaction =
-  (pool: Drizzle): RootTransaction =>
+  <Connection>(
+    client: CallbackTransactions<Connection>,
+    handle_for: (tx: Connection) => Drizzle,
+  ): RootTransaction =>
   <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.context<Exclude<R, Tx | Db>>(), (context) =>
       Effect.callback<A, E | DbError>((resume) => {
         let fiber: Fiber.Fiber<A, E> | undefined
         let interrupted = false
-        const settled = pool
+        const settled = client
           .transaction(
-            (tx) =>
+            (connection) =>
               new Promise<A>((commit, rollback) => {
                 // Interrupted while waiting for the connection: roll back without running the effect.
                 if (interrupted) return rollback(new Rollback(Cause.interrupt()))
+                const tx = handle_for(connection)
                 const bound = Context.add(Context.add(context, Tx, tx), Db, tx) as Context.Context<R>
                 // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
                 fiber = Effect.runForkWith(bound)(effect)

@@ -1,4 +1,4 @@
-import { PGlite } from "@electric-sql/pglite"
+import { PGlite, type Transaction } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate } from "drizzle-orm/pglite/migrator"
 import { Effect, Layer } from "effect"
@@ -6,9 +6,11 @@ import { type Database, database_context, type StatementObserver, statement_logg
 import { DbError } from "./errors.js"
 import type { Db } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
-import { skip_installed_parsers, text_parsers } from "./pglite-client.js"
+import { skip_installed_parsers } from "./pglite-client.js"
 import { owner_only_data_dir, restrict_to_owner } from "./pglite-files.js"
 import { callback_transaction } from "./pglite-transaction.js"
+import { pglite_send, sending_with } from "./send.js"
+import { pglite_text_times } from "./text-times.js"
 
 export interface PgliteOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -30,7 +32,7 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
             if (options.data_dir !== undefined) owner_only_data_dir(options.data_dir)
             const client = await PGlite.create({
               ...(options.data_dir === undefined ? {} : { dataDir: options.data_dir }),
-              parsers: text_parsers,
+              parsers: pglite_text_times,
             })
             try {
               if (options.data_dir !== undefined) restrict_to_owner(options.data_dir)
@@ -49,10 +51,17 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
             if (options.data_dir !== undefined) restrict_to_owner(options.data_dir)
           }),
       )
-      const pool = drizzle({
-        client: skip_installed_parsers(client),
-        logger: statement_logger(options.on_statement),
-      })
-      return database_context(pool, callback_transaction(pool), standalone_migrations(pool, migrate))
+      const logger = statement_logger(options.on_statement)
+      const handle = (connection: PGlite | Transaction) =>
+        sending_with(
+          drizzle({ client: skip_installed_parsers(connection) as PGlite, logger }),
+          pglite_send(connection, options.on_statement),
+        )
+      const pool = handle(client)
+      return database_context(
+        pool,
+        callback_transaction(client, handle),
+        standalone_migrations(pool, migrate),
+      )
     }),
   )

@@ -7,6 +7,7 @@ import { DbError } from "./errors.js"
 import type { Db, Drizzle } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
 import { pool_transaction } from "./pool-transaction.js"
+import { pg_send, sending_with } from "./send.js"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -88,9 +89,11 @@ const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
     const prepare = options.prepare ?? true
     const logger = statement_logger(options.on_statement)
     const handle = (client: pg.Pool | pg.PoolClient) =>
-      drizzle({ client: prepare ? client : unnamed(client), logger })
-    // One handle per connection, kept as long as the connection lives: the
-    // prepared queries cached per handle (src/db/statement.ts) stay warm.
+      sending_with(
+        drizzle({ client: prepare ? client : unnamed(client), logger }),
+        pg_send(client, prepare, options.on_statement),
+      )
+    // One handle per connection, kept as long as the connection lives.
     const handles = new WeakMap<pg.PoolClient, Drizzle>()
     const handle_for = (client: pg.PoolClient): Drizzle => {
       let found = handles.get(client)

@@ -121,6 +121,14 @@ const REJECTION_MESSAGES: Record<SessionRejectionReason, string> = {
   absolute: "the session reached its absolute lifetime",
 }
 
+/**
+ * A method's span, `SessionRepo.<name>`. Without a stack trace: it would
+ * point into this file, and capturing one costs each call about a
+ * microsecond (bench/profile.ts).
+ */
+const traced = (name: string) =>
+  Effect.withSpan(`SessionRepo.${name}`, undefined, { captureStackTrace: false })
+
 const rejected = (reason: SessionRejectionReason) =>
   Effect.fail(new SessionRejected({ reason, message: REJECTION_MESSAGES[reason] }))
 
@@ -137,19 +145,17 @@ const make = Effect.gen(function* () {
   // Called inside Database.transaction, a method joins that transaction;
   // otherwise it runs on the pool. (PGlite has one connection: a statement
   // sent to the pool from inside a transaction would wait for it forever.)
+  const current_handle = Effect.map(
+    Effect.serviceOption(Tx),
+    Option.getOrElse(() => pool),
+  )
   const on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
-    Effect.flatMap(Effect.serviceOption(Tx), (tx) =>
-      Effect.provideService(
-        effect,
-        Db,
-        Option.getOrElse(tx, () => pool),
-      ),
-    )
+    Effect.flatMap(current_handle, (db) => Effect.provideService(effect, Db, db))
   // Reads on the pool retry a lost connection by themselves (a new one is
   // taken); retry_read leaves a transaction's lost connection to the caller.
   const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
 
-  const create_session = Effect.fn("SessionRepo.create_session")(function* (
+  const create_session = Effect.fnUntraced(function* (
     account_id: AccountId,
     options: { readonly max_sessions?: number; readonly device?: SessionDevice } = {},
   ) {
@@ -168,25 +174,42 @@ const make = Effect.gen(function* () {
       }),
     )
     return { token: Redacted.make(token), session }
-  })
+  }, traced("create_session"))
 
-  const check = (id: string) => read_on_current(operations.check(id))
+  const check = (id: string) =>
+    retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
 
   /**
    * `authenticate`'s work, a rejection returned rather than failed: failing
    * and catching costs `validate` (which drops the reason) on every call. No
-   * span: it runs on every request.
+   * span and no generator on the common path (a read, nothing due): it runs
+   * on every request.
    */
-  const authenticate_or_reason = Effect.fnUntraced(function* (
+  const authenticate_or_reason = (
     token: TokenInput,
+  ): Effect.Effect<Authenticated | SessionRejectionReason, DbError> =>
+    Effect.suspend(() => {
+      const id = hash_of(token)
+      if (id === undefined) return Effect.succeed("malformed")
+      return Effect.flatMap(check(id), (checked) =>
+        !checked.valid
+          ? Effect.succeed(checked.reason)
+          : checked.due === "none"
+            ? Effect.succeed({ session: checked.session, extended: false })
+            : write_due(id, checked.session, checked.due),
+      )
+    })
+
+  /** A valid session's due touch (started in the background) or extension (waited for). */
+  const write_due = Effect.fnUntraced(function* (
+    id: string,
+    session: AuthSession,
+    due: "touch" | "extend",
   ): Effect.fn.Return<Authenticated | SessionRejectionReason, DbError> {
-    const id = hash_of(token)
-    if (id === undefined) return "malformed"
-    const checked = yield* check(id)
-    if (!checked.valid) return checked.reason
-    const { session, due } = checked
-    if (due === "touch") yield* touches.touch(id)
-    if (due !== "extend") return { session, extended: false }
+    if (due === "touch") {
+      yield* touches.touch(id)
+      return { session, extended: false }
+    }
     // Rare (once per extend threshold): wait, so the caller can re-send the
     // cookie with the expiry the row really has. Inside a transaction, write
     // it there: a touch on the pool could wait for this very transaction.
@@ -235,66 +258,59 @@ const make = Effect.gen(function* () {
     return yield* rejected(checked.valid ? "unknown" : checked.reason)
   })
 
-  const reauthenticate = Effect.fn("SessionRepo.reauthenticate")(function* (token: TokenInput) {
+  const reauthenticate = Effect.fnUntraced(function* (token: TokenInput) {
     const session = yield* write_valid_session(token, operations.reauthenticate)
     return { session, extended: true }
-  })
+  }, traced("reauthenticate"))
 
-  const rotate = Effect.fn("SessionRepo.rotate")(function* (token: TokenInput) {
+  const rotate = Effect.fnUntraced(function* (token: TokenInput) {
     const new_token = yield* generate_session_token
     const new_id = hash_session_token(new_token)
     const session = yield* write_valid_session(token, (id) => operations.rotate(id, new_id))
     return { token: Redacted.make(new_token), session }
-  })
+  }, traced("rotate"))
 
-  const revoke = Effect.fn("SessionRepo.revoke")(function* (token: TokenInput) {
+  const revoke = Effect.fnUntraced(function* (token: TokenInput) {
     const id = hash_of(token)
     if (id !== undefined) yield* on_current(operations.revoke_by_hash(id))
-  })
+  }, traced("revoke"))
 
-  const revoke_for_account = Effect.fn("SessionRepo.revoke_for_account")(function* (
-    session_id: string,
-    account_id: AccountId,
-  ) {
+  const revoke_for_account = Effect.fnUntraced(function* (session_id: string, account_id: AccountId) {
     const id = yield* require_token_hash(session_id)
     return yield* on_current(operations.revoke_for_account(id, yield* account_id_of(account_id)))
-  })
+  }, traced("revoke_for_account"))
 
-  const revoke_all_for_account = Effect.fn("SessionRepo.revoke_all_for_account")(function* (
-    account_id: AccountId,
-  ) {
+  const revoke_all_for_account = Effect.fnUntraced(function* (account_id: AccountId) {
     return yield* on_current(operations.revoke_all_for_account(yield* account_id_of(account_id)))
-  })
+  }, traced("revoke_all_for_account"))
 
-  const revoke_others_for_account = Effect.fn("SessionRepo.revoke_others_for_account")(function* (
+  const revoke_others_for_account = Effect.fnUntraced(function* (
     account_id: AccountId,
     keep_session_id: string,
   ) {
     const owner = yield* account_id_of(account_id)
     const keep = yield* require_token_hash(keep_session_id)
     return yield* on_current(operations.revoke_others_for_account(owner, keep))
-  })
+  }, traced("revoke_others_for_account"))
 
-  const list_for_account = Effect.fn("SessionRepo.list_for_account")(function* (
+  const list_for_account = Effect.fnUntraced(function* (
     account_id: AccountId,
     options: { readonly limit?: number } = {},
   ) {
     const owner = yield* account_id_of(account_id)
     const limit = yield* require_list_limit(options.limit ?? 50)
     return yield* read_on_current(operations.list_for_account(owner, limit))
-  })
+  }, traced("list_for_account"))
 
-  const list_all_active = Effect.fn("SessionRepo.list_all_active")(function* (
-    options: { readonly limit?: number } = {},
-  ) {
+  const list_all_active = Effect.fnUntraced(function* (options: { readonly limit?: number } = {}) {
     const limit = yield* require_list_limit(options.limit ?? 200)
     return yield* read_on_current(operations.list_all_active(limit))
-  })
+  }, traced("list_all_active"))
 
-  const cleanup_expired = Effect.fn("SessionRepo.cleanup_expired")(function* () {
+  const cleanup_expired = Effect.fnUntraced(function* () {
     yield* require_cleanup_batch_size(policy.cleanup_batch_size)
     return yield* on_current(operations.cleanup_expired())
-  })
+  }, traced("cleanup_expired"))
 
   return SessionRepo.of({
     create_session,

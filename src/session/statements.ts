@@ -48,6 +48,10 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     client_ip: auth_session.client_ip,
     user_agent: auth_session.user_agent,
   }
+  const id_column = { id: auth_session.id }
+  const touched = { expires_at: auth_session.expires_at }
+  const account_key_column = { id: account_key }
+  const with_username = { ...session_columns, username: sql<string>`${label}::text` }
   /**
    * A session valid at `now`: before both expiries, authenticated within the
    * policy's absolute lifetime and, with an idle timeout, seen after
@@ -80,7 +84,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       user_agent: string | null
     },
     Array<Session>
-  >((db) =>
+  >(session_columns, (db) =>
     db
       .insert(auth_session)
       .values({
@@ -95,14 +99,14 @@ const make_session_statements = (definition: SessionTableDefinition) => {
         client_ip: ph("client_ip"),
         user_agent: ph("user_agent"),
       })
-      .returning(),
+      .returning(session_columns),
   )
 
   /**
    * The session row by key, live or not: `session_rejection` decides, so a
    * rejection has its reason without a second round trip.
    */
-  const session_get = statement<{ id: string }, Array<Session>>((db) =>
+  const session_get = statement<{ id: string }, Array<Session>>(session_columns, (db) =>
     db
       .select(session_columns)
       .from(auth_session)
@@ -124,7 +128,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       absolute_lifetime_ms: number
     },
     Array<{ expires_at: Date }>
-  >((db) =>
+  >(touched, (db) =>
     db
       .update(auth_session)
       .set({
@@ -138,7 +142,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
           or(lte(auth_session.last_seen_at, at("stale_before")), extension_due),
         ),
       )
-      .returning({ expires_at: auth_session.expires_at }),
+      .returning(touched),
   )
 
   /**
@@ -148,7 +152,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_reauthenticate = statement<
     LiveBounds & { id: string; expires_at: Date; absolute_expires_at: Date },
     Array<Session>
-  >((db) =>
+  >(session_columns, (db) =>
     db
       .update(auth_session)
       .set({
@@ -165,12 +169,14 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * Gives a live session a new key (the hash of a new token), keeping
    * everything else: the old token stops working in the same statement.
    */
-  const session_rotate = statement<LiveBounds & { id: string; new_id: string }, Array<Session>>((db) =>
-    db
-      .update(auth_session)
-      .set({ id: sql`${ph("new_id")}` })
-      .where(and(eq(auth_session.id, ph("id")), live))
-      .returning(session_columns),
+  const session_rotate = statement<LiveBounds & { id: string; new_id: string }, Array<Session>>(
+    session_columns,
+    (db) =>
+      db
+        .update(auth_session)
+        .set({ id: sql`${ph("new_id")}` })
+        .where(and(eq(auth_session.id, ph("id")), live))
+        .returning(session_columns),
   )
 
   /**
@@ -181,7 +187,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_enforce_limit = statement<
     LiveBounds & { account_id: AnyAccountId; max_sessions: number; keep: string },
     Array<{ id: string }>
-  >((db) =>
+  >(id_column, (db) =>
     db
       .delete(auth_session)
       .where(
@@ -205,13 +211,13 @@ const make_session_statements = (definition: SessionTableDefinition) => {
           ),
         ),
       )
-      .returning({ id: auth_session.id }),
+      .returning(id_column),
   )
 
   const session_list_for_account = statement<
     LiveBounds & { account_id: AnyAccountId; limit: number },
     Array<Session>
-  >((db) =>
+  >(session_columns, (db) =>
     db
       .select(session_columns)
       .from(auth_session)
@@ -223,9 +229,9 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_list_all_active = statement<
     LiveBounds & { limit: number },
     Array<Session & { username: string }>
-  >((db) =>
+  >(with_username, (db) =>
     db
-      .select({ ...session_columns, username: sql<string>`${label}::text` })
+      .select(with_username)
       .from(auth_session)
       .innerJoin(accounts, eq(account_key, auth_session.account_id))
       .where(live)
@@ -233,75 +239,80 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .limit(ph("limit")),
   )
 
-  const session_revoke_by_hash = statement<{ id: string }, Array<{ id: string }>>((db) =>
+  const session_revoke_by_hash = statement<{ id: string }, Array<{ id: string }>>(id_column, (db) =>
     db
       .delete(auth_session)
       .where(eq(auth_session.id, ph("id")))
-      .returning({ id: auth_session.id }),
+      .returning(id_column),
   )
 
   const session_revoke_for_account = statement<
     { id: string; account_id: AnyAccountId },
     Array<{ id: string }>
-  >((db) =>
+  >(id_column, (db) =>
     db
       .delete(auth_session)
       .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
-      .returning({ id: auth_session.id }),
+      .returning(id_column),
   )
 
   const session_revoke_all_for_account = statement<{ account_id: AnyAccountId }, Array<{ id: string }>>(
+    id_column,
     (db) =>
       db
         .delete(auth_session)
         .where(eq(auth_session.account_id, ph("account_id")))
-        .returning({ id: auth_session.id }),
+        .returning(id_column),
   )
 
   const session_revoke_others_for_account = statement<
     { account_id: AnyAccountId; keep: string },
     Array<{ id: string }>
-  >((db) =>
+  >(id_column, (db) =>
     db
       .delete(auth_session)
       .where(and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))))
-      .returning({ id: auth_session.id }),
+      .returning(id_column),
   )
 
   /**
    * One cleanup batch. SKIP LOCKED lets several instances clean at once, each
    * taking rows the others have not locked.
    */
-  const session_cleanup_expired = statement<{ now: Date; batch_size: number }, Array<{ id: string }>>((db) =>
-    db
-      .delete(auth_session)
-      // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
-      // over a sequential scan of the whole table (test/explain.test.ts)
-      .where(
-        sql`${auth_session.id} = ANY(ARRAY(${db
-          .select({ id: auth_session.id })
-          .from(auth_session)
-          .where(lte(auth_session.expires_at, at("now")))
-          // oldest first, and it keeps the generic plan (which prepared
-          // statements get after five runs) on the expires_at index: without
-          // an order that plan scanned the whole table for the few expired rows
-          .orderBy(auth_session.expires_at)
-          .limit(ph("batch_size"))
-          .for("update", { skipLocked: true })}))`,
-      )
-      .returning({ id: auth_session.id }),
+  const session_cleanup_expired = statement<{ now: Date; batch_size: number }, Array<{ id: string }>>(
+    id_column,
+    (db) =>
+      db
+        .delete(auth_session)
+        // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
+        // over a sequential scan of the whole table (test/explain.test.ts)
+        .where(
+          sql`${auth_session.id} = ANY(ARRAY(${db
+            .select({ id: auth_session.id })
+            .from(auth_session)
+            .where(lte(auth_session.expires_at, at("now")))
+            // oldest first, and it keeps the generic plan (which prepared
+            // statements get after five runs) on the expires_at index: without
+            // an order that plan scanned the whole table for the few expired rows
+            .orderBy(auth_session.expires_at)
+            .limit(ph("batch_size"))
+            .for("update", { skipLocked: true })}))`,
+        )
+        .returning(id_column),
   )
 
   /**
    * Locks the account row until the transaction ends, so sessions of one account
    * are evicted one transaction at a time.
    */
-  const session_enforce_limit_lock = statement<{ account_id: AnyAccountId }, Array<{ id: unknown }>>((db) =>
-    db
-      .select({ id: account_key })
-      .from(accounts)
-      .where(eq(account_key, ph("account_id")))
-      .for("no key update"),
+  const session_enforce_limit_lock = statement<{ account_id: AnyAccountId }, Array<{ id: unknown }>>(
+    account_key_column,
+    (db) =>
+      db
+        .select(account_key_column)
+        .from(accounts)
+        .where(eq(account_key, ph("account_id")))
+        .for("no key update"),
   )
 
   // a missing table's error says whose migrations create it
