@@ -45,7 +45,6 @@ const values = (keys: { id: string; account_id: string }): Record<string, string
   }
 }
 
-
 // The planner only shows its real choices on a table of realistic size.
 if (postgres_backend !== undefined) {
   const cases = [
