@@ -1,12 +1,11 @@
 // npm run bench [-- part ...]: the session operations against the real
 // PostgreSQL server (DATABASE_URL), side by side with baselines run in the
-// same process on the same data:
-//   (a) this project's SessionRepo
-//   (b) the same SQL hand-written on raw pg (named prepared statements, same
-//       pool size)
-//   (c) for validate, the origin module's approach: select, then an
-//       unconditional touch update on every request
-// Parts: "operations" and "pgbench" (the default), "sustained".
+// same process on the same data (bench/variants.ts): (a) this project's
+// SessionRepo; (b) raw pg sending the repo's own statements, their SQL and
+// values taken from the statements; (c) for validate, the same on raw
+// postgres.js. Also what a touch costs the server (bench/touches.ts), the
+// server's own ceiling (pgbench -S) and validate on PGlite (bench/pglite.ts).
+// Parts: "touches", "operations", "pgbench" and "pglite" (the default), "sustained".
 // Writes bench/results.json. Every slice gets fresh pools, so none inherits
 // an earlier slice's state (the "sustained" part shows one pool over time).
 // Ten short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per
@@ -25,6 +24,8 @@ import {
   summarize,
   write_results,
 } from "./harness.ts"
+import { pglite_figures } from "./pglite.ts"
+import { touch_figures } from "./touches.ts"
 import { bench_operations, is_operation, OPERATIONS, POOL, SEED, type Variant } from "./variants.ts"
 
 const SERVER = server_url("bench")
@@ -33,7 +34,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
 const PGBENCH_SECONDS = 4
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 4)
 const CONCURRENCIES = [1, 32]
-const parts = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["operations", "pgbench"]
+const parts =
+  process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["touches", "operations", "pgbench", "pglite"]
 const only = process.env.BENCH_ONLY // e.g. "validate"
 if (only !== undefined && !is_operation(only)) throw new Error(`BENCH_ONLY: one of ${OPERATIONS.join(", ")}`)
 
@@ -96,6 +98,16 @@ try {
   console.log(`seeded ${SEED.sessions} sessions over ${SEED.accounts} accounts; ${results.machine}`)
 
   const operations = bench_operations(url, { accounts, tokens }, () => void statements++)
+
+  if (parts.includes("touches")) {
+    // before revoke deletes the seeded sessions
+    // every tenth session: spread over the table, as a service's active sessions are
+    results.touches = await touch_figures(
+      url,
+      tokens.filter((_, i) => i % 10 === 0),
+    )
+    console.log("touches:", results.touches)
+  }
 
   if (parts.includes("operations")) {
     // steady-state validation: statements sent per call, and how many were writes
@@ -181,6 +193,10 @@ try {
     } finally {
       await drop_pgbench()
     }
+  }
+  if (parts.includes("pglite")) {
+    results.pglite = await pglite_figures(Math.max(SLICE_SECONDS, 0.2) * 3)
+    console.log(`PGlite validate, one caller: a/b ${(results.pglite as { a_b: number }).a_b}`)
   }
   write_results("results.json", results)
 } finally {

@@ -6,7 +6,9 @@
 //    the rest) and shown as µs per operation;
 // 2. without the profiler, the call's timeline on the wire: µs before its
 //    first socket write, waiting for each reply, and in the client between a
-//    reply and the next write or the call's end.
+//    reply and the next write or the call's end;
+// 3. for validate, the client CPU of each layer with the server taken out
+//    (bench/stack.ts).
 // Writes profile.json and the profiles as profiles/*.cpuprofile (open them in
 // Chrome DevTools) to bench/ or BENCH_RESULTS_DIR.
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -21,6 +23,7 @@ import {
   server_url,
   write_results,
 } from "./harness.ts"
+import { stack_figures } from "./stack.ts"
 import { bench_operations, is_operation, OPERATIONS, SEED } from "./variants.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
@@ -197,6 +200,11 @@ try {
     console.log(`${operation}, one caller, µs per operation on the wire (no profiler):`)
     console.table(timelines)
     results[operation] = { profile: rows, wire: timelines }
+  }
+  if (chosen.includes("validate")) {
+    results.stack = await stack_figures(Number(process.env.BENCH_STACK_BATCH ?? 5000))
+    console.log("validate, client CPU µs per call, layer by layer, no server:")
+    console.table(results.stack)
   }
   console.log(results.machine)
   write_results("profile.json", results)

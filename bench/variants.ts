@@ -69,7 +69,7 @@ export const raw_params = {
     limit: 50,
     ...live_bounds(policy, now),
   }),
-  list_all_active: (now = Date.now()) => ({ limit: 200, ...live_bounds(policy, now) }),
+  list_all_active: (now = Date.now()) => ({ limit: 200, ...live_bounds(policy, now), idle_hour: null }),
   create: (account_id: string, id: string, now = Date.now()) => {
     const times = authenticated_times(policy, now)
     return {
@@ -77,6 +77,7 @@ export const raw_params = {
         id,
         account_id,
         now: times.authenticated_at,
+        seen_hour: times.seen_hour,
         expires_at: times.expires_at,
         absolute_expires_at: times.absolute_expires_at,
         client_ip: null,

@@ -29,11 +29,13 @@ const values = (keys: { id: string; account_id: string }): Record<string, string
     keep: keys.id,
     account_id: keys.account_id,
     now: at(0),
+    seen_hour: at(0),
     expires_at: at(30 * 86_400_000),
     extended_expires_at: at(30 * 86_400_000),
     extend_before: at(15 * 86_400_000),
     stale_before: at(-60_000),
     idle_before: at(-3_600_000),
+    idle_hour: new Date(now - 3_600_000 - ((now - 3_600_000) % 3_600_000)).toISOString(),
     authenticated_after: at(-90 * 86_400_000),
     absolute_lifetime_ms: "7776000000 milliseconds",
     absolute_expires_at: at(90 * 86_400_000),
@@ -79,12 +81,14 @@ if (postgres_backend !== undefined) {
                 SELECT 'explain-' || i FROM generate_series(1, ${ACCOUNTS}) i`)
                   await tx.execute(sql`
                 WITH numbered AS (SELECT id, row_number() OVER () - 1 AS n FROM ${sql.identifier(accounts)})
-                INSERT INTO ${sql.identifier(sessions)} (id, account_id, created_at, expires_at, last_seen_at)
+                INSERT INTO ${sql.identifier(sessions)} (id, account_id, created_at, expires_at, last_seen_at, last_seen_hour)
                 SELECT encode(sha256(convert_to(i::text, 'UTF8')), 'hex'), numbered.id,
                        now() - i * interval '1 second',
                        CASE WHEN i % 10 = 0 THEN now() - interval '1 day' ELSE now() + interval '30 days' END,
-                       now() - (i % 3600) * interval '1 second'
-                FROM generate_series(1, ${SESSIONS}) i JOIN numbered ON numbered.n = i % ${ACCOUNTS}`)
+                       seen, date_trunc('hour', seen)
+                -- last seen over the past 30 days, as a running service's sessions are
+                FROM generate_series(1, ${SESSIONS}) i JOIN numbered ON numbered.n = i % ${ACCOUNTS},
+                     LATERAL (SELECT now() - ((i * 13) % 2592000) * interval '1 second' AS seen) s`)
                   await tx.execute(sql`ANALYZE ${sql.identifier(sessions)}`)
                   await tx.execute(sql`ANALYZE ${sql.identifier(accounts)}`)
                   const [keys] = (

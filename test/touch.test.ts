@@ -8,6 +8,7 @@ import {
   auth_session,
   Database,
   hash_session_token,
+  query_session_touch,
   SessionTouches,
   session_touch_fire_and_forget,
 } from "../src/index.ts"
@@ -49,6 +50,35 @@ const touched_count = (account_id: string, since: Date) =>
 
 for (const backend of backends) {
   layer(backend.layer)(`SessionTouches on ${backend.name}`, (it) => {
+    it.effect("a touch within the hour is a HOT update: it writes no index entry", () =>
+      Effect.gen(function* () {
+        // ten minutes into an hour: the touch a minute later falls in the same hour
+        yield* TestClock.setTime(Date.UTC(2026, 11, 2, 10, 10))
+        const owner = yield* create_account()
+        const { session } = yield* insert_session(owner.id)
+        yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS)
+        const database = yield* Database
+        // this transaction's own counts, exact at once (the shared ones lag)
+        const [counts] = yield* database.transaction(
+          Effect.gen(function* () {
+            const expires_at = yield* query_session_touch(session.id)
+            assert.strictEqual(expires_at?.getTime(), session.expires_at.getTime(), "a touch, no extension")
+            return yield* on_db(
+              async (db) =>
+                (
+                  (await db.execute(sql`SELECT
+                  pg_stat_get_xact_tuples_updated('auth_session'::regclass)::int AS updated,
+                  pg_stat_get_xact_tuples_hot_updated('auth_session'::regclass)::int AS hot`)) as unknown as {
+                    rows: Array<{ updated: number; hot: number }>
+                  }
+                ).rows,
+            )
+          }),
+        )
+        assert.deepStrictEqual(counts, { updated: 1, hot: 1 })
+      }),
+    )
+
     it.effect("1,000 concurrent touches of one session send one UPDATE and write once", () =>
       Effect.gen(function* () {
         yield* install_write_counter

@@ -68,11 +68,18 @@ for (const backend of backends) {
             const upgrade = yield* Effect.promise(() =>
               generateMigration(generateDrizzleJson(before), generateDrizzleJson(after)),
             )
-            // the new columns and the check, nothing else
-            assert.lengthOf(upgrade, 5)
-            assert.isTrue(
-              upgrade.every((statement) => statement.startsWith('ALTER TABLE "user_session" ADD')),
-            )
+            // the new columns and the check, and the admin list's index moved
+            // from last_seen_at to last_seen_hour; nothing else
+            assert.lengthOf(upgrade, 8)
+            const [adds, others] = [
+              upgrade.filter((statement) => statement.startsWith('ALTER TABLE "user_session" ADD')),
+              upgrade.filter((statement) => !statement.startsWith('ALTER TABLE "user_session" ADD')),
+            ]
+            assert.lengthOf(adds, 6)
+            assert.deepStrictEqual(others.map((statement) => statement.split(" ON ")[0]).sort(), [
+              'CREATE INDEX "user_session_last_seen_hour_idx"',
+              'DROP INDEX "user_session_last_seen_at_idx";',
+            ])
             yield* run_statements(upgrade)
             yield* Effect.gen(function* () {
               const repo = yield* any_key_repo

@@ -80,6 +80,16 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
       expires_at: timestamptz("expires_at").notNull(),
       last_seen_at: timestamptz("last_seen_at").notNull().defaultNow(),
       /**
+       * `last_seen_at` cut to the hour (UTC): what the admin list's index
+       * holds. A touch within the same hour writes it unchanged, so the touch
+       * changes no indexed column and PostgreSQL writes it as a HOT update (no
+       * index entry). Rows from before the column existed get the hour of the
+       * migration: no later than any hour written after it, and no earlier
+       * than their own, so the admin list's order and its idle bound stay
+       * exact without rewriting them.
+       */
+      last_seen_hour: timestamptz("last_seen_hour").notNull().default(sql`date_trunc('hour'::text, now())`),
+      /**
        * When the user last proved a credential: the creation, or a
        * re-authentication. Its default only serves rows that existed before the
        * column did (new rows always set it): the epoch, so such a session is never
@@ -109,8 +119,9 @@ const build_session_table = <AccountIdColumn extends PgColumnBuilderBase>(
       index(`${name}_account_created_idx`).on(t.account_id, t.created_at, t.id),
       // batched cleanup of expired rows
       index(`${name}_expires_at_idx`).on(t.expires_at),
-      // admin list, most recent activity first
-      index(`${name}_last_seen_at_idx`).on(t.last_seen_at),
+      // admin list, most recent activity first: by hour, then sorted within the
+      // hour (an index on last_seen_at itself would make every touch write it)
+      index(`${name}_last_seen_hour_idx`).on(t.last_seen_hour),
     ],
   )
 

@@ -7,11 +7,17 @@ import type { SessionPolicyShape } from "./policy.js"
 // valid and if not why, and what its next write is due. The statements take
 // the bounds computed here as parameters, so SQL and TypeScript agree.
 
+const HOUR_MS = 3_600_000
+
+/** `last_seen_hour` of a session seen at `now`: UTC arithmetic, so every connection's time zone agrees. */
+export const seen_hour = (now: number): Date => new Date(now - (now % HOUR_MS))
+
 /** The times of a session whose user proves a credential at `now`. */
 export const authenticated_times = (policy: SessionPolicyShape, now: number) => {
   const absolute_expires_at = now + policy.absolute_lifetime_ms
   return {
     authenticated_at: new Date(now),
+    seen_hour: seen_hour(now),
     absolute_expires_at: new Date(absolute_expires_at),
     expires_at: new Date(Math.min(now + policy.lifetime_ms, absolute_expires_at)),
   }
@@ -87,6 +93,7 @@ export const touch_due = (session: AuthSession, policy: SessionPolicyShape, now:
 /** The parameters of the touch statement at `now` (see `session_statements`). */
 export const touch_bounds = (policy: SessionPolicyShape, now: number) => ({
   ...live_bounds(policy, now),
+  seen_hour: seen_hour(now),
   stale_before: new Date(now - policy.touch_interval_ms),
   extend_before: new Date(now + policy.extend_threshold_ms),
   // capped at each row's absolute end by the statement

@@ -6,6 +6,7 @@ import { AccountNotFound, type SessionRejectionReason } from "./errors.js"
 import {
   authenticated_times,
   live_bounds,
+  seen_hour,
   session_rejection,
   type TouchDue,
   touch_bounds,
@@ -49,6 +50,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
         id: session.id,
         account_id: session.account_id,
         now: times.authenticated_at,
+        seen_hour: times.seen_hour,
         // no session outlives its absolute end, whatever the caller asked
         expires_at:
           session.expires_at === undefined
@@ -103,10 +105,11 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     id: string,
   ): Effect.fn.Return<AuthSession | undefined, DbError, Db> {
     const now = yield* Clock.currentTimeMillis
-    const { expires_at, absolute_expires_at } = authenticated_times(policy, now)
+    const { expires_at, absolute_expires_at, seen_hour } = authenticated_times(policy, now)
     const rows = yield* statements.session_reauthenticate({
       id,
       ...live_bounds(policy, now),
+      seen_hour,
       expires_at,
       absolute_expires_at,
     })
@@ -142,7 +145,9 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
   })
 
   const list_all_active = Effect.fnUntraced(function* (limit: number) {
-    return yield* statements.session_list_all_active({ limit, ...(yield* now_live_bounds) })
+    const bounds = yield* now_live_bounds
+    const idle_hour = bounds.idle_before === null ? null : seen_hour(bounds.idle_before.getTime())
+    return yield* statements.session_list_all_active({ limit, ...bounds, idle_hour })
   })
 
   const revoke_by_hash = (id: string) => Effect.map(statements.session_revoke_by_hash({ id }), count)

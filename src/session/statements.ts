@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
+import { and, desc, eq, gt, gte, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
 import { named, statement } from "../db/statement.js"
 import {
   type AnyAccountId,
@@ -78,6 +78,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       id: string
       account_id: AnyAccountId
       now: Date
+      seen_hour: Date
       expires_at: Date
       absolute_expires_at: Date
       client_ip: string | null
@@ -94,6 +95,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
         created_at: ph("now"),
         expires_at: ph("expires_at"),
         last_seen_at: ph("now"),
+        last_seen_hour: ph("seen_hour"),
         authenticated_at: ph("now"),
         absolute_expires_at: ph("absolute_expires_at"),
         client_ip: ph("client_ip"),
@@ -122,6 +124,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_touch = statement<
     LiveBounds & {
       id: string
+      seen_hour: Date
       stale_before: Date
       extend_before: Date
       extended_expires_at: Date
@@ -133,6 +136,8 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .update(auth_session)
       .set({
         last_seen_at: at("now"),
+        // unchanged within the hour: then the touch is a HOT update
+        last_seen_hour: at("seen_hour"),
         expires_at: sql`CASE WHEN ${extension_due} THEN LEAST(${at("extended_expires_at")}, ${absolute_end}) ELSE ${auth_session.expires_at} END`,
       })
       .where(
@@ -150,7 +155,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    * now, with new expiries. Only a live session is renewed.
    */
   const session_reauthenticate = statement<
-    LiveBounds & { id: string; expires_at: Date; absolute_expires_at: Date },
+    LiveBounds & { id: string; seen_hour: Date; expires_at: Date; absolute_expires_at: Date },
     Array<Session>
   >(session_columns, (db) =>
     db
@@ -158,6 +163,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .set({
         authenticated_at: at("now"),
         last_seen_at: at("now"),
+        last_seen_hour: at("seen_hour"),
         expires_at: at("expires_at"),
         absolute_expires_at: at("absolute_expires_at"),
       })
@@ -227,15 +233,19 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   )
 
   const session_list_all_active = statement<
-    LiveBounds & { limit: number },
+    LiveBounds & { limit: number; idle_hour: Date | null },
     Array<Session & { username: string }>
   >(with_username, (db) =>
     db
       .select(with_username)
       .from(auth_session)
       .innerJoin(accounts, eq(account_key, auth_session.account_id))
-      .where(live)
-      .orderBy(desc(auth_session.last_seen_at), desc(auth_session.id))
+      // the idle bound as a bound on the index too (rows last seen after
+      // idle_before have an hour no earlier than its)
+      .where(and(live, gte(auth_session.last_seen_hour, at("idle_hour"))))
+      // by hour first, so the index on last_seen_hour serves it (an incremental
+      // sort within each hour); the same order as by last_seen_at alone
+      .orderBy(desc(auth_session.last_seen_hour), desc(auth_session.last_seen_at), desc(auth_session.id))
       .limit(ph("limit")),
   )
 

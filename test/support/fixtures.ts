@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto"
-import { eq, inArray, sql } from "drizzle-orm"
+import { eq, getTableColumns, inArray, sql } from "drizzle-orm"
 import { pgTable, text } from "drizzle-orm/pg-core"
 import { Clock, Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
@@ -30,11 +30,14 @@ export const create_account = (username = `user-${randomUUID()}`): Effect.Effect
 /** A fresh account id that has no row. */
 export const missing_account_id = (): string => randomUUID()
 
+/** A session row as the package returns one (`AuthSession`): `last_seen_hour` is the admin index's own. */
+const { last_seen_hour: _, ...session_columns } = getTableColumns(auth_session)
+
 export const session_rows = (account_id: string) =>
-  on_db((db) => db.select().from(auth_session).where(eq(auth_session.account_id, account_id)))
+  on_db((db) => db.select(session_columns).from(auth_session).where(eq(auth_session.account_id, account_id)))
 
 export const session_row = (id: string) =>
-  on_db((db) => db.select().from(auth_session).where(eq(auth_session.id, id))).pipe(
+  on_db((db) => db.select(session_columns).from(auth_session).where(eq(auth_session.id, id))).pipe(
     Effect.map((rows) => rows[0]),
   )
 

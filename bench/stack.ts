@@ -1,0 +1,68 @@
+// The "stack" section of npm run bench:profile: the client CPU of a steady
+// validation, layer by layer, with the server taken out: a handle whose
+// driver answers the session's row on the next turn of the event loop, as a
+// socket would. What each layer adds is the difference to the one below it.
+import { drizzle } from "drizzle-orm/node-postgres"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { database_context } from "../src/db/database.ts"
+import { type Rows, sending_with } from "../src/db/send.ts"
+import { generate_session_token, hash_session_token, SessionRepo } from "../src/index.ts"
+import { median, repo_on } from "./harness.ts"
+import { statements } from "./variants.ts"
+
+/** A session row as PostgreSQL sends it (array mode, times as text), valid for days. */
+const row_of = (token: string): Rows[number] => {
+  const now = Date.now()
+  const at = (offset_ms: number) =>
+    new Date(now + offset_ms).toISOString().replace("T", " ").replace("Z", "+00")
+  const day = 86_400_000
+  return [
+    hash_session_token(token),
+    "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+    at(-day),
+    at(20 * day),
+    at(600_000), // seen ahead: no touch due
+    at(-day),
+    at(80 * day),
+    null,
+    null,
+  ]
+}
+
+export const stack_figures = async (batch = 5000, rounds = 30) => {
+  const token = Effect.runSync(generate_session_token)
+  const rows = [row_of(token)]
+  const answer = () => new Promise<{ rows: Rows }>((resolve) => setImmediate(() => resolve({ rows })))
+  const handle = sending_with(drizzle.mock() as never, answer)
+  const database = Layer.succeedContext(
+    database_context(
+      handle,
+      () => Effect.die("no transactions here"),
+      async () => {},
+    ),
+  )
+  const runtime = ManagedRuntime.make(repo_on(database))
+  const get = statements.session_get
+  const layers: Record<string, () => Promise<unknown>> = {
+    "the driver's answer": answer,
+    "+ the token's hash": () => answer().then(() => hash_session_token(token)),
+    "+ the statement (runPromise, values, decoding)": () =>
+      runtime.runPromise(get({ id: hash_session_token(token) })),
+    "+ SessionRepo.validate (checks, policy, Option)": () =>
+      runtime.runPromise(SessionRepo.use((repo) => repo.validate(token))),
+  }
+  const cpu = new Map<string, Array<number>>()
+  try {
+    // interleaved batches, the first third a warm-up: the machine's drift hits every layer alike
+    for (let round = 0; round < rounds; round++)
+      for (const [name, op] of Object.entries(layers)) {
+        const before = process.cpuUsage()
+        for (let i = 0; i < batch; i++) await op()
+        const used = process.cpuUsage(before)
+        if (round >= rounds / 3) cpu.set(name, [...(cpu.get(name) ?? []), (used.user + used.system) / batch])
+      }
+  } finally {
+    await runtime.dispose()
+  }
+  return Object.fromEntries([...cpu].map(([name, us]) => [name, Math.round(10 * median(us)) / 10]))
+}
