@@ -15,7 +15,7 @@ import {
   layer_session_policy,
   migrate,
   SessionRepo,
-} from "../src/index.ts"
+} from "./package.ts"
 
 export interface Figures {
   readonly ops_per_s: number
@@ -172,9 +172,13 @@ export const write_results = (file: string, results: unknown): void => {
  */
 export const seen_ahead = (): Date => new Date(Date.now() + 10 * 60_000)
 
+const HOUR_MS = 3_600_000
+
 /**
  * Migrates the database at `url` and fills it with `sessions` live sessions
- * spread over `accounts` accounts, seen ahead (`seen_ahead`). Returns the
+ * spread over `accounts` accounts. Their last use is spread over 30 days as
+ * a running service's are (the admin list reads the newest hour's), dated
+ * from `seen_ahead` on, so no touch falls due during a run. Returns the
  * account ids and the raw tokens.
  */
 export const seed_sessions = async (url: string, counts: { accounts: number; sessions: number }) => {
@@ -187,26 +191,31 @@ export const seed_sessions = async (url: string, counts: { accounts: number; ses
   ])
   const accounts = (await client.query("SELECT id FROM account")).rows.map((row) => String(row.id))
   const tokens: Array<string> = []
+  const ahead = seen_ahead().getTime()
   for (let start = 0; start < counts.sessions; start += 5000) {
-    const [ids, account_ids, expires_ats, last_seen_ats]: [
-      Array<string>,
-      Array<string>,
-      Array<Date>,
-      Array<Date>,
-    ] = [[], [], [], []]
+    const columns: [Array<string>, Array<string>, Array<Date>, Array<Date>, Array<Date>] = [
+      [],
+      [],
+      [],
+      [],
+      [],
+    ]
+    const [ids, account_ids, expires_ats, last_seen_ats, last_seen_hours] = columns
     for (let i = start; i < Math.min(start + 5000, counts.sessions); i++) {
       const token = Effect.runSync(generate_session_token)
       tokens.push(token)
       ids.push(hash_session_token(token))
       account_ids.push(accounts[i % accounts.length] as string)
       expires_ats.push(new Date(Date.now() + AUTH_SESSION_LIFETIME_MS))
-      last_seen_ats.push(seen_ahead())
+      const seen = ahead + Math.floor(Math.random() * 30 * 24 * HOUR_MS)
+      last_seen_ats.push(new Date(seen))
+      last_seen_hours.push(new Date(seen - (seen % HOUR_MS)))
     }
     // one statement per batch: a column of values per array parameter
     await client.query(
-      `INSERT INTO auth_session (id, account_id, expires_at, last_seen_at)
-       SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[])`,
-      [ids, account_ids, expires_ats, last_seen_ats],
+      `INSERT INTO auth_session (id, account_id, expires_at, last_seen_at, last_seen_hour)
+       SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])`,
+      columns,
     )
   }
   await client.query("VACUUM ANALYZE")

@@ -6,8 +6,8 @@
 // postgres.js. Also what a touch costs the server (bench/touches.ts), the
 // server's own ceiling (pgbench -S) and validate on PGlite (bench/pglite.ts).
 // Parts: "touches", "operations", "pgbench" and "pglite" (the default), "sustained".
-// Writes bench/results.json. Every slice gets fresh pools, so none inherits
-// an earlier slice's state (the "sustained" part shows one pool over time).
+// Writes bench/results.json. Each variant keeps its pools for all its
+// slices (the "sustained" part shows one pool over a longer time).
 // Ten short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per
 // slice), and each ratio is the median of the rounds' own: with two long
 // rounds and pooled counts, drift of the shared machine moved create's a/b by 0.2.
@@ -45,26 +45,26 @@ let statements = 0
 
 /**
  * Runs every variant of one operation in alternating order; returns each
- * variant's figures and its throughput in each round. Neighbouring slices of
- * one round share the machine's state, so a/b is the median of the rounds'
- * own ratios: one slice hit by a neighbour's burst does not move it.
+ * variant's figures and its throughput in each round. Each variant keeps its
+ * pools open from its warm-up to the last round, as a running server does.
+ * Neighbouring slices of one round share the machine's state, so a/b is the
+ * median of the rounds' own ratios: one slice hit by a neighbour's burst does
+ * not move it.
  */
 const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) => {
   const slices = new Map<string, Array<Awaited<ReturnType<typeof run_for>>>>()
-  // Warm the JIT first, as a running server is: the repo's longer call path
-  // needs seconds of calls to reach its steady speed, the driver's far less.
-  for (const [, open] of variants) {
-    const { op, close } = open()
-    await run_for(op, concurrency, WARMUP_SECONDS)
-    await close()
-  }
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, open] of round % 2 === 0 ? variants : [...variants].reverse()) {
-      const { op, close } = open()
-      for (let i = 0; i < 100; i++) await op() // prepare the statements, warm the JIT
-      slices.set(name, [...(slices.get(name) ?? []), await run_for(op, concurrency, SLICE_SECONDS)])
-      await close()
+  const opened = variants.map(([name, open]) => [name, open()] as const)
+  try {
+    // Warm the JIT first, as a running server is: the repo's longer call path
+    // needs seconds of calls to reach its steady speed, the driver's far less.
+    for (const [, { op }] of opened) await run_for(op, concurrency, WARMUP_SECONDS)
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, { op }] of round % 2 === 0 ? opened : [...opened].reverse()) {
+        slices.set(name, [...(slices.get(name) ?? []), await run_for(op, concurrency, SLICE_SECONDS)])
+      }
     }
+  } finally {
+    for (const [, { close }] of opened) await close()
   }
   const per_round = (name: string | undefined) =>
     (slices.get(name ?? "") ?? []).map((slice) => slice.latencies.length / slice.seconds)

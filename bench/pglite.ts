@@ -4,9 +4,15 @@
 // connection).
 import type { PGlite } from "@electric-sql/pglite"
 import { Effect, ManagedRuntime } from "effect"
-import { Db, generate_session_token, hash_session_token, migrate, SessionRepo } from "../src/index.ts"
-import { layer_pglite } from "../src/pglite.ts"
 import { ratio, repo_on, run_for, seen_ahead, summarize } from "./harness.ts"
+import {
+  Db,
+  generate_session_token,
+  hash_session_token,
+  layer_pglite,
+  migrate,
+  SessionRepo,
+} from "./package.ts"
 import { raw_params, statements } from "./variants.ts"
 
 const SESSIONS = 10_000

@@ -47,7 +47,7 @@ const GROUPS = [
   "pg",
   "drizzle-orm",
   "effect",
-  "this project (src/)",
+  "this project (dist/)",
   "garbage collection",
   "rest (Node, hashing, bench)",
 ] as const
@@ -64,7 +64,7 @@ const group_of = ({ functionName, url }: ProfileNode["callFrame"]): Group => {
   if (PG_PACKAGES.test(url)) return "pg"
   if (url.includes("/node_modules/drizzle-orm/")) return "drizzle-orm"
   if (url.includes("/node_modules/effect/")) return "effect"
-  if (url.includes("/src/") && !url.includes("/node_modules/")) return "this project (src/)"
+  if (url.includes("/dist/") && !url.includes("/node_modules/")) return "this project (dist/)"
   return "rest (Node, hashing, bench)"
 }
 

@@ -3,7 +3,6 @@
 // 500,000 expired rows of the large table in batches while validations keep
 // running (PostgreSQL at DATABASE_URL). Writes bench/scale.json.
 import { Effect, Fiber, ManagedRuntime, Redacted } from "effect"
-import { layer_postgres, SessionRepo } from "../src/index.ts"
 import {
   admin_client,
   create_database,
@@ -15,6 +14,7 @@ import {
   summarize,
   write_results,
 } from "./harness.ts"
+import { layer_postgres, SessionRepo } from "./package.ts"
 
 const SERVER = server_url("bench:scale")
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)

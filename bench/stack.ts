@@ -4,10 +4,15 @@
 // socket would. What each layer adds is the difference to the one below it.
 import { drizzle } from "drizzle-orm/node-postgres"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import { database_context } from "../src/db/database.ts"
-import { type Rows, sending_with } from "../src/db/send.ts"
-import { generate_session_token, hash_session_token, SessionRepo } from "../src/index.ts"
 import { median, repo_on } from "./harness.ts"
+import {
+  database_context,
+  generate_session_token,
+  hash_session_token,
+  type Rows,
+  SessionRepo,
+  sending_with,
+} from "./package.ts"
 import { statements } from "./variants.ts"
 
 /** A session row as PostgreSQL sends it (array mode, times as text), valid for days. */

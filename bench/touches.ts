@@ -2,8 +2,8 @@
 // touches PostgreSQL wrote as HOT updates (no index entry written), for a
 // batch of due touches sent by the repo itself (SessionTouches).
 import { Effect, ManagedRuntime, Redacted } from "effect"
-import { hash_session_token, layer_postgres, SessionTouches } from "../src/index.ts"
 import { admin_client, repo_on } from "./harness.ts"
+import { hash_session_token, layer_postgres, SessionTouches } from "./package.ts"
 
 const table_updates = async (client: Awaited<ReturnType<typeof admin_client>>) => {
   // statistics reach the shared counters up to a second after a transaction ends
@@ -21,7 +21,9 @@ export const touch_figures = async (url: string, tokens: ReadonlyArray<string>) 
   const ids = tokens.map(hash_session_token)
   // due, as after two minutes of no use; the VACUUM leaves the pages as a running table's are
   await admin.query(
-    "UPDATE auth_session SET last_seen_at = now() - interval '2 minutes' WHERE id = ANY($1)",
+    `UPDATE auth_session
+     SET last_seen_at = seen, last_seen_hour = date_trunc('hour', seen AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+     FROM (SELECT now() - interval '2 minutes' AS seen) due WHERE id = ANY($1)`,
     [ids],
   )
   await admin.query("VACUUM auth_session")

@@ -7,19 +7,20 @@
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
 import postgres from "postgres"
-import type { Statement } from "../src/db/statement.ts"
+import { pooled_transaction, raw_pool, repo_on } from "./harness.ts"
+import type { Statement } from "./package.ts"
 import {
   auth_session,
+  authenticated_times,
   DEFAULT_SESSION_POLICY,
+  definition_of,
   generate_session_token,
   hash_session_token,
   layer_postgres,
+  live_bounds,
   SessionRepo,
-} from "../src/index.ts"
-import { definition_of } from "../src/session/current-session-table.ts"
-import { authenticated_times, live_bounds } from "../src/session/expiry.ts"
-import { session_statements } from "../src/session/statements.ts"
-import { pooled_transaction, raw_pool, repo_on } from "./harness.ts"
+  session_statements,
+} from "./package.ts"
 
 /** Connections in every variant's pool. */
 export const POOL = 10

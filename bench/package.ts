@@ -1,0 +1,13 @@
+// What the benchmarks measure: the package as built (`npm run build`, which
+// every bench script runs first), as an application runs it. (Run from
+// src/ through tsx, every named closure the code creates per call goes
+// through esbuild's `__name` helper, a cost the published code does not have.)
+
+export { database_context } from "../dist/db/database.js"
+export { type Rows, sending_with } from "../dist/db/send.js"
+export type { Statement } from "../dist/db/statement.js"
+export * from "../dist/index.js"
+export { layer_pglite } from "../dist/pglite.js"
+export { definition_of } from "../dist/session/current-session-table.js"
+export { authenticated_times, live_bounds } from "../dist/session/expiry.js"
+export { session_statements } from "../dist/session/statements.js"
