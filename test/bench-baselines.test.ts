@@ -80,16 +80,15 @@ if (server_url !== undefined) {
             by_repo.map((sent) => sent.text),
             `${operation}: the raw variant's SQL differs from the repo's`,
           )
-          by_repo.forEach((sent, i) => {
+          for (const [i, sent] of by_repo.entries()) {
             const raw_values = by_raw[i]?.values ?? []
             assert.strictEqual(raw_values.length, sent.values.length, `${operation}: statement ${i}'s values`)
-            sent.values.forEach((value, j) =>
+            for (const [j, value] of sent.values.entries())
               assert.isTrue(
                 same_value(value, raw_values[j]),
                 `${operation}: statement ${i}, value ${j}: the repo sent ${String(value)}, the raw variant ${String(raw_values[j])}`,
-              ),
-            )
-          })
+              )
+          }
         }
       } finally {
         await database.drop()
