@@ -2,10 +2,13 @@
 // validation, layer by layer, with the server taken out: a handle whose
 // driver answers the session's row on the next turn of the event loop, as a
 // socket would. What each layer adds is the difference to the one below it.
+import { blake3 } from "@noble/hashes/blake3.js"
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { drizzle } from "drizzle-orm/node-postgres"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { median, repo_on } from "./harness.ts"
 import {
+  Db,
   database_context,
   generate_session_token,
   hash_session_token,
@@ -47,12 +50,22 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
     ),
   )
   const runtime = ManagedRuntime.make(repo_on(database))
+  // for comparison, what 0.4 ran: the general hash, and the statement through
+  // Drizzle's prepared query on a handle the layers did not register (as an
+  // app's own handle still runs it) over the same answering driver
+  const through_drizzle = drizzle({ client: { query: answer } as never })
+  const general_hash = (text: string) => bytesToHex(blake3(utf8ToBytes(text)))
   const get = statements.session_get
   const layers: Record<string, () => Promise<unknown>> = {
     "the driver's answer": answer,
     "+ the token's hash": () => answer().then(() => hash_session_token(token)),
+    "+ the token's hash, @noble/hashes (0.4)": () => answer().then(() => general_hash(token)),
     "+ the statement (runPromise, values, decoding)": () =>
       runtime.runPromise(get({ id: hash_session_token(token) })),
+    "+ the statement through Drizzle (0.4)": () =>
+      runtime.runPromise(
+        get({ id: hash_session_token(token) }).pipe(Effect.provideService(Db, through_drizzle)),
+      ),
     "+ SessionRepo.validate (checks, policy, Option)": () =>
       runtime.runPromise(SessionRepo.use((repo) => repo.validate(token))),
   }

@@ -2,7 +2,7 @@ import { pglite_text_times } from "./text-times.js"
 
 // Drizzle hands PGlite its date and time parsers with every query, and PGlite
 // merges per-query parsers into its full parser table on every query
-// (bench:pglite: repo/raw 0.48 before this, 0.58-0.70 after). Installed once
+// (PGlite validate, repo/raw: 0.48 before this, 0.58-0.70 after). Installed once
 // on the client (`pglite_text_times`), they can be dropped from each query.
 
 interface QueryOptions {

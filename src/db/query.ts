@@ -2,6 +2,15 @@ import { Effect } from "effect"
 import { DbError } from "./errors.js"
 import { Db, type Drizzle } from "./handle.js"
 
+/** `run` on the handle `db`, failing with `DbError` named `operation` (`db_query` without the lookup of `Db`). */
+export const db_query_on = <A>(
+  db: Drizzle,
+  operation: string,
+  run: (db: Drizzle) => Promise<A>,
+  options?: Parameters<typeof DbError.from>[2],
+): Effect.Effect<A, DbError> =>
+  Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error, options) })
+
 /**
  * A Drizzle query of yours as an Effect on `Db` (the pool, or the current
  * transaction inside `Database.transaction`), failing with `DbError` named
@@ -11,7 +20,4 @@ export const db_query = <A>(
   operation: string,
   run: (db: Drizzle) => Promise<A>,
   options?: Parameters<typeof DbError.from>[2],
-): Effect.Effect<A, DbError, Db> =>
-  Db.use((db) =>
-    Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error, options) }),
-  )
+): Effect.Effect<A, DbError, Db> => Db.use((db) => db_query_on(db, operation, run, options))

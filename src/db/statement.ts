@@ -1,8 +1,9 @@
 import { type Column, is, Param, Placeholder, SQL } from "drizzle-orm"
 import { drizzle } from "drizzle-orm/node-postgres"
-import { Effect } from "effect"
-import { DbError, type MigrationsOwner } from "./errors.js"
-import { Db, type Drizzle } from "./handle.js"
+import type { Effect } from "effect"
+import type { DbError, MigrationsOwner } from "./errors.js"
+import type { Db, Drizzle } from "./handle.js"
+import { db_query, db_query_on } from "./query.js"
 import { type Rows, type StatementSql, sender_of } from "./send.js"
 
 /** A Drizzle query, as a statement's builder returns it. */
@@ -123,11 +124,8 @@ export const statement =
         : send(statement_sql, values(params)).then(decode)
     }
     const on = (db: Drizzle, params: Params) =>
-      Effect.tryPromise({
-        try: () => execute(db, params) as Promise<Result>,
-        catch: (error) => DbError.from(label, error, context),
-      })
-    const run = (params: Params) => Db.use((db) => on(db, params))
+      db_query_on(db, label, (handle) => execute(handle, params) as Promise<Result>, context)
+    const run = (params: Params) => db_query(label, (db) => execute(db, params) as Promise<Result>, context)
     return Object.assign(run, {
       on,
       label,
