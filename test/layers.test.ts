@@ -18,6 +18,7 @@ import { layer_pglite } from "../src/pglite.ts"
 import {
   fresh_postgres_database,
   report_skipped_postgres,
+  scoped_pool,
   server_url,
   standalone_repo,
 } from "./support/backends.ts"
@@ -176,8 +177,7 @@ if (server_url !== undefined) {
     it.live("runs the repo on the app's pool (or its Drizzle database), and leaves the pool open", () =>
       Effect.gen(function* () {
         const database_url = yield* fresh_postgres_database(url)
-        const pool = new pg.Pool({ connectionString: database_url, max: 2 })
-        yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
+        const pool = yield* scoped_pool(new pg.Pool({ connectionString: database_url, max: 2 }))
         for (const handed of [pool, drizzle(pool)]) {
           yield* Effect.gen(function* () {
             yield* migrated_repo_works

@@ -4,7 +4,12 @@ import { Effect, Fiber } from "effect"
 import pg from "pg"
 import { pool_transaction } from "../src/db/pool-transaction.ts"
 import { admin_client } from "./support/admin.ts"
-import { fresh_postgres_database, report_skipped_postgres, server_url } from "./support/backends.ts"
+import {
+  fresh_postgres_database,
+  report_skipped_postgres,
+  scoped_pool,
+  server_url,
+} from "./support/backends.ts"
 
 // The connection lifecycle of a transaction on node-postgres, on the real
 // server, where an interruption meets a control statement still on its way.
@@ -48,8 +53,7 @@ if (server_url !== undefined) {
     it.live("interrupted while BEGIN is on its way, the connection goes back outside any transaction", () =>
       Effect.gen(function* () {
         const url = yield* fresh_postgres_database(server_url as string)
-        const pool = pool_with_slow_begin(url, 150)
-        yield* Effect.addFinalizer(() => Effect.promise(() => pool.end()))
+        const pool = yield* scoped_pool(pool_with_slow_begin(url, 150))
         const transaction = pool_transaction(pool, (client) => drizzle({ client }))
         const fiber = yield* Effect.forkChild(transaction(Effect.never))
         yield* Effect.sleep(30)

@@ -1,5 +1,6 @@
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, type Scope } from "effect"
+import type pg from "pg"
 import {
   type AnyAccountId,
   auth_session,
@@ -112,6 +113,27 @@ export const fresh_postgres_database = (server_url: string): Effect.Effect<strin
     url.pathname = `/${name}`
     return url.toString()
   })
+
+/**
+ * A pg pool of the test's own, ended when the scope closes, and only then:
+ * `pool.end()` resolves before its connections have closed, and a connection
+ * still closing when `fresh_postgres_database` drops the database is
+ * terminated by the server, an 'error' no listener takes.
+ */
+export const scoped_pool = (pool: pg.Pool): Effect.Effect<pg.Pool, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.succeed(pool), () =>
+    Effect.promise(
+      () =>
+        new Promise<void>((closed) => {
+          let open = pool.totalCount
+          if (open === 0) return void pool.end().then(() => closed())
+          pool.on("remove", () => {
+            if (--open === 0) closed()
+          })
+          void pool.end()
+        }),
+    ),
+  )
 
 export const server_url = process.env.DATABASE_URL
 
