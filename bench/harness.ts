@@ -218,9 +218,20 @@ export const seed_sessions = async (url: string, counts: { accounts: number; ses
       columns,
     )
   }
+  // what restore_seeded_sessions puts back
+  await client.query("CREATE TABLE bench_seeded_session AS TABLE auth_session")
   await client.query("VACUUM ANALYZE")
   await client.end()
   return { accounts, tokens }
+}
+
+/**
+ * Puts back every seeded session that is gone (revoked, or evicted by a
+ * create), so that each revoke deletes a session: revoke is the deletion of a
+ * row, and the seeded tokens last a few seconds of it.
+ */
+export const restore_seeded_sessions = async (pool: pg.Pool) => {
+  await pool.query("INSERT INTO auth_session SELECT * FROM bench_seeded_session ON CONFLICT (id) DO NOTHING")
 }
 
 /** SessionRepo on the standalone table under the default policy, with `database`. */

@@ -57,9 +57,13 @@ const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) =>
   try {
     // Warm the JIT first, as a running server is: the repo's longer call path
     // needs seconds of calls to reach its steady speed, the driver's far less.
-    for (const [, { op }] of opened) await run_for(op, concurrency, WARMUP_SECONDS)
+    for (const [, { op, restore }] of opened) {
+      await restore?.()
+      await run_for(op, concurrency, WARMUP_SECONDS)
+    }
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, { op }] of round % 2 === 0 ? opened : [...opened].reverse()) {
+      for (const [name, { op, restore }] of round % 2 === 0 ? opened : [...opened].reverse()) {
+        await restore?.()
         slices.set(name, [...(slices.get(name) ?? []), await run_for(op, concurrency, SLICE_SECONDS)])
       }
     }

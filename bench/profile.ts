@@ -179,11 +179,14 @@ try {
     const rows: Array<Record<string, string | number>> = []
     const timelines: Array<Record<string, string | number>> = []
     for (const [variant, open] of operations[operation].slice(0, 2)) {
-      const { op, close } = open()
+      const { op, close, restore } = open()
+      await restore?.()
       await run_for(op, 1, WARMUP_SECONDS)
+      await restore?.()
       await inspector.post("Profiler.start")
       const run = await run_for(op, 1, SECONDS)
       const { profile } = await inspector.post("Profiler.stop")
+      await restore?.()
       timelines.push({ variant, ...(await wire_timeline(op, SECONDS)) })
       await close()
       const calls = run.latencies.length
