@@ -20,10 +20,30 @@ export interface DatabaseShape {
 /** The root database service (the pool). Its layers also provide `Db` bound to the pool. */
 export class Database extends Context.Service<Database, DatabaseShape>()("effect-session-repo/Database") {}
 
-/** A driver's outermost transaction: BEGIN on a connection of its own, then COMMIT or ROLLBACK. */
+/**
+ * A driver's outermost transaction: BEGIN on a connection of its own, then
+ * COMMIT or ROLLBACK; the effect runs with `transaction_context` of it.
+ */
 export type RootTransaction = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
 ) => Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>
+
+// Savepoints on one connection nest strictly: rolling back to one also undoes
+// every savepoint opened after it. So the nested transactions opened at one
+// level take turns instead of interleaving; each level (the transaction, and
+// each savepoint) gives its own children a turn of their own, so a savepoint
+// inside a savepoint does not wait for the one that contains it.
+const SavepointTurn = Context.Reference<Semaphore.Semaphore>("effect-session-repo/SavepointTurn", {
+  defaultValue: () => Semaphore.makeUnsafe(1),
+})
+
+/**
+ * What an effect runs with inside the transaction (or savepoint) `tx`: `Tx`
+ * and `Db` bound to it, and a nesting level of its own. One context, so
+ * entering a transaction changes the fiber's context once.
+ */
+export const transaction_context = (tx: Drizzle): Context.Context<Tx | Db> =>
+  Context.make(Tx, tx).pipe(Context.add(Db, tx), Context.add(SavepointTurn, Semaphore.makeUnsafe(1)))
 
 let savepoint_count = 0
 
@@ -45,7 +65,7 @@ const in_savepoint = <A, E, R>(
           catch: (error) => DbError.from("transaction.savepoint", error),
         })
       yield* send(`SAVEPOINT ${name}`)
-      const bound = effect.pipe(Effect.provideService(Tx, tx), Effect.provideService(Db, tx))
+      const bound = Effect.provideContext(effect, transaction_context(tx))
       const exit = yield* Effect.exit(restore(bound as Effect.Effect<A, E, Exclude<R, Tx | Db>>))
       if (Exit.isSuccess(exit)) {
         yield* send(`RELEASE SAVEPOINT ${name}`)
@@ -57,25 +77,12 @@ const in_savepoint = <A, E, R>(
     }),
   )
 
-// Savepoints on one connection nest strictly: rolling back to one also undoes
-// every savepoint opened after it. So the nested transactions opened at one
-// level take turns instead of interleaving; each level (the transaction, and
-// each savepoint) gives its own children a turn of their own, so a savepoint
-// inside a savepoint does not wait for the one that contains it.
-const SavepointTurn = Context.Reference<Semaphore.Semaphore>("effect-session-repo/SavepointTurn", {
-  defaultValue: () => Semaphore.makeUnsafe(1),
-})
-
-/** `effect` as one nesting level: its nested transactions take turns among themselves. */
-const as_level = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.suspend(() => Effect.provideService(effect, SavepointTurn, Semaphore.makeUnsafe(1)))
-
 const make_database = (root: RootTransaction, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
   transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
       Option.isSome(outer)
-        ? SavepointTurn.use((turn) => turn.withPermits(1)(in_savepoint(outer.value, as_level(effect))))
-        : root(as_level(effect)),
+        ? SavepointTurn.use((turn) => turn.withPermits(1)(in_savepoint(outer.value, effect)))
+        : root(effect),
     ) as Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>,
   migrate,
 })

@@ -1,7 +1,7 @@
 import { Cause, Context, Effect, Exit, type Fiber } from "effect"
-import type { RootTransaction } from "./database.js"
+import { type RootTransaction, transaction_context } from "./database.js"
 import { DbError } from "./errors.js"
-import { Db, type Drizzle, Tx } from "./handle.js"
+import type { Db, Drizzle, Tx } from "./handle.js"
 
 /** Carries the inner effect's failure through the driver's rollback path. */
 class Rollback<E> {
@@ -17,7 +17,7 @@ interface CallbackTransactions<Connection> {
  * Transactions on PGlite through its `transaction(callback)`: PGlite has one
  * connection, and only its own transaction API keeps every other statement
  * out until the transaction ends. The effect runs in the callback with the
- * caller's services plus `Tx` and `Db` (`handle_for` the transaction); a
+ * caller's services plus `transaction_context` (`handle_for` the transaction); a
  * failed `Exit` is thrown as a private `Rollback`, so the driver rolls back,
  * and its cause comes out unchanged.
  */
@@ -38,7 +38,7 @@ export const callback_transaction =
                 // Interrupted while waiting for the connection: roll back without running the effect.
                 if (interrupted) return rollback(new Rollback(Cause.interrupt()))
                 const tx = handle_for(connection)
-                const bound = Context.add(Context.add(context, Tx, tx), Db, tx) as Context.Context<R>
+                const bound = Context.merge(context, transaction_context(tx)) as Context.Context<R>
                 // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
                 fiber = Effect.runForkWith(bound)(effect)
                 fiber.addObserver((exit) =>

@@ -1,8 +1,8 @@
 import { Effect } from "effect"
 import type pg from "pg"
-import type { RootTransaction } from "./database.js"
+import { type RootTransaction, transaction_context } from "./database.js"
 import { DbError } from "./errors.js"
-import { Db, type Drizzle, Tx } from "./handle.js"
+import type { Db, Drizzle, Tx } from "./handle.js"
 
 /** A connection held by one transaction. */
 interface Held {
@@ -36,15 +36,13 @@ const connect = (pool: pg.Pool): Effect.Effect<pg.PoolClient, DbError> =>
 const send = (held: Held, statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
   Effect.tryPromise({
     try: () => held.client.query(statement),
-    catch: (error) =>
-      DbError.from(`transaction.${statement.toLowerCase()}`, error, { at_commit: statement === "COMMIT" }),
-  }).pipe(
-    Effect.tapError(() =>
-      Effect.sync(() => {
-        held.broken = true
-      }),
-    ),
-  )
+    catch: (error) => {
+      held.broken = true
+      return DbError.from(`transaction.${statement.toLowerCase()}`, error, {
+        at_commit: statement === "COMMIT",
+      })
+    },
+  })
 
 /**
  * Transactions on a node-postgres pool, owned here rather than by Drizzle:
@@ -60,30 +58,34 @@ const send = (held: Held, statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
 export const pool_transaction =
   (pool: pg.Pool, handle_for: (client: pg.PoolClient) => Drizzle): RootTransaction =>
   <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    // a chain rather than generators: every create and rotation runs this
     Effect.acquireUseRelease(
       Effect.map(
         Effect.interruptible(connect(pool)),
         (client): Held => ({ client, handle: handle_for(client), open: false, broken: false }),
       ),
+      (held) => {
+        // open before BEGIN is sent: interrupted while BEGIN is on its way, the
+        // release's ROLLBACK queues behind it, so the connection never goes back
+        // inside a transaction (a ROLLBACK with none open is only a warning)
+        held.open = true
+        const bound = Effect.provideContext(effect, transaction_context(held.handle)) as Effect.Effect<
+          A,
+          E,
+          Exclude<R, Tx | Db>
+        >
+        return Effect.flatMap(send(held, "BEGIN"), () =>
+          Effect.flatMap(bound, (value) =>
+            // the outcome of a COMMIT once sent is the caller's to know: wait for it
+            Effect.map(Effect.uninterruptible(send(held, "COMMIT")), () => {
+              held.open = false
+              return value
+            }),
+          ),
+        )
+      },
       (held) =>
-        Effect.gen(function* () {
-          // open before BEGIN is sent: interrupted while BEGIN is on its way, the
-          // release's ROLLBACK queues behind it, so the connection never goes back
-          // inside a transaction (a ROLLBACK with none open is only a warning)
-          held.open = true
-          yield* send(held, "BEGIN")
-          const value = yield* effect.pipe(
-            Effect.provideService(Tx, held.handle),
-            Effect.provideService(Db, held.handle),
-          ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
-          // the outcome of a COMMIT once sent is the caller's to know: wait for it
-          yield* Effect.uninterruptible(send(held, "COMMIT"))
-          held.open = false
-          return value
-        }),
-      (held) =>
-        Effect.gen(function* () {
-          if (held.open) yield* Effect.ignore(send(held, "ROLLBACK"))
-          held.client.release(held.broken ? new Error("transaction connection in doubt") : undefined)
-        }),
+        Effect.map(held.open ? Effect.ignore(send(held, "ROLLBACK")) : Effect.void, () =>
+          held.client.release(held.broken ? new Error("transaction connection in doubt") : undefined),
+        ),
     )

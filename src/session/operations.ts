@@ -40,38 +40,40 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
   const count = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
 
   /** Inserts a session authenticated now; a missing account is `AccountNotFound`. */
-  const create = Effect.fnUntraced(function* (
-    session: NewSession,
-  ): Effect.fn.Return<AuthSession, AccountNotFound | DbError, Db> {
-    const times = authenticated_times(policy, yield* Clock.currentTimeMillis)
-    const absolute_ms = times.absolute_expires_at.getTime()
-    const rows = yield* statements
-      .create_session({
-        id: session.id,
-        account_id: session.account_id,
-        now: times.authenticated_at,
-        seen_hour: times.seen_hour,
-        // no session outlives its absolute end, whatever the caller asked
-        expires_at:
-          session.expires_at === undefined
-            ? times.expires_at
-            : new Date(Math.min(session.expires_at.getTime(), absolute_ms)),
-        absolute_expires_at: times.absolute_expires_at,
-        client_ip: session.client_ip,
-        user_agent: session.user_agent,
-      })
-      .pipe(
-        Effect.catchIf(
-          (error) => error.reason === "foreign_key_violation",
-          () =>
-            // the id stays out of the message: a text key may be an email
-            Effect.fail(
-              new AccountNotFound({ account_id: session.account_id, message: "the account does not exist" }),
-            ),
-        ),
-      )
-    return rows[0] as AuthSession
-  })
+  const create = (session: NewSession): Effect.Effect<AuthSession, AccountNotFound | DbError, Db> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const times = authenticated_times(policy, now)
+      const absolute_ms = times.absolute_expires_at.getTime()
+      return statements
+        .create_session({
+          id: session.id,
+          account_id: session.account_id,
+          now: times.authenticated_at,
+          seen_hour: times.seen_hour,
+          // no session outlives its absolute end, whatever the caller asked
+          expires_at:
+            session.expires_at === undefined
+              ? times.expires_at
+              : new Date(Math.min(session.expires_at.getTime(), absolute_ms)),
+          absolute_expires_at: times.absolute_expires_at,
+          client_ip: session.client_ip,
+          user_agent: session.user_agent,
+        })
+        .pipe(
+          Effect.map((rows) => rows[0] as AuthSession),
+          Effect.catchIf(
+            (error) => error.reason === "foreign_key_violation",
+            () =>
+              // the id stays out of the message: a text key may be an email
+              Effect.fail(
+                new AccountNotFound({
+                  account_id: session.account_id,
+                  message: "the account does not exist",
+                }),
+              ),
+          ),
+        )
+    })
 
   /** The session read at `now`: valid with the write it is due, or why not. */
   const judge = (session: AuthSession | undefined, now: number): SessionCheck => {
@@ -128,17 +130,19 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
    * Locks the account row, then deletes its ended sessions and the live ones
    * past the newest `max_sessions` (`keep` ranks first); returns how many.
    */
-  const enforce_limit = Effect.fnUntraced(function* (
+  const enforce_limit = (
     account_id: AnyAccountId,
     max_sessions: number,
     keep: string,
-  ): Effect.fn.Return<number, DbError, Db | Tx> {
-    yield* Tx
-    yield* statements.session_enforce_limit_lock({ account_id })
-    // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
-    const bounds = yield* now_live_bounds
-    return count(yield* statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }))
-  })
+  ): Effect.Effect<number, DbError, Db | Tx> =>
+    Tx.use(() =>
+      Effect.flatMap(statements.session_enforce_limit_lock({ account_id }), () =>
+        // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
+        Effect.flatMap(now_live_bounds, (bounds) =>
+          Effect.map(statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }), count),
+        ),
+      ),
+    )
 
   const list_for_account = Effect.fnUntraced(function* (account_id: AnyAccountId, limit: number) {
     return yield* statements.session_list_for_account({ account_id, limit, ...(yield* now_live_bounds) })

@@ -149,8 +149,13 @@ const make = Effect.gen(function* () {
     Effect.serviceOption(Tx),
     Option.getOrElse(() => pool),
   )
-  const on_current = <A, E>(effect: Effect.Effect<A, E, Db>) =>
-    Effect.flatMap(current_handle, (db) => Effect.provideService(effect, Db, db))
+  // Db is usually that handle already (the runtime's pool, or the transaction's):
+  // then the fiber's context is left as it is
+  const on_current = <A, E>(effect: Effect.Effect<A, E, Db>): Effect.Effect<A, E> =>
+    Effect.contextWith((context: Context.Context<never>) => {
+      const db = Context.getOrUndefined(context, Tx) ?? pool
+      return Context.getOrUndefined(context, Db) === db ? effect : Effect.provideService(effect, Db, db)
+    }) as Effect.Effect<A, E>
   // Reads on the pool retry a lost connection by themselves (a new one is
   // taken); retry_read leaves a transaction's lost connection to the caller.
   const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
@@ -167,11 +172,9 @@ const make = Effect.gen(function* () {
     const token = yield* generate_session_token
     const id = hash_session_token(token)
     const session = yield* database.transaction(
-      Effect.gen(function* () {
-        const created = yield* operations.create({ id, account_id: owner, client_ip, user_agent })
-        yield* operations.enforce_limit(owner, max_sessions, id)
-        return created
-      }),
+      Effect.flatMap(operations.create({ id, account_id: owner, client_ip, user_agent }), (created) =>
+        Effect.as(operations.enforce_limit(owner, max_sessions, id), created),
+      ),
     )
     return { token: Redacted.make(token), session }
   }, traced("create_session"))
@@ -270,10 +273,11 @@ const make = Effect.gen(function* () {
     return { token: Redacted.make(new_token), session }
   }, traced("rotate"))
 
-  const revoke = Effect.fnUntraced(function* (token: TokenInput) {
-    const id = hash_of(token)
-    if (id !== undefined) yield* on_current(operations.revoke_by_hash(id))
-  }, traced("revoke"))
+  const revoke = (token: TokenInput) =>
+    Effect.suspend(() => {
+      const id = hash_of(token)
+      return id === undefined ? Effect.void : Effect.asVoid(on_current(operations.revoke_by_hash(id)))
+    }).pipe(traced("revoke"))
 
   const revoke_for_account = Effect.fnUntraced(function* (session_id: string, account_id: AccountId) {
     const id = yield* require_token_hash(session_id)
