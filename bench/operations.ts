@@ -8,9 +8,10 @@
 // Parts: "touches", "operations", "pgbench" and "pglite" (the default), "sustained".
 // Writes bench/results.json. Each variant keeps its pools for all its
 // slices (the "sustained" part shows one pool over a longer time).
-// Ten short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per
-// slice), and each ratio is the median of the rounds' own: with two long
-// rounds and pooled counts, drift of the shared machine moved create's a/b by 0.2.
+// Twenty short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per
+// slice), and each ratio is the median of the rounds' own, with their middle
+// half beside it: with two long rounds and pooled counts, drift of the shared
+// machine moved create's a/b by 0.2; with ten, a run's ratios still moved by 0.1.
 import { execFileSync } from "node:child_process"
 import {
   admin_client,
@@ -30,7 +31,7 @@ import { bench_operations, is_operation, OPERATIONS, POOL, SEED, type Variant } 
 
 const SERVER = server_url("bench")
 const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 0.6)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20)
 const PGBENCH_SECONDS = 4
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 4)
 const CONCURRENCIES = [1, 32]
@@ -53,18 +54,23 @@ let statements = 0
  */
 const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) => {
   const slices = new Map<string, Array<Awaited<ReturnType<typeof run_for>>>>()
+  // every call each variant made, warm-up included
+  const calls = new Map<string, number>()
   const opened = variants.map(([name, open]) => [name, open()] as const)
   try {
     // Warm the JIT first, as a running server is: the repo's longer call path
     // needs seconds of calls to reach its steady speed, the driver's far less.
-    for (const [, { op, restore }] of opened) {
+    for (const [name, { op, restore }] of opened) {
       await restore?.()
-      await run_for(op, concurrency, WARMUP_SECONDS)
+      const warm_up = await run_for(op, concurrency, WARMUP_SECONDS)
+      calls.set(name, warm_up.latencies.length)
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, { op, restore }] of round % 2 === 0 ? opened : [...opened].reverse()) {
         await restore?.()
-        slices.set(name, [...(slices.get(name) ?? []), await run_for(op, concurrency, SLICE_SECONDS)])
+        const slice = await run_for(op, concurrency, SLICE_SECONDS)
+        slices.set(name, [...(slices.get(name) ?? []), slice])
+        calls.set(name, (calls.get(name) ?? 0) + slice.latencies.length)
       }
     }
   } finally {
@@ -72,13 +78,17 @@ const compare = async (variants: ReadonlyArray<Variant>, concurrency: number) =>
   }
   const per_round = (name: string | undefined) =>
     (slices.get(name ?? "") ?? []).map((slice) => slice.latencies.length / slice.seconds)
+  /** The median of the rounds' own ratios, and their middle half (first and third quartile). */
   const paired_ratio = (x: string | undefined, y: string | undefined) => {
     const [xs, ys] = [per_round(x), per_round(y)]
     if (xs.length === 0 || xs.length !== ys.length) return undefined
-    return Math.round(100 * median(xs.map((ops, i) => ops / (ys[i] as number)))) / 100
+    const ratios = xs.map((ops, i) => ops / (ys[i] as number)).sort((p, q) => p - q)
+    const at = (q: number) => Math.round(100 * (ratios[Math.floor(q * (ratios.length - 1))] as number)) / 100
+    return { median: Math.round(100 * median(ratios)) / 100, quartiles: [at(0.25), at(0.75)] }
   }
   return {
     figures: new Map([...slices].map(([name, measured]) => [name, summarize(measured)])),
+    calls,
     paired_ratio,
   }
 }
@@ -114,38 +124,44 @@ try {
   }
 
   if (parts.includes("operations")) {
-    // steady-state validation: statements sent per call, and how many were writes
-    const [, open_repo] = operations.validate[0] ?? []
-    if (open_repo === undefined) throw new Error("no validate variant")
-    const { op, close } = open_repo()
-    await op()
-    statements = 0
-    for (let i = 0; i < 1000; i++) await op()
-    results.statements_per_validate = statements / 1000
-    await close()
-
     const rows: Array<{ operation: string; concurrency: number; variant: string } & Figures> = []
     const ratios: Array<{
       operation: string
       concurrency: number
       a_b: number | undefined
+      a_b_quartiles: ReadonlyArray<number> | undefined
       a_c?: number | undefined
     }> = []
     for (const [operation, variants] of Object.entries(operations).filter(
       ([name]) => !only || name === only,
     )) {
       for (const concurrency of CONCURRENCIES) {
-        const { figures, paired_ratio } = await compare(variants, concurrency)
+        const statements_before = statements
+        const { figures, calls, paired_ratio } = await compare(variants, concurrency)
+        if (operation === "validate") {
+          // statements the repo sent per validation, over every validation it
+          // made: a touch it wrote, which the raw baselines would not, counts
+          const per_call = (statements - statements_before) / (calls.get(variants[0]?.[0] ?? "") ?? 1)
+          results.statements_per_validate = Math.max(Number(results.statements_per_validate ?? 0), per_call)
+        }
         for (const [variant, f] of figures) rows.push({ operation, concurrency, variant, ...f })
         const [a, b, c] = variants.map(([name]) => name)
         const a_b = paired_ratio(a, b)
-        const a_c = c === undefined ? undefined : paired_ratio(a, c)
-        ratios.push({ operation, concurrency, a_b, ...(a_c === undefined ? {} : { a_c }) })
-        console.log(`${operation} at concurrency ${concurrency}: a/b ${a_b}${a_c ? `, a/c ${a_c}` : ""}`)
+        const a_c = c === undefined ? undefined : paired_ratio(a, c)?.median
+        ratios.push({
+          operation,
+          concurrency,
+          a_b: a_b?.median,
+          a_b_quartiles: a_b?.quartiles,
+          ...(a_c === undefined ? {} : { a_c }),
+        })
+        console.log(
+          `${operation} at concurrency ${concurrency}: a/b ${a_b?.median} (middle half of rounds ${a_b?.quartiles.join("-")})${a_c ? `, a/c ${a_c}` : ""}`,
+        )
       }
     }
     console.table(rows)
-    console.log(`statements per steady-state validate: ${results.statements_per_validate}`)
+    console.log(`statements per validate (the repo's): ${results.statements_per_validate}`)
     Object.assign(results, { operations: rows, ratios })
   }
 
