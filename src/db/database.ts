@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm"
 import type { Logger } from "drizzle-orm/logger"
 import { Context, Effect, Exit, Option, Semaphore } from "effect"
+import { AfterCommit, after_commit } from "./after-commit.js"
 import { DbError } from "./errors.js"
 import { Db, type Drizzle, Tx } from "./handle.js"
 
@@ -39,11 +40,19 @@ const SavepointTurn = Context.Reference<Semaphore.Semaphore>("effect-session-rep
 
 /**
  * What an effect runs with inside the transaction (or savepoint) `tx`: `Tx`
- * and `Db` bound to it, and a nesting level of its own. One context, so
- * entering a transaction changes the fiber's context once.
+ * and `Db` bound to it, a nesting level of its own, and the list its
+ * after-commit actions go to (`committed`). One context, so entering a
+ * transaction changes the fiber's context once.
  */
-export const transaction_context = (tx: Drizzle): Context.Context<Tx | Db> =>
-  Context.make(Tx, tx).pipe(Context.add(Db, tx), Context.add(SavepointTurn, Semaphore.makeUnsafe(1)))
+export const transaction_context = (
+  tx: Drizzle,
+  committed: Array<Effect.Effect<void>>,
+): Context.Context<Tx | Db> =>
+  Context.make(Tx, tx).pipe(
+    Context.add(Db, tx),
+    Context.add(SavepointTurn, Semaphore.makeUnsafe(1)),
+    Context.add(AfterCommit, committed),
+  )
 
 let savepoint_count = 0
 
@@ -65,10 +74,13 @@ const in_savepoint = <A, E, R>(
           catch: (error) => DbError.from("transaction.savepoint", error),
         })
       yield* send(`SAVEPOINT ${name}`)
-      const bound = Effect.provideContext(effect, transaction_context(tx))
+      const committed: Array<Effect.Effect<void>> = []
+      const bound = Effect.provideContext(effect, transaction_context(tx, committed))
       const exit = yield* Effect.exit(restore(bound as Effect.Effect<A, E, Exclude<R, Tx | Db>>))
       if (Exit.isSuccess(exit)) {
         yield* send(`RELEASE SAVEPOINT ${name}`)
+        // released: its actions wait for the transaction that contains it
+        yield* Effect.forEach(committed, after_commit, { discard: true })
         return exit.value
       }
       // a failed ROLLBACK TO leaves the outer transaction failing on its own

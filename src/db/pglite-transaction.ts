@@ -1,4 +1,5 @@
 import { Cause, Context, Effect, Exit, type Fiber } from "effect"
+import { run_committed } from "./after-commit.js"
 import { type RootTransaction, transaction_context } from "./database.js"
 import { DbError } from "./errors.js"
 import type { Db, Drizzle, Tx } from "./handle.js"
@@ -31,6 +32,7 @@ export const callback_transaction =
       Effect.callback<A, E | DbError>((resume) => {
         let fiber: Fiber.Fiber<A, E> | undefined
         let interrupted = false
+        const committed: Array<Effect.Effect<void>> = []
         const settled = client
           .transaction(
             (connection) =>
@@ -38,7 +40,7 @@ export const callback_transaction =
                 // Interrupted while waiting for the connection: roll back without running the effect.
                 if (interrupted) return rollback(new Rollback(Cause.interrupt()))
                 const tx = handle_for(connection)
-                const bound = Context.merge(context, transaction_context(tx)) as Context.Context<R>
+                const bound = Context.merge(context, transaction_context(tx, committed)) as Context.Context<R>
                 // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
                 fiber = Effect.runForkWith(bound)(effect)
                 fiber.addObserver((exit) =>
@@ -47,21 +49,29 @@ export const callback_transaction =
               }),
           )
           .then(
-            (value) => resume(Effect.succeed(value)),
-            (error: unknown) =>
-              resume(
-                error instanceof Rollback
-                  ? Effect.failCause(error.cause as Cause.Cause<E>)
-                  : Effect.fail(DbError.from("transaction", error)),
-              ),
+            (value) => ({ committed: true as const, value }),
+            (error: unknown) => ({ committed: false as const, error }),
           )
+        void settled.then((outcome) =>
+          resume(
+            outcome.committed
+              ? Effect.as(run_committed(committed), outcome.value)
+              : outcome.error instanceof Rollback
+                ? Effect.failCause(outcome.error.cause as Cause.Cause<E>)
+                : Effect.fail(DbError.from("transaction", outcome.error)),
+          ),
+        )
         // On interruption: interrupt the effect and wait for the rollback, so the
-        // connection is free when the interruption completes.
+        // connection is free when the interruption completes (or for the commit,
+        // when the effect had already ended: then what committed is still told).
         return Effect.suspend(() => {
           interrupted = true
           if (fiber === undefined) return Effect.void
           fiber.interruptUnsafe()
-          return Effect.promise(() => settled)
+          return Effect.flatMap(
+            Effect.promise(() => settled),
+            (outcome) => (outcome.committed ? run_committed(committed) : Effect.void),
+          )
         })
       }),
     )

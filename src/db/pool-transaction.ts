@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import type pg from "pg"
+import { run_committed } from "./after-commit.js"
 import { type RootTransaction, transaction_context } from "./database.js"
 import { DbError } from "./errors.js"
 import type { Db, Drizzle, Tx } from "./handle.js"
@@ -69,18 +70,21 @@ export const pool_transaction =
         // release's ROLLBACK queues behind it, so the connection never goes back
         // inside a transaction (a ROLLBACK with none open is only a warning)
         held.open = true
-        const bound = Effect.provideContext(effect, transaction_context(held.handle)) as Effect.Effect<
-          A,
-          E,
-          Exclude<R, Tx | Db>
-        >
+        const committed: Array<Effect.Effect<void>> = []
+        const bound = Effect.provideContext(
+          effect,
+          transaction_context(held.handle, committed),
+        ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
         return Effect.flatMap(send(held, "BEGIN"), () =>
           Effect.flatMap(bound, (value) =>
-            // the outcome of a COMMIT once sent is the caller's to know: wait for it
-            Effect.map(Effect.uninterruptible(send(held, "COMMIT")), () => {
-              held.open = false
-              return value
-            }),
+            // the outcome of a COMMIT once sent is the caller's to know: wait for
+            // it, and once it succeeded tell this process what committed
+            Effect.uninterruptible(
+              Effect.flatMap(send(held, "COMMIT"), () => {
+                held.open = false
+                return Effect.as(run_committed(committed), value)
+              }),
+            ),
           ),
         )
       },

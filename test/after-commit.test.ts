@@ -1,0 +1,118 @@
+import { assert, layer } from "@effect/vitest"
+import { Effect, Exit, Schema } from "effect"
+import { after_commit } from "../src/db/after-commit.ts"
+import { Database, Db } from "../src/index.ts"
+import { backends, report_skipped_postgres } from "./support/backends.ts"
+import { create_account, insert_session, session_rows } from "./support/fixtures.ts"
+
+class Boom extends Schema.TaggedError<Boom>()("Boom", { message: Schema.String }) {}
+
+for (const backend of backends) {
+  layer(backend.layer)(`after_commit on ${backend.name}`, (it) => {
+    /** An action that records, when it runs, how many sessions of `account_id` a new statement on the pool sees. */
+    const recorder = Effect.gen(function* () {
+      const pool = yield* Db
+      const seen: Array<string> = []
+      const record = (label: string, account_id: string) =>
+        Effect.flatMap(Effect.provideService(session_rows(account_id), Db, pool), (rows) =>
+          Effect.sync(() => void seen.push(`${label}: ${rows.length}`)),
+        )
+      return { seen, record }
+    })
+
+    it.effect("runs once the transaction committed, its change visible from another statement", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const { seen, record } = yield* recorder
+        yield* database.transaction(
+          Effect.gen(function* () {
+            yield* insert_session(owner.id)
+            yield* after_commit(record("first", owner.id))
+            yield* after_commit(record("second", owner.id))
+            assert.deepStrictEqual(seen, [], "nothing runs before COMMIT")
+          }),
+        )
+        assert.deepStrictEqual(seen, ["first: 1", "second: 1"])
+      }),
+    )
+
+    it.effect("never runs for work that rolled back (a failure, a defect)", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const { seen, record } = yield* recorder
+        const failed = yield* Effect.exit(
+          database.transaction(
+            Effect.gen(function* () {
+              yield* insert_session(owner.id)
+              yield* after_commit(record("failed", owner.id))
+              return yield* new Boom({ message: "after the insert" })
+            }),
+          ),
+        )
+        const died = yield* Effect.exit(
+          database.transaction(
+            Effect.flatMap(after_commit(record("died", owner.id)), () => Effect.die("defect")),
+          ),
+        )
+        assert.isTrue(Exit.isFailure(failed) && Exit.isFailure(died))
+        assert.deepStrictEqual(seen, [])
+        assert.strictEqual((yield* session_rows(owner.id)).length, 0)
+      }),
+    )
+
+    it.effect("a savepoint's actions wait for the outer commit, and go with its rollback", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const { seen, record } = yield* recorder
+        yield* database.transaction(
+          Effect.gen(function* () {
+            yield* after_commit(record("outer", owner.id))
+            yield* database.transaction(after_commit(record("released", owner.id)))
+            assert.deepStrictEqual(seen, [], "a released savepoint's action waits for the outer COMMIT")
+            yield* Effect.flip(
+              database.transaction(
+                Effect.flatMap(after_commit(record("rolled back", owner.id)), () =>
+                  Effect.fail(new Boom({ message: "inner" })),
+                ),
+              ),
+            )
+            yield* insert_session(owner.id)
+          }),
+        )
+        assert.deepStrictEqual(seen, ["outer: 1", "released: 1"])
+      }),
+    )
+
+    it.effect("outside a transaction it runs at once", () =>
+      Effect.gen(function* () {
+        const owner = yield* create_account()
+        const { seen, record } = yield* recorder
+        yield* insert_session(owner.id)
+        yield* after_commit(record("now", owner.id))
+        assert.deepStrictEqual(seen, ["now: 1"])
+      }),
+    )
+
+    it.effect("an action that fails is logged; the others run and the caller gets its value", () =>
+      Effect.gen(function* () {
+        const database = yield* Database
+        const owner = yield* create_account()
+        const { seen, record } = yield* recorder
+        const value = yield* database.transaction(
+          Effect.gen(function* () {
+            yield* insert_session(owner.id)
+            yield* after_commit(Effect.die("an action's defect"))
+            yield* after_commit(record("after it", owner.id))
+            return "committed"
+          }),
+        )
+        assert.strictEqual(value, "committed")
+        assert.deepStrictEqual(seen, ["after it: 1"])
+      }),
+    )
+  })
+}
+report_skipped_postgres("after-commit")
