@@ -9,27 +9,30 @@ class Boom extends Schema.TaggedError<Boom>()("Boom", { message: Schema.String }
 
 for (const backend of backends) {
   layer(backend.layer)(`after_commit on ${backend.name}`, (it) => {
-    /** An action that records, when it runs, how many sessions of `account_id` a new statement on the pool sees. */
-    const recorder = Effect.gen(function* () {
+    /**
+     * A new account, and `record(label)`: an action that records, when it
+     * runs, how many of the account's sessions a new statement on the pool sees.
+     */
+    const setup = Effect.gen(function* () {
+      const database = yield* Database
       const pool = yield* Db
+      const owner = yield* create_account()
       const seen: Array<string> = []
-      const record = (label: string, account_id: string) =>
-        Effect.flatMap(Effect.provideService(session_rows(account_id), Db, pool), (rows) =>
+      const record = (label: string) =>
+        Effect.flatMap(Effect.provideService(session_rows(owner.id), Db, pool), (rows) =>
           Effect.sync(() => void seen.push(`${label}: ${rows.length}`)),
         )
-      return { seen, record }
+      return { database, owner, seen, record }
     })
 
     it.effect("runs once the transaction committed, its change visible from another statement", () =>
       Effect.gen(function* () {
-        const database = yield* Database
-        const owner = yield* create_account()
-        const { seen, record } = yield* recorder
+        const { database, owner, seen, record } = yield* setup
         yield* database.transaction(
           Effect.gen(function* () {
             yield* insert_session(owner.id)
-            yield* after_commit(record("first", owner.id))
-            yield* after_commit(record("second", owner.id))
+            yield* after_commit(record("first"))
+            yield* after_commit(record("second"))
             assert.deepStrictEqual(seen, [], "nothing runs before COMMIT")
           }),
         )
@@ -39,22 +42,18 @@ for (const backend of backends) {
 
     it.effect("never runs for work that rolled back (a failure, a defect)", () =>
       Effect.gen(function* () {
-        const database = yield* Database
-        const owner = yield* create_account()
-        const { seen, record } = yield* recorder
+        const { database, owner, seen, record } = yield* setup
         const failed = yield* Effect.exit(
           database.transaction(
             Effect.gen(function* () {
               yield* insert_session(owner.id)
-              yield* after_commit(record("failed", owner.id))
+              yield* after_commit(record("failed"))
               return yield* new Boom({ message: "after the insert" })
             }),
           ),
         )
         const died = yield* Effect.exit(
-          database.transaction(
-            Effect.flatMap(after_commit(record("died", owner.id)), () => Effect.die("defect")),
-          ),
+          database.transaction(Effect.flatMap(after_commit(record("died")), () => Effect.die("defect"))),
         )
         assert.isTrue(Exit.isFailure(failed) && Exit.isFailure(died))
         assert.deepStrictEqual(seen, [])
@@ -64,17 +63,15 @@ for (const backend of backends) {
 
     it.effect("a savepoint's actions wait for the outer commit, and go with its rollback", () =>
       Effect.gen(function* () {
-        const database = yield* Database
-        const owner = yield* create_account()
-        const { seen, record } = yield* recorder
+        const { database, owner, seen, record } = yield* setup
         yield* database.transaction(
           Effect.gen(function* () {
-            yield* after_commit(record("outer", owner.id))
-            yield* database.transaction(after_commit(record("released", owner.id)))
+            yield* after_commit(record("outer"))
+            yield* database.transaction(after_commit(record("released")))
             assert.deepStrictEqual(seen, [], "a released savepoint's action waits for the outer COMMIT")
             yield* Effect.flip(
               database.transaction(
-                Effect.flatMap(after_commit(record("rolled back", owner.id)), () =>
+                Effect.flatMap(after_commit(record("rolled back")), () =>
                   Effect.fail(new Boom({ message: "inner" })),
                 ),
               ),
@@ -88,24 +85,21 @@ for (const backend of backends) {
 
     it.effect("outside a transaction it runs at once", () =>
       Effect.gen(function* () {
-        const owner = yield* create_account()
-        const { seen, record } = yield* recorder
+        const { owner, seen, record } = yield* setup
         yield* insert_session(owner.id)
-        yield* after_commit(record("now", owner.id))
+        yield* after_commit(record("now"))
         assert.deepStrictEqual(seen, ["now: 1"])
       }),
     )
 
     it.effect("an action that fails is logged; the others run and the caller gets its value", () =>
       Effect.gen(function* () {
-        const database = yield* Database
-        const owner = yield* create_account()
-        const { seen, record } = yield* recorder
+        const { database, owner, seen, record } = yield* setup
         const value = yield* database.transaction(
           Effect.gen(function* () {
             yield* insert_session(owner.id)
             yield* after_commit(Effect.die("an action's defect"))
-            yield* after_commit(record("after it", owner.id))
+            yield* after_commit(record("after it"))
             return "committed"
           }),
         )
