@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Exit, Schema } from "effect"
+import { Deferred, Effect, Exit, Fiber, Schema } from "effect"
 import { after_commit } from "../src/db/after-commit.ts"
 import { Database, Db } from "../src/index.ts"
 import { backends, report_skipped_postgres } from "./support/backends.ts"
@@ -89,6 +89,54 @@ for (const backend of backends) {
         yield* insert_session(owner.id)
         yield* after_commit(record("now"))
         assert.deepStrictEqual(seen, ["now: 1"])
+      }),
+    )
+
+    it.effect(
+      "actions that need a connection run, from as many transactions at once as there are connections",
+      () =>
+        Effect.gen(function* () {
+          const { database, owner, seen, record } = yield* setup
+          const transactions = Array.from({ length: backend.connections }, (_, i) =>
+            database.transaction(
+              Effect.andThen(insert_session(owner.id), after_commit(record(`transaction ${i}`))),
+            ),
+          )
+          // an action run while its transaction still held its connection waited
+          // for another one: with every connection held, forever (the test's timeout)
+          yield* Effect.all(transactions, { concurrency: "unbounded" })
+          assert.strictEqual(seen.length, backend.connections)
+        }),
+    )
+
+    it.effect("interrupted after its commit, the transaction still runs each action once", () =>
+      Effect.gen(function* () {
+        const { database, owner } = yield* setup
+        const committed = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        let runs = 0
+        const fiber = yield* Effect.forkChild(
+          database.transaction(
+            Effect.gen(function* () {
+              yield* insert_session(owner.id)
+              yield* after_commit(Deferred.succeed(committed, undefined))
+              yield* after_commit(
+                Effect.andThen(
+                  Deferred.await(gate),
+                  Effect.sync(() => {
+                    runs++
+                  }),
+                ),
+              )
+            }),
+          ),
+        )
+        yield* Deferred.await(committed)
+        // interrupted while the second action waits
+        fiber.interruptUnsafe()
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.await(fiber)
+        assert.strictEqual(runs, 1)
       }),
     )
 

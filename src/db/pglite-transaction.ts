@@ -33,6 +33,14 @@ export const callback_transaction =
         let fiber: Fiber.Fiber<A, E> | undefined
         let interrupted = false
         const committed: Array<Effect.Effect<void>> = []
+        // told once, by whichever path sees the commit first: an interruption
+        // that arrives while the resumed fiber runs them also ends here
+        let told = false
+        const tell = Effect.suspend(() => {
+          if (told) return Effect.void
+          told = true
+          return run_committed(committed)
+        })
         const settled = client
           .transaction(
             (connection) =>
@@ -55,7 +63,7 @@ export const callback_transaction =
         void settled.then((outcome) =>
           resume(
             outcome.committed
-              ? Effect.as(run_committed(committed), outcome.value)
+              ? Effect.as(tell, outcome.value)
               : outcome.error instanceof Rollback
                 ? Effect.failCause(outcome.error.cause as Cause.Cause<E>)
                 : Effect.fail(DbError.from("transaction", outcome.error)),
@@ -70,7 +78,7 @@ export const callback_transaction =
           fiber.interruptUnsafe()
           return Effect.flatMap(
             Effect.promise(() => settled),
-            (outcome) => (outcome.committed ? run_committed(committed) : Effect.void),
+            (outcome) => (outcome.committed ? tell : Effect.void),
           )
         })
       }),

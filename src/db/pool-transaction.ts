@@ -13,6 +13,8 @@ interface Held {
   open: boolean
   /** A control statement failed: the connection is closed, not reused. */
   broken: boolean
+  /** The transaction's after-commit actions, run once it committed and the connection is back. */
+  readonly committed: Array<Effect.Effect<void>>
 }
 
 /**
@@ -45,6 +47,10 @@ const send = (held: Held, statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
     },
   })
 
+/** The connection back to the pool, or closed when its state is in doubt. */
+const give_back = (held: Held) =>
+  held.client.release(held.broken ? new Error("transaction connection in doubt") : undefined)
+
 /**
  * Transactions on a node-postgres pool, owned here rather than by Drizzle:
  * whatever fails (BEGIN, the effect, COMMIT, ROLLBACK) or interrupts, the
@@ -63,33 +69,44 @@ export const pool_transaction =
     Effect.acquireUseRelease(
       Effect.map(
         Effect.interruptible(connect(pool)),
-        (client): Held => ({ client, handle: handle_for(client), open: false, broken: false }),
+        (client): Held => ({
+          client,
+          handle: handle_for(client),
+          open: false,
+          broken: false,
+          committed: [],
+        }),
       ),
       (held) => {
         // open before BEGIN is sent: interrupted while BEGIN is on its way, the
         // release's ROLLBACK queues behind it, so the connection never goes back
         // inside a transaction (a ROLLBACK with none open is only a warning)
         held.open = true
-        const committed: Array<Effect.Effect<void>> = []
         const bound = Effect.provideContext(
           effect,
-          transaction_context(held.handle, committed),
+          transaction_context(held.handle, held.committed),
         ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
         return Effect.flatMap(send(held, "BEGIN"), () =>
           Effect.flatMap(bound, (value) =>
-            // the outcome of a COMMIT once sent is the caller's to know: wait for
-            // it, and once it succeeded tell this process what committed
+            // the outcome of a COMMIT once sent is the caller's to know: wait for it
             Effect.uninterruptible(
-              Effect.flatMap(send(held, "COMMIT"), () => {
+              Effect.map(send(held, "COMMIT"), () => {
                 held.open = false
-                return Effect.as(run_committed(committed), value)
+                return value
               }),
             ),
           ),
         )
       },
+      // Uninterruptible, like every release. Closed (not open) here means its
+      // COMMIT succeeded, even if an interruption then took the caller's value:
+      // the actions run, with the connection back in the pool (one that needs
+      // a connection must not wait for this one).
       (held) =>
-        Effect.map(held.open ? Effect.ignore(send(held, "ROLLBACK")) : Effect.void, () =>
-          held.client.release(held.broken ? new Error("transaction connection in doubt") : undefined),
-        ),
+        held.open
+          ? Effect.map(Effect.ignore(send(held, "ROLLBACK")), () => give_back(held))
+          : Effect.andThen(
+              Effect.sync(() => give_back(held)),
+              run_committed(held.committed),
+            ),
     )
