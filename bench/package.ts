@@ -4,6 +4,7 @@
 // through esbuild's `__name` helper, a cost the published code does not have.)
 
 export { database_context } from "../dist/db/database.js"
+export { pool_transaction } from "../dist/db/pool-transaction.js"
 export { type Rows, sending_with } from "../dist/db/send.js"
 export type { Statement } from "../dist/db/statement.js"
 export * from "../dist/index.js"

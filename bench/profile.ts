@@ -7,8 +7,8 @@
 // 2. without the profiler, the call's timeline on the wire: µs before its
 //    first socket write, waiting for each reply, and in the client between a
 //    reply and the next write or the call's end;
-// 3. for validate, the client CPU of each layer with the server taken out
-//    (bench/stack.ts).
+// 3. for validate (one caller) and create with limit (32 callers), the
+//    client CPU of each layer with the server taken out (bench/stack.ts).
 // Writes profile.json and the profiles as profiles/*.cpuprofile (open them in
 // Chrome DevTools) to bench/ or BENCH_RESULTS_DIR.
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -23,7 +23,7 @@ import {
   server_url,
   write_results,
 } from "./harness.ts"
-import { stack_figures } from "./stack.ts"
+import { create_stack_figures, stack_figures } from "./stack.ts"
 import { bench_operations, is_operation, OPERATIONS, SEED } from "./variants.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
@@ -208,6 +208,11 @@ try {
     results.stack = await stack_figures(Number(process.env.BENCH_STACK_BATCH ?? 5000))
     console.log("validate, client CPU µs per call, layer by layer, no server:")
     console.table(results.stack)
+  }
+  if (chosen.includes("create with limit")) {
+    results.create_stack = await create_stack_figures(Number(process.env.BENCH_STACK_SECONDS ?? 0.3))
+    console.log("create with limit, client CPU µs per call at 32 callers, layer by layer, no server:")
+    console.table(results.create_stack)
   }
   console.log(results.machine)
   write_results("profile.json", results)

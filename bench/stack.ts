@@ -1,22 +1,25 @@
-// The "stack" section of npm run bench:profile: the client CPU of a steady
-// validation, layer by layer, with the server taken out: a handle whose
-// driver answers the session's row on the next turn of the event loop, as a
-// socket would. What each layer adds is the difference to the one below it.
+// The "stack" sections of npm run bench:profile: the client CPU of a steady
+// validation (one caller) and of a create with limit (32 callers), layer by
+// layer, with the server taken out: a driver that answers on the next turn
+// of the event loop, as a socket would. What each layer adds is the
+// difference to the one below it.
 import { blake3 } from "@noble/hashes/blake3.js"
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { drizzle } from "drizzle-orm/node-postgres"
 import { Effect, Layer, ManagedRuntime } from "effect"
-import { median, repo_on } from "./harness.ts"
+import { median, pooled_transaction, repo_on, run_for } from "./harness.ts"
 import {
+  Database,
   Db,
   database_context,
   generate_session_token,
   hash_session_token,
+  pool_transaction,
   type Rows,
   SessionRepo,
   sending_with,
 } from "./package.ts"
-import { statements } from "./variants.ts"
+import { raw, raw_params, statements } from "./variants.ts"
 
 /** A session row as PostgreSQL sends it (array mode, times as text), valid for days. */
 const row_of = (token: string): Rows[number] => {
@@ -78,6 +81,74 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
         for (let i = 0; i < batch; i++) await op()
         const used = process.cpuUsage(before)
         if (round >= rounds / 3) cpu.set(name, [...(cpu.get(name) ?? []), (used.user + used.system) / batch])
+      }
+  } finally {
+    await runtime.dispose()
+  }
+  return Object.fromEntries([...cpu].map(([name, us]) => [name, Math.round(10 * median(us)) / 10]))
+}
+
+/**
+ * A create with limit, 32 callers at once (where its transaction's cost
+ * showed): raw pg's transaction of the three statements, the repo's
+ * `Database.transaction` of the same statements, and `create_session`. The
+ * driver answers the INSERT with a session row and everything else with none.
+ */
+export const create_stack_figures = async (seconds = 0.3, rounds = 15) => {
+  const account_id = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+  const session_row = row_of(Effect.runSync(generate_session_token))
+  const answer = (query: { readonly text?: string }) =>
+    new Promise<{ rows: Rows }>((resolve) =>
+      setImmediate(() => resolve({ rows: query.text?.startsWith("insert") ? [session_row] : [] })),
+    )
+  const connection = { query: answer, release: () => {}, listeners: () => [], on: () => connection }
+  const pool = { connect: async () => connection, query: answer } as never
+  const connection_handle = sending_with(drizzle.mock() as never, (sql) => answer(sql))
+  const database = Layer.succeedContext(
+    database_context(
+      sending_with(drizzle.mock() as never, (sql) => answer(sql)),
+      pool_transaction(pool, () => connection_handle),
+      async () => {},
+    ),
+  )
+  const runtime = ManagedRuntime.make(repo_on(database))
+  const params = () =>
+    raw_params.create(account_id, hash_session_token(Effect.runSync(generate_session_token)))
+  const layers: Record<string, () => Promise<unknown>> = {
+    "raw pg: BEGIN, the three statements, COMMIT": () => {
+      const { insert, lock, evict } = params()
+      return pooled_transaction(pool, async (client) => {
+        await raw(client, statements.create_session, insert)
+        await raw(client, statements.session_enforce_limit_lock, lock)
+        return raw(client, statements.session_enforce_limit, evict)
+      })
+    },
+    "Database.transaction of the same statements": () => {
+      const { insert, lock, evict } = params()
+      return runtime.runPromise(
+        Database.use((db) =>
+          db.transaction(
+            Effect.andThen(statements.create_session(insert), () =>
+              Effect.andThen(
+                statements.session_enforce_limit_lock(lock),
+                statements.session_enforce_limit(evict),
+              ),
+            ),
+          ),
+        ),
+      )
+    },
+    "SessionRepo.create_session": () =>
+      runtime.runPromise(SessionRepo.use((repo) => repo.create_session(account_id))),
+  }
+  const cpu = new Map<string, Array<number>>()
+  try {
+    // interleaved slices, the first third a warm-up
+    for (let round = 0; round < rounds; round++)
+      for (const [name, op] of Object.entries(layers)) {
+        const slice = await run_for(op, 32, seconds)
+        if (round >= rounds / 3)
+          cpu.set(name, [...(cpu.get(name) ?? []), slice.cpu_us / slice.latencies.length])
       }
   } finally {
     await runtime.dispose()
