@@ -40,6 +40,25 @@ const row_of = (token: string): Rows[number] => {
   ]
 }
 
+/**
+ * The client CPU µs per call of each layer (`cpu_per_call` of it), in
+ * interleaved rounds, the first third a warm-up: the machine's drift hits
+ * every layer alike. The median of the measured rounds.
+ */
+const per_layer = async (
+  layers: Record<string, () => Promise<unknown>>,
+  rounds: number,
+  cpu_per_call: (op: () => Promise<unknown>) => Promise<number>,
+) => {
+  const cpu = new Map<string, Array<number>>()
+  for (let round = 0; round < rounds; round++)
+    for (const [name, op] of Object.entries(layers)) {
+      const us = await cpu_per_call(op)
+      if (round >= rounds / 3) cpu.set(name, [...(cpu.get(name) ?? []), us])
+    }
+  return Object.fromEntries([...cpu].map(([name, us]) => [name, Math.round(10 * median(us)) / 10]))
+}
+
 export const stack_figures = async (batch = 5000, rounds = 30) => {
   const token = Effect.runSync(generate_session_token)
   const rows = [row_of(token)]
@@ -72,20 +91,16 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
     "+ SessionRepo.validate (checks, policy, Option)": () =>
       runtime.runPromise(SessionRepo.use((repo) => repo.validate(token))),
   }
-  const cpu = new Map<string, Array<number>>()
   try {
-    // interleaved batches, the first third a warm-up: the machine's drift hits every layer alike
-    for (let round = 0; round < rounds; round++)
-      for (const [name, op] of Object.entries(layers)) {
-        const before = process.cpuUsage()
-        for (let i = 0; i < batch; i++) await op()
-        const used = process.cpuUsage(before)
-        if (round >= rounds / 3) cpu.set(name, [...(cpu.get(name) ?? []), (used.user + used.system) / batch])
-      }
+    return await per_layer(layers, rounds, async (op) => {
+      const before = process.cpuUsage()
+      for (let i = 0; i < batch; i++) await op()
+      const used = process.cpuUsage(before)
+      return (used.user + used.system) / batch
+    })
   } finally {
     await runtime.dispose()
   }
-  return Object.fromEntries([...cpu].map(([name, us]) => [name, Math.round(10 * median(us)) / 10]))
 }
 
 /**
@@ -141,17 +156,12 @@ export const create_stack_figures = async (seconds = 0.3, rounds = 15) => {
     "SessionRepo.create_session": () =>
       runtime.runPromise(SessionRepo.use((repo) => repo.create_session(account_id))),
   }
-  const cpu = new Map<string, Array<number>>()
   try {
-    // interleaved slices, the first third a warm-up
-    for (let round = 0; round < rounds; round++)
-      for (const [name, op] of Object.entries(layers)) {
-        const slice = await run_for(op, 32, seconds)
-        if (round >= rounds / 3)
-          cpu.set(name, [...(cpu.get(name) ?? []), slice.cpu_us / slice.latencies.length])
-      }
+    return await per_layer(layers, rounds, async (op) => {
+      const slice = await run_for(op, 32, seconds)
+      return slice.cpu_us / slice.latencies.length
+    })
   } finally {
     await runtime.dispose()
   }
-  return Object.fromEntries([...cpu].map(([name, us]) => [name, Math.round(10 * median(us)) / 10]))
 }
