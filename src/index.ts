@@ -20,6 +20,13 @@ export * from "./schema/index.js"
 // Register by name, not through `export *`: a module augmentation of
 // "effect-session-repo" reaches only a declaration the entry names itself.
 export type { AccountId, Register, RegisteredSessionTable } from "./schema/register.js"
+export {
+  AUDIT_START,
+  type AuditCursor,
+  type AuditEntry,
+  SessionAuditLog,
+  type SessionAuditLogShape,
+} from "./session/audit-log.js"
 export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.js"
 export { CurrentSessionTable, layer_current_session_table } from "./session/current-session-table.js"
 export { MAX_USER_AGENT_LENGTH, type SessionDevice } from "./session/device.js"
@@ -30,6 +37,16 @@ export {
   SessionRejected,
   SessionRejectionReason,
 } from "./session/errors.js"
+export {
+  type EndReason,
+  REVOKE_REASONS,
+  type RevokeReason,
+  SESSION_EVENTS_CAPACITY,
+  type SessionEvent,
+  type SessionEventKind,
+  SessionEvents,
+  type SessionEventsShape,
+} from "./session/events.js"
 export { session_rejection } from "./session/expiry.js"
 export { require_fresh_session } from "./session/freshness.js"
 export { MAX_LIST_LIMIT } from "./session/input.js"
@@ -60,6 +77,7 @@ export {
   query_session_revoke_others_for_account,
   query_session_rotate,
   query_session_touch,
+  type RevokeOptions,
 } from "./session/queries.js"
 export {
   type Authenticated,
@@ -80,8 +98,10 @@ export {
   AUTH_SESSION_MAX_PER_ACCOUNT,
   AUTH_SESSION_TOUCH_INTERVAL_MS,
   generate_session_token,
+  HASH_PREFIX_LENGTH,
   hash_prefix,
   hash_session_token,
   is_session_token,
   is_session_token_hash,
+  session_prefix,
 } from "./token.js"

@@ -40,5 +40,11 @@ export const is_session_token = (value: unknown): value is string =>
 export const is_session_token_hash = (value: unknown): value is string =>
   typeof value === "string" && TOKEN_HASH_PATTERN.test(value)
 
+/** How many characters of a hash name a session in events and audit rows: too few to look it up by. */
+export const HASH_PREFIX_LENGTH = 8
+
+/** The part of a hash that names a session in events and audit rows. */
+export const session_prefix = (token_hash: string): string => token_hash.slice(0, HASH_PREFIX_LENGTH)
+
 /** The part of a hash that may appear in logs and messages. */
-export const hash_prefix = (token_hash: string): string => `${token_hash.slice(0, 8)}…`
+export const hash_prefix = (token_hash: string): string => `${session_prefix(token_hash)}…`

@@ -25,6 +25,7 @@ import {
   missing_account_id,
   now_ms,
   on_db,
+  SESSION_UPDATE,
   session_row,
   session_rows,
   statements_of,
@@ -151,7 +152,7 @@ for (const backend of backends) {
         // the concurrent touches coalesced: one UPDATE sent, not one per request. A
         // second may follow: a read sent before the first touch committed and
         // answered after it ended starts one, whose WHERE then writes nothing.
-        assert.isAtMost(count_matching(due.statements, /^update "auth_session"/), 2)
+        assert.isAtMost(count_matching(due.statements, SESSION_UPDATE), 2)
 
         // inside the interval: one SELECT per validation and nothing else
         yield* TestClock.adjust(AUTH_SESSION_TOUCH_INTERVAL_MS - 1)
@@ -209,7 +210,7 @@ for (const backend of backends) {
         assert.strictEqual(yield* write_count(session.id), 1)
         // the extensions coalesced; a read sent before the write committed and
         // answered after it may send a second UPDATE, which writes nothing
-        assert.isAtMost(count_matching(statements, /^update "auth_session"/), 2)
+        assert.isAtMost(count_matching(statements, SESSION_UPDATE), 2)
         // every caller is told the row's expiry (the late reader reads it again);
         // a read that came after the write found it extended already
         const authenticated = result

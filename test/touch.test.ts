@@ -21,6 +21,7 @@ import {
   install_write_counter,
   now_ms,
   on_db,
+  SESSION_UPDATE,
   statements_of,
   write_count,
 } from "./support/fixtures.ts"
@@ -95,7 +96,7 @@ for (const backend of backends) {
             Effect.andThen(touches.await_idle),
           ),
         )
-        assert.strictEqual(count_matching(statements, /^update "auth_session"/), 1)
+        assert.strictEqual(count_matching(statements, SESSION_UPDATE), 1)
         assert.strictEqual(yield* write_count(session.id), 1)
         assert.strictEqual(yield* touches.pending, 0)
       }),

@@ -7,13 +7,13 @@ import { db_query, db_query_on } from "./query.js"
 import { type Rows, type StatementSql, sender_of } from "./send.js"
 
 /** A Drizzle query, as a statement's builder returns it. */
-interface Preparable {
+export interface Preparable {
   prepare(name: string): { execute(placeholders?: Record<string, unknown>): Promise<unknown> }
   toSQL(): { sql: string; params: Array<unknown> }
 }
 
 /** The columns a statement returns, by the keys its rows have (its `select` or `returning` object). */
-export type Returns = Readonly<Record<string, Column | SQL>>
+export type Returns = Readonly<Record<string, Column | SQL | SQL.Aliased>>
 
 /**
  * A statement as an Effect on `Db`, named after its operation. Its SQL is
@@ -64,8 +64,9 @@ const encoder = (param: unknown): { readonly placeholder?: string; readonly enco
 type Decode = (value: unknown) => unknown
 
 /** A column's decoder, or an `sql` field's (its `mapWith`; Drizzle keeps it, untyped, as `decoder`). */
-const decoder = (field: Column | SQL): Decode => {
-  const column = is(field, SQL) ? (field as unknown as { decoder: Column }).decoder : field
+const decoder = (field: Column | SQL | SQL.Aliased): Decode => {
+  const expression = is(field, SQL.Aliased) ? field.sql : field
+  const column = is(expression, SQL) ? (expression as unknown as { decoder: Column }).decoder : expression
   return (value) => column.mapFromDriverValue(value)
 }
 

@@ -41,10 +41,10 @@ const KIND_OF_COLUMN_TYPE: Readonly<Record<string, AccountIdKind>> = {
   PgBigSerial64: "bigint",
 }
 
-const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" })
+export const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" })
 
-/** The session's own foreign key column, of the same SQL type as the account key. */
-const account_id_builder = (key: AnyPgColumn, kind: AccountIdKind) => {
+/** A column holding account ids, of the same SQL type as the account key. */
+export const account_id_builder = (key: AnyPgColumn, kind: AccountIdKind) => {
   switch (kind) {
     case "uuid":
       return uuid("account_id")

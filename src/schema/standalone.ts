@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm"
 import { pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core"
+import { session_audit_table } from "./audit-table.js"
 import { session_table } from "./session-table.js"
 
 // The standalone schema: the library's own account table, for applications
@@ -16,5 +17,8 @@ export const account = pgTable(
 )
 
 export const auth_session = session_table({ account_id: account.id, label: account.username })
+
+/** Every session lifecycle event of `auth_session`, written by the change's own statement. */
+export const auth_session_audit = session_audit_table(auth_session)
 
 export type Account = typeof account.$inferSelect

@@ -2,6 +2,7 @@ import { Effect } from "effect"
 import type { AccountIdKind, AnyAccountId } from "../schema/session-table.js"
 import { is_session_token_hash } from "../token.js"
 import { InvalidInput } from "./errors.js"
+import { REVOKE_REASONS, type RevokeReason } from "./events.js"
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -116,3 +117,34 @@ export const require_date = (field: string, value: unknown): Effect.Effect<Date,
   value instanceof Date && !Number.isNaN(value.getTime())
     ? Effect.succeed(value)
     : Effect.fail(new InvalidInput({ field, message: `${field} must be a valid Date` }))
+
+/** A revoke's reason as given, or `fallback` (the method's own) when none was. */
+export const require_revoke_reason = (
+  value: unknown,
+  fallback: RevokeReason,
+): Effect.Effect<RevokeReason, InvalidInput> =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : (REVOKE_REASONS as ReadonlyArray<unknown>).includes(value)
+      ? Effect.succeed(value as RevokeReason)
+      : Effect.fail(
+          new InvalidInput({
+            field: "reason",
+            message: `reason must be one of ${REVOKE_REASONS.join(", ")}`,
+          }),
+        )
+
+const AUDIT_CURSOR = /^(\d{1,20}):(\d{1,19})$/
+
+/** A cursor as `SessionAuditLog.read` returns them: a transaction id and a row id. */
+export const require_audit_cursor = (
+  value: unknown,
+): Effect.Effect<{ tx: string; id: number }, InvalidInput> => {
+  const parts = typeof value === "string" ? AUDIT_CURSOR.exec(value) : null
+  const id = parts === null ? Number.NaN : Number(parts[2])
+  return parts !== null && Number.isSafeInteger(id) && BigInt(parts[1] as string) < 2n ** 64n
+    ? Effect.succeed({ tx: parts[1] as string, id })
+    : Effect.fail(
+        new InvalidInput({ field: "cursor", message: "cursor must be one SessionAuditLog.read returned" }),
+      )
+}

@@ -2,7 +2,9 @@ import { Clock, Effect } from "effect"
 import type { DbError } from "../db/errors.js"
 import { Db, type Drizzle, Tx } from "../db/handle.js"
 import type { AnyAccountId, AuthSession, SessionTableDefinition } from "../schema/session-table.js"
+import { session_prefix } from "../token.js"
 import { AccountNotFound, type SessionRejectionReason } from "./errors.js"
+import { type EndReason, type RevokeReason, type SessionEvent, tell_committed } from "./events.js"
 import {
   authenticated_times,
   live_bounds,
@@ -34,10 +36,32 @@ export interface NewSession {
   readonly user_agent: string | null
 }
 
+/** A row a statement changed, as a session's event needs it. */
+interface ChangedRow {
+  readonly id: string
+  readonly account_id: AnyAccountId
+  readonly client_ip: string | null
+  readonly user_agent: string | null
+}
+
+/** What every event of one session carries; `session` names it (by default its own key). */
+const of_session = (row: ChangedRow, at: Date, session: string = row.id) => ({
+  at,
+  account_id: row.account_id,
+  session: session_prefix(session),
+  client_ip: row.client_ip,
+  user_agent: row.user_agent,
+})
+
+/** Tells the events of `rows` once committed, and gives `rows` back. */
+const telling = <Row>(rows: Row, events: ReadonlyArray<SessionEvent<AnyAccountId>>) =>
+  Effect.as(tell_committed(events), rows)
+
 const make_session_operations = (definition: SessionTableDefinition, policy: SessionPolicyShape) => {
   const statements = session_statements(definition)
   const now_live_bounds = Effect.map(Clock.currentTimeMillis, (now) => live_bounds(policy, now))
   const count = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
+  const now_date = Effect.map(Clock.currentTimeMillis, (now) => new Date(now))
 
   /** Inserts a session authenticated now; a missing account is `AccountNotFound`. */
   const create = (session: NewSession): Effect.Effect<AuthSession, AccountNotFound | DbError, Db> =>
@@ -60,7 +84,10 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
           user_agent: session.user_agent,
         })
         .pipe(
-          Effect.map((rows) => rows[0] as AuthSession),
+          Effect.flatMap((rows) => {
+            const created = rows[0] as AuthSession
+            return telling(created, [{ ...of_session(created, times.authenticated_at), kind: "created" }])
+          }),
           Effect.catchIf(
             (error) => error.reason === "foreign_key_violation",
             () =>
@@ -99,7 +126,9 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
   /** Writes a due touch or extension of a valid session; its `expires_at` after the write, if written. */
   const touch = Effect.fnUntraced(function* (id: string): Effect.fn.Return<Date | undefined, DbError, Db> {
     const bounds = touch_bounds(policy, yield* Clock.currentTimeMillis)
-    return (yield* statements.session_touch({ id, ...bounds }))[0]?.expires_at
+    const row = (yield* statements.session_touch({ id, ...bounds }))[0]
+    if (row?.moved === true) yield* tell_committed([{ ...of_session(row, bounds.now), kind: "extended" }])
+    return row?.expires_at
   })
 
   /** A valid session counted as authenticated now, with its expiries restarted; undefined if not valid. */
@@ -115,7 +144,10 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
       expires_at,
       absolute_expires_at,
     })
-    return rows[0]
+    const session = rows[0]
+    if (session !== undefined)
+      yield* tell_committed([{ ...of_session(session, new Date(now)), kind: "reauthenticated" }])
+    return session
   })
 
   /** A valid session moved to the key `new_id`; undefined if not valid. */
@@ -123,7 +155,11 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     id: string,
     new_id: string,
   ): Effect.fn.Return<AuthSession | undefined, DbError, Db> {
-    return (yield* statements.session_rotate({ id, new_id, ...(yield* now_live_bounds) }))[0]
+    const bounds = yield* now_live_bounds
+    const session = (yield* statements.session_rotate({ id, new_id, ...bounds }))[0]
+    if (session !== undefined)
+      yield* tell_committed([{ ...of_session(session, bounds.now, id), kind: "rotated" }])
+    return session
   })
 
   /**
@@ -139,7 +175,21 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
       Effect.flatMap(statements.session_enforce_limit_lock({ account_id }), () =>
         // a new statement: under READ COMMITTED it sees everything committed before the lock was granted
         Effect.flatMap(now_live_bounds, (bounds) =>
-          Effect.map(statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }), count),
+          Effect.flatMap(
+            statements.session_enforce_limit({ account_id, ...bounds, max_sessions, keep }),
+            (rows) =>
+              telling(
+                rows.length,
+                rows
+                  .filter((row) => row.live)
+                  .map(
+                    (row): SessionEvent<AnyAccountId> => ({
+                      ...of_session(row, bounds.now),
+                      kind: "evicted",
+                    }),
+                  ),
+              ),
+          ),
         ),
       ),
     )
@@ -154,16 +204,81 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     return yield* statements.session_list_all_active({ limit, ...bounds, idle_hour })
   })
 
-  const revoke_by_hash = (id: string) => Effect.map(statements.session_revoke_by_hash({ id }), count)
+  /** The `revoked` events of deleted sessions. */
+  const revoked = (rows: ReadonlyArray<ChangedRow>, at: Date, reason: RevokeReason) =>
+    rows.map(
+      (row): SessionEvent<AnyAccountId> => ({
+        ...of_session(row, at),
+        kind: "revoked",
+        reason,
+      }),
+    )
 
-  const revoke_for_account = (id: string, account_id: AnyAccountId) =>
-    Effect.map(statements.session_revoke_for_account({ id, account_id }), (rows) => rows.length > 0)
+  const revoke_by_hash = (id: string, reason: RevokeReason) =>
+    Effect.flatMap(now_date, (now) =>
+      Effect.flatMap(statements.session_revoke_by_hash({ id, now, reason }), (rows) =>
+        telling(rows.length, revoked(rows, now, reason)),
+      ),
+    )
 
-  const revoke_all_for_account = (account_id: AnyAccountId) =>
-    Effect.map(statements.session_revoke_all_for_account({ account_id }), count)
+  const revoke_for_account = (id: string, account_id: AnyAccountId, reason: RevokeReason) =>
+    Effect.flatMap(now_date, (now) =>
+      Effect.flatMap(statements.session_revoke_for_account({ id, account_id, now, reason }), (rows) =>
+        telling(rows.length > 0, revoked(rows, now, reason)),
+      ),
+    )
 
-  const revoke_others_for_account = (account_id: AnyAccountId, keep: string) =>
-    Effect.map(statements.session_revoke_others_for_account({ account_id, keep }), count)
+  const revoke_all_for_account = (account_id: AnyAccountId, reason: RevokeReason) =>
+    Effect.flatMap(now_date, (now) =>
+      Effect.flatMap(statements.session_revoke_all_for_account({ account_id, now, reason }), (rows) =>
+        telling(
+          rows.length,
+          rows.length === 0 ? [] : [{ kind: "revoked_all", at: now, account_id, reason, count: rows.length }],
+        ),
+      ),
+    )
+
+  const revoke_others_for_account = (account_id: AnyAccountId, keep: string, reason: RevokeReason) =>
+    Effect.flatMap(now_date, (now) =>
+      Effect.flatMap(
+        statements.session_revoke_others_for_account({ account_id, keep, now, reason }),
+        (rows) =>
+          telling(
+            rows.length,
+            rows.length === 0
+              ? []
+              : [
+                  {
+                    kind: "revoked_others",
+                    at: now,
+                    account_id,
+                    reason,
+                    count: rows.length,
+                    session: session_prefix(keep),
+                  },
+                ],
+          ),
+      ),
+    )
+
+  /**
+   * Deletes a session a validation found ended, if it still is; the one
+   * deletion that happens tells `ended`.
+   */
+  const end = (id: string, reason: EndReason) =>
+    Effect.flatMap(now_live_bounds, (bounds) =>
+      Effect.flatMap(statements.session_end({ id, reason, ...bounds }), (rows) =>
+        tell_committed(
+          rows.map(
+            (row): SessionEvent<AnyAccountId> => ({
+              ...{ ...of_session(row, bounds.now), kind: "evicted" },
+              kind: "ended",
+              reason,
+            }),
+          ),
+        ),
+      ),
+    )
 
   /**
    * Deletes expired sessions in batches of the policy's size, each its own
@@ -178,6 +293,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     let total = 0
     while (true) {
       const deleted = count(yield* statements.session_cleanup_expired({ now, batch_size }))
+      if (deleted > 0) yield* tell_committed([{ kind: "swept", at: now, count: deleted }])
       total += deleted
       if (on_batch !== undefined) yield* on_batch(deleted, total)
       if (deleted < batch_size) return total
@@ -198,6 +314,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     revoke_for_account,
     revoke_all_for_account,
     revoke_others_for_account,
+    end,
     cleanup_expired,
   }
 }

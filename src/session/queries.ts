@@ -6,12 +6,14 @@ import type { AuthSession, AuthSessionWithUsername } from "../schema/session-tab
 import { CurrentSessionTable } from "./current-session-table.js"
 import { type SessionDevice, stored_client_ip, stored_user_agent } from "./device.js"
 import type { AccountNotFound, InvalidInput } from "./errors.js"
+import type { RevokeReason } from "./events.js"
 import {
   require_account_id,
   require_cleanup_batch_size,
   require_date,
   require_list_limit,
   require_max_sessions,
+  require_revoke_reason,
   require_token_hash,
 } from "./input.js"
 import { session_operations } from "./operations.js"
@@ -31,6 +33,11 @@ const operations = Effect.gen(function* () {
 /** An account id checked against the current table's key column. */
 const checked_account_id = (value: AccountId) =>
   Effect.flatMap(CurrentSessionTable, (table) => require_account_id(table, value))
+
+/** Why sessions are revoked, for their events and audit rows: `logout` for a revoke by token, else `owner` by default. */
+export interface RevokeOptions {
+  readonly reason?: RevokeReason
+}
 
 /** What every query function requires. */
 export type Queries = CurrentSessionTable | SessionPolicy | Db
@@ -74,17 +81,21 @@ export interface SessionQueries {
   ) => Effect.Effect<Array<AuthSessionWithUsername>, InvalidInput | DbError, Queries>
   readonly query_session_revoke_by_hash: (
     token_hash: string,
+    options?: RevokeOptions,
   ) => Effect.Effect<void, InvalidInput | DbError, Queries>
   readonly query_session_revoke_for_account: (
     token_hash: string,
     account_id: AccountId,
+    options?: RevokeOptions,
   ) => Effect.Effect<boolean, InvalidInput | DbError, Queries>
   readonly query_session_revoke_all_for_account: (
     account_id: AccountId,
+    options?: RevokeOptions,
   ) => Effect.Effect<number, InvalidInput | DbError, Queries>
   readonly query_session_revoke_others_for_account: (
     account_id: AccountId,
     keep_hash: string,
+    options?: RevokeOptions,
   ) => Effect.Effect<number, InvalidInput | DbError, Queries>
   readonly query_session_cleanup_expired: (options?: {
     readonly on_batch?: (deleted: number, total: number) => Effect.Effect<void>
@@ -198,22 +209,27 @@ export const query_session_list_all_active: SessionQueries["query_session_list_a
  */
 export const query_session_revoke_by_hash: SessionQueries["query_session_revoke_by_hash"] = Effect.fn(
   "query_session_revoke_by_hash",
-)(function* (token_hash) {
-  yield* (yield* operations).revoke_by_hash(yield* require_token_hash(token_hash))
+)(function* (token_hash, options = {}) {
+  const id = yield* require_token_hash(token_hash)
+  yield* (yield* operations).revoke_by_hash(id, yield* require_revoke_reason(options.reason, "logout"))
 })
 
 /** Deletes a session only if `account_id` owns it; `true` if one was deleted. */
 export const query_session_revoke_for_account: SessionQueries["query_session_revoke_for_account"] = Effect.fn(
   "query_session_revoke_for_account",
-)(function* (token_hash, account_id) {
+)(function* (token_hash, account_id, options = {}) {
   const id = yield* require_token_hash(token_hash)
-  return yield* (yield* operations).revoke_for_account(id, yield* checked_account_id(account_id))
+  const owner = yield* checked_account_id(account_id)
+  const reason = yield* require_revoke_reason(options.reason, "owner")
+  return yield* (yield* operations).revoke_for_account(id, owner, reason)
 })
 
 /** Deletes every session of the account; returns how many. */
 export const query_session_revoke_all_for_account: SessionQueries["query_session_revoke_all_for_account"] =
-  Effect.fn("query_session_revoke_all_for_account")(function* (account_id) {
-    return yield* (yield* operations).revoke_all_for_account(yield* checked_account_id(account_id))
+  Effect.fn("query_session_revoke_all_for_account")(function* (account_id, options = {}) {
+    const owner = yield* checked_account_id(account_id)
+    const reason = yield* require_revoke_reason(options.reason, "owner")
+    return yield* (yield* operations).revoke_all_for_account(owner, reason)
   })
 
 /**
@@ -221,9 +237,11 @@ export const query_session_revoke_all_for_account: SessionQueries["query_session
  * "sign out everywhere else", and what a password change should do. Returns how many.
  */
 export const query_session_revoke_others_for_account: SessionQueries["query_session_revoke_others_for_account"] =
-  Effect.fn("query_session_revoke_others_for_account")(function* (account_id, keep_hash) {
+  Effect.fn("query_session_revoke_others_for_account")(function* (account_id, keep_hash, options = {}) {
     const owner = yield* checked_account_id(account_id)
-    return yield* (yield* operations).revoke_others_for_account(owner, yield* require_token_hash(keep_hash))
+    const keep = yield* require_token_hash(keep_hash)
+    const reason = yield* require_revoke_reason(options.reason, "owner")
+    return yield* (yield* operations).revoke_others_for_account(owner, keep, reason)
   })
 
 /**

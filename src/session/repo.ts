@@ -1,8 +1,9 @@
-import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Redacted } from "effect"
 import { Database } from "../db/database.js"
 import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
 import { retry_read } from "../db/read-retry.js"
+import { session_validations } from "../observability/metrics.js"
 import type { AccountId, RegisteredSessionTable } from "../schema/register.js"
 import type { AnyAccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
@@ -14,15 +15,18 @@ import {
   SessionRejected,
   type SessionRejectionReason,
 } from "./errors.js"
+import { SessionEvents } from "./events.js"
 import {
   require_account_id,
   require_cleanup_batch_size,
   require_list_limit,
   require_max_sessions,
+  require_revoke_reason,
   require_token_hash,
 } from "./input.js"
 import { session_operations } from "./operations.js"
 import { SessionPolicy } from "./policy.js"
+import type { RevokeOptions } from "./queries.js"
 import { SessionTouches } from "./touch.js"
 
 export interface CreatedSession<Id extends AnyAccountId = AccountId> {
@@ -80,18 +84,27 @@ export interface SessionRepoShape<Id extends AnyAccountId = AccountId> {
    * e.g. after a password change, and set the new cookie.
    */
   readonly rotate: (token: TokenInput) => Effect.Effect<CreatedSession<Id>, SessionRejected | DbError>
-  /** Logout: deletes the session of this token, if any. */
-  readonly revoke: (token: TokenInput) => Effect.Effect<void, DbError>
+  /**
+   * Logout: deletes the session of this token, if any. The reason recorded
+   * in its event is `logout` unless `options.reason` says otherwise (as for
+   * every revoke: see `RevokeOptions`).
+   */
+  readonly revoke: (token: TokenInput, options?: RevokeOptions) => Effect.Effect<void, InvalidInput | DbError>
   /** Deletes session `session_id` (its hash) only if `account_id` owns it. */
   readonly revoke_for_account: (
     session_id: string,
     account_id: Id,
+    options?: RevokeOptions,
   ) => Effect.Effect<boolean, InvalidInput | DbError>
-  readonly revoke_all_for_account: (account_id: Id) => Effect.Effect<number, InvalidInput | DbError>
+  readonly revoke_all_for_account: (
+    account_id: Id,
+    options?: RevokeOptions,
+  ) => Effect.Effect<number, InvalidInput | DbError>
   /** Deletes every session of the account but `keep_session_id` (the caller's own). */
   readonly revoke_others_for_account: (
     account_id: Id,
     keep_session_id: string,
+    options?: RevokeOptions,
   ) => Effect.Effect<number, InvalidInput | DbError>
   /** Valid sessions of the account with their device data, newest first (a read: retried like `authenticate`). */
   readonly list_for_account: (
@@ -136,6 +149,7 @@ const make = Effect.gen(function* () {
   const database = yield* Database
   const touches = yield* SessionTouches
   const pool = yield* Db
+  const events = yield* SessionEvents
   const table = yield* CurrentSessionTable
   // read once, here: a policy given to the layer is the one every call follows
   const policy = yield* SessionPolicy
@@ -160,24 +174,32 @@ const make = Effect.gen(function* () {
   // taken); retry_read leaves a transaction's lost connection to the caller.
   const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
 
-  const create_session = Effect.fnUntraced(function* (
-    account_id: AccountId,
-    options: { readonly max_sessions?: number; readonly device?: SessionDevice } = {},
-  ) {
-    // checked before the transaction opens, so bad input costs no round trip
-    const owner = yield* account_id_of(account_id)
-    const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
-    const client_ip = yield* stored_client_ip(options.device?.ip, policy.ip_storage)
-    const user_agent = stored_user_agent(options.device?.user_agent)
-    const token = yield* generate_session_token
-    const id = hash_session_token(token)
-    const session = yield* database.transaction(
-      Effect.flatMap(operations.create({ id, account_id: owner, client_ip, user_agent }), (created) =>
-        Effect.as(operations.enforce_limit(owner, max_sessions, id), created),
-      ),
-    )
-    return { token: Redacted.make(token), session }
-  }, traced("create_session"))
+  /** A write's events go to this repo's subscribers, whatever the caller's context holds. */
+  const telling = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.provideService(effect, SessionEvents, events)
+
+  const create_session = Effect.fnUntraced(
+    function* (
+      account_id: AccountId,
+      options: { readonly max_sessions?: number; readonly device?: SessionDevice } = {},
+    ) {
+      // checked before the transaction opens, so bad input costs no round trip
+      const owner = yield* account_id_of(account_id)
+      const max_sessions = yield* require_max_sessions(options.max_sessions ?? policy.max_sessions)
+      const client_ip = yield* stored_client_ip(options.device?.ip, policy.ip_storage)
+      const user_agent = stored_user_agent(options.device?.user_agent)
+      const token = yield* generate_session_token
+      const id = hash_session_token(token)
+      const session = yield* database.transaction(
+        Effect.flatMap(operations.create({ id, account_id: owner, client_ip, user_agent }), (created) =>
+          Effect.as(operations.enforce_limit(owner, max_sessions, id), created),
+        ),
+      )
+      return { token: Redacted.make(token), session }
+    },
+    telling,
+    traced("create_session"),
+  )
 
   const check = (id: string) =>
     retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
@@ -191,17 +213,27 @@ const make = Effect.gen(function* () {
   const authenticate_or_reason = (
     token: TokenInput,
   ): Effect.Effect<Authenticated | SessionRejectionReason, DbError> =>
-    Effect.suspend(() => {
+    Effect.suspend((): Effect.Effect<Authenticated | SessionRejectionReason, DbError> => {
       const id = hash_of(token)
       if (id === undefined) return Effect.succeed("malformed")
       return Effect.flatMap(check(id), (checked) =>
         !checked.valid
-          ? Effect.succeed(checked.reason)
+          ? rejection(id, checked.reason)
           : checked.due === "none"
             ? Effect.succeed({ session: checked.session, extended: false })
             : write_due(id, checked.session, checked.due),
       )
-    })
+    }).pipe(
+      Effect.tap((outcome) =>
+        Metric.update(session_validations(typeof outcome === "string" ? outcome : "valid"), 1),
+      ),
+    )
+
+  /** A session found ended is deleted in the background, which tells its end once. */
+  const rejection = (id: string, reason: SessionRejectionReason): Effect.Effect<SessionRejectionReason> =>
+    reason === "unknown" || reason === "malformed"
+      ? Effect.succeed(reason)
+      : Effect.as(touches.end(id, reason), reason)
 
   /** A valid session's due touch (started in the background) or extension (waited for). */
   const write_due = Effect.fnUntraced(function* (
@@ -261,41 +293,63 @@ const make = Effect.gen(function* () {
     return yield* rejected(checked.valid ? "unknown" : checked.reason)
   })
 
-  const reauthenticate = Effect.fnUntraced(function* (token: TokenInput) {
-    const session = yield* write_valid_session(token, operations.reauthenticate)
-    return { session, extended: true }
-  }, traced("reauthenticate"))
+  const reauthenticate = Effect.fnUntraced(
+    function* (token: TokenInput) {
+      const session = yield* write_valid_session(token, operations.reauthenticate)
+      return { session, extended: true }
+    },
+    telling,
+    traced("reauthenticate"),
+  )
 
-  const rotate = Effect.fnUntraced(function* (token: TokenInput) {
-    const new_token = yield* generate_session_token
-    const new_id = hash_session_token(new_token)
-    const session = yield* write_valid_session(token, (id) => operations.rotate(id, new_id))
-    return { token: Redacted.make(new_token), session }
-  }, traced("rotate"))
+  const rotate = Effect.fnUntraced(
+    function* (token: TokenInput) {
+      const new_token = yield* generate_session_token
+      const new_id = hash_session_token(new_token)
+      const session = yield* write_valid_session(token, (id) => operations.rotate(id, new_id))
+      return { token: Redacted.make(new_token), session }
+    },
+    telling,
+    traced("rotate"),
+  )
 
-  const revoke = (token: TokenInput) =>
-    Effect.suspend(() => {
+  const revoke = (token: TokenInput, options: RevokeOptions = {}) =>
+    Effect.flatMap(require_revoke_reason(options.reason, "logout"), (reason) => {
       const id = hash_of(token)
-      return id === undefined ? Effect.void : Effect.asVoid(on_current(operations.revoke_by_hash(id)))
-    }).pipe(traced("revoke"))
+      return id === undefined ? Effect.void : Effect.asVoid(on_current(operations.revoke_by_hash(id, reason)))
+    }).pipe(telling, traced("revoke"))
 
-  const revoke_for_account = Effect.fnUntraced(function* (session_id: string, account_id: AccountId) {
-    const id = yield* require_token_hash(session_id)
-    return yield* on_current(operations.revoke_for_account(id, yield* account_id_of(account_id)))
-  }, traced("revoke_for_account"))
+  const revoke_for_account = Effect.fnUntraced(
+    function* (session_id: string, account_id: AccountId, options: RevokeOptions = {}) {
+      const id = yield* require_token_hash(session_id)
+      const owner = yield* account_id_of(account_id)
+      const reason = yield* require_revoke_reason(options.reason, "owner")
+      return yield* on_current(operations.revoke_for_account(id, owner, reason))
+    },
+    telling,
+    traced("revoke_for_account"),
+  )
 
-  const revoke_all_for_account = Effect.fnUntraced(function* (account_id: AccountId) {
-    return yield* on_current(operations.revoke_all_for_account(yield* account_id_of(account_id)))
-  }, traced("revoke_all_for_account"))
+  const revoke_all_for_account = Effect.fnUntraced(
+    function* (account_id: AccountId, options: RevokeOptions = {}) {
+      const owner = yield* account_id_of(account_id)
+      const reason = yield* require_revoke_reason(options.reason, "owner")
+      return yield* on_current(operations.revoke_all_for_account(owner, reason))
+    },
+    telling,
+    traced("revoke_all_for_account"),
+  )
 
-  const revoke_others_for_account = Effect.fnUntraced(function* (
-    account_id: AccountId,
-    keep_session_id: string,
-  ) {
-    const owner = yield* account_id_of(account_id)
-    const keep = yield* require_token_hash(keep_session_id)
-    return yield* on_current(operations.revoke_others_for_account(owner, keep))
-  }, traced("revoke_others_for_account"))
+  const revoke_others_for_account = Effect.fnUntraced(
+    function* (account_id: AccountId, keep_session_id: string, options: RevokeOptions = {}) {
+      const owner = yield* account_id_of(account_id)
+      const keep = yield* require_token_hash(keep_session_id)
+      const reason = yield* require_revoke_reason(options.reason, "owner")
+      return yield* on_current(operations.revoke_others_for_account(owner, keep, reason))
+    },
+    telling,
+    traced("revoke_others_for_account"),
+  )
 
   const list_for_account = Effect.fnUntraced(function* (
     account_id: AccountId,
@@ -311,10 +365,14 @@ const make = Effect.gen(function* () {
     return yield* read_on_current(operations.list_all_active(limit))
   }, traced("list_all_active"))
 
-  const cleanup_expired = Effect.fnUntraced(function* () {
-    yield* require_cleanup_batch_size(policy.cleanup_batch_size)
-    return yield* on_current(operations.cleanup_expired())
-  }, traced("cleanup_expired"))
+  const cleanup_expired = Effect.fnUntraced(
+    function* () {
+      yield* require_cleanup_batch_size(policy.cleanup_batch_size)
+      return yield* on_current(operations.cleanup_expired())
+    },
+    telling,
+    traced("cleanup_expired"),
+  )
 
   return SessionRepo.of({
     create_session,
@@ -345,16 +403,23 @@ export class SessionRepo extends SessionRepoService {
   /**
    * `SessionRepo` on `table`: your session table, registered (see
    * `Register`), or the standalone `auth_session`. It reads `SessionPolicy`
-   * once, when built, and also provides `SessionTouches` and
-   * `CurrentSessionTable` (the query functions then run on the same table).
-   * Needs a database layer.
+   * once, when built, and also provides `SessionTouches`, `SessionEvents`
+   * (the lifecycle events of its sessions, buffered per subscriber up to
+   * `events_capacity`) and `CurrentSessionTable` (the query functions then
+   * run on the same table). Needs a database layer.
    */
   static readonly layer = (
     table: RegisteredSessionTable,
-  ): Layer.Layer<SessionRepo | SessionTouches | CurrentSessionTable, never, Database | Db | SessionPolicy> =>
+    options: { readonly events_capacity?: number } = {},
+  ): Layer.Layer<
+    SessionRepo | SessionTouches | SessionEvents | CurrentSessionTable,
+    never,
+    Database | Db | SessionPolicy
+  > =>
     Layer.effect(SessionRepo, make).pipe(
       // fresh: layers are shared by reference, and these touches write to this table
       Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
+      Layer.provideMerge(SessionEvents.layer(options.events_capacity)),
       Layer.provideMerge(layer_current_session_table(table)),
     )
 }

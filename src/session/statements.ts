@@ -1,5 +1,7 @@
 import { and, desc, eq, gt, gte, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
+import { alias } from "drizzle-orm/pg-core"
 import { named, statement } from "../db/statement.js"
+import { audit_table_of } from "../schema/audit-table.js"
 import {
   type AnyAccountId,
   type AuthSession,
@@ -7,6 +9,8 @@ import {
   session_table_definition,
 } from "../schema/session-table.js"
 import { auth_session as standalone_sessions } from "../schema/standalone.js"
+import { type Changed, prefix_of, with_audit } from "./audited.js"
+import { at, interval, ph, text_param } from "./placeholders.js"
 
 // Every session query as a named prepared statement, built from the session
 // table's definition (the app's own account table, or the standalone one).
@@ -14,17 +18,13 @@ import { auth_session as standalone_sessions } from "../schema/standalone.js"
 // now(), so one clock rules. The bounds come from ./expiry.ts. Each
 // statement's name is its operation's: the query function's without `query_`.
 
-const ph = sql.placeholder
-
-/** A timestamp placeholder, encoded as the timestamptz columns are; null is "no bound" (-infinity). */
-const at = (name: string) =>
-  sql`${sql.param<unknown, string>(ph(name), {
-    mapToDriverValue: (value) => (value === null ? "-infinity" : (value as Date).toISOString()),
-  })}`
-
-/** A duration placeholder in milliseconds, sent as an interval. */
-const interval = (name: string) =>
-  sql`${sql.param<unknown, string>(ph(name), { mapToDriverValue: (ms) => `${ms as number} milliseconds` })}::interval`
+/** What a session's event needs of a row a statement changed. */
+type ChangedSession = {
+  id: string
+  account_id: AnyAccountId
+  client_ip: string | null
+  user_agent: string | null
+}
 
 /** Parameters that tell live sessions from ended ones (see `live_bounds`). */
 type LiveBounds = { now: Date; idle_before: Date | null; authenticated_after: Date }
@@ -37,6 +37,7 @@ type Session = AuthSession
 
 const make_session_statements = (definition: SessionTableDefinition) => {
   const { sessions: auth_session, accounts, account_key, label } = definition
+  const audit = audit_table_of(definition)
   const session_columns = {
     id: auth_session.id,
     account_id: auth_session.account_id,
@@ -49,7 +50,33 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     user_agent: auth_session.user_agent,
   }
   const id_column = { id: auth_session.id }
-  const touched = { expires_at: auth_session.expires_at }
+  /** What a session's event needs of a row the statement changed. */
+  const changed_session = {
+    id: auth_session.id,
+    account_id: auth_session.account_id,
+    client_ip: auth_session.client_ip,
+    user_agent: auth_session.user_agent,
+  }
+  // the row as it was before a touch (an UPDATE's RETURNING sees only the new one)
+  const previous = alias(auth_session, "previous")
+  const touched = {
+    ...changed_session,
+    expires_at: auth_session.expires_at,
+    moved: sql<boolean>`${auth_session.expires_at} <> ${previous.expires_at}`.as("moved"),
+  }
+  /** One audit row per changed session, of `kind`. */
+  const per_session =
+    (kind: string, more: { readonly reason?: SQL; readonly where?: (changed: Changed) => SQL } = {}) =>
+    (changed: Changed) => ({
+      kind,
+      account_id: changed.account_id,
+      session: prefix_of(changed.id as SQL),
+      client_ip: changed.client_ip,
+      user_agent: changed.user_agent,
+      ...(more.reason === undefined ? {} : { reason: more.reason }),
+      ...(more.where === undefined ? {} : { where: more.where(changed) }),
+    })
+  const reason = text_param("reason")
   const account_key_column = { id: account_key }
   const with_username = { ...session_columns, username: sql<string>`${label}::text` }
   /**
@@ -65,6 +92,8 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     sql`${authenticated_since} > ${at("authenticated_after")}`,
     gt(auth_session.last_seen_at, at("idle_before")),
   ) as SQL
+  /** A row the limit deletes, and whether it was live (evicted) or had ended. */
+  const evicted = { ...changed_session, live: sql<boolean>`${live}`.as("live") }
   /** The absolute end under the policy in force (`absolute_end` in ./expiry.ts). */
   const absolute_end = sql`LEAST(${auth_session.absolute_expires_at}, ${authenticated_since} + ${interval("absolute_lifetime_ms")})`
   /** A new `expires_at` is due: an extension with room for one, or a cut to the absolute end (`touch_due`). */
@@ -86,22 +115,28 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     },
     Array<Session>
   >(session_columns, (db) =>
-    db
-      .insert(auth_session)
-      .values({
-        // insert values are encoded by their column, placeholders included
-        id: ph("id"),
-        account_id: ph("account_id"),
-        created_at: ph("now"),
-        expires_at: ph("expires_at"),
-        last_seen_at: ph("now"),
-        last_seen_hour: ph("seen_hour"),
-        authenticated_at: ph("now"),
-        absolute_expires_at: ph("absolute_expires_at"),
-        client_ip: ph("client_ip"),
-        user_agent: ph("user_agent"),
-      })
-      .returning(session_columns),
+    with_audit(
+      db,
+      audit,
+      db
+        .insert(auth_session)
+        .values({
+          // insert values are encoded by their column, placeholders included
+          id: ph("id"),
+          account_id: ph("account_id"),
+          created_at: ph("now"),
+          expires_at: ph("expires_at"),
+          last_seen_at: ph("now"),
+          last_seen_hour: ph("seen_hour"),
+          authenticated_at: ph("now"),
+          absolute_expires_at: ph("absolute_expires_at"),
+          client_ip: ph("client_ip"),
+          user_agent: ph("user_agent"),
+        })
+        .returning(session_columns),
+      session_columns,
+      per_session("created"),
+    ),
   )
 
   /**
@@ -130,24 +165,39 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       extended_expires_at: Date
       absolute_lifetime_ms: number
     },
-    Array<{ expires_at: Date }>
+    Array<{
+      id: string
+      account_id: AnyAccountId
+      client_ip: string | null
+      user_agent: string | null
+      expires_at: Date
+      moved: boolean
+    }>
   >(touched, (db) =>
-    db
-      .update(auth_session)
-      .set({
-        last_seen_at: at("now"),
-        // unchanged within the hour: then the touch is a HOT update
-        last_seen_hour: at("seen_hour"),
-        expires_at: sql`CASE WHEN ${extension_due} THEN LEAST(${at("extended_expires_at")}, ${absolute_end}) ELSE ${auth_session.expires_at} END`,
-      })
-      .where(
-        and(
-          eq(auth_session.id, ph("id")),
-          live,
-          or(lte(auth_session.last_seen_at, at("stale_before")), extension_due),
-        ),
-      )
-      .returning(touched),
+    with_audit(
+      db,
+      audit,
+      db
+        .update(auth_session)
+        .set({
+          last_seen_at: at("now"),
+          // unchanged within the hour: then the touch is a HOT update
+          last_seen_hour: at("seen_hour"),
+          expires_at: sql`CASE WHEN ${extension_due} THEN LEAST(${at("extended_expires_at")}, ${absolute_end}) ELSE ${auth_session.expires_at} END`,
+        })
+        .from(previous)
+        .where(
+          and(
+            eq(auth_session.id, ph("id")),
+            eq(previous.id, auth_session.id),
+            live,
+            or(lte(auth_session.last_seen_at, at("stale_before")), extension_due),
+          ),
+        )
+        .returning(touched),
+      touched,
+      per_session("extended", { where: (changed) => sql`${changed.moved}` }),
+    ),
   )
 
   /**
@@ -158,17 +208,23 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     LiveBounds & { id: string; seen_hour: Date; expires_at: Date; absolute_expires_at: Date },
     Array<Session>
   >(session_columns, (db) =>
-    db
-      .update(auth_session)
-      .set({
-        authenticated_at: at("now"),
-        last_seen_at: at("now"),
-        last_seen_hour: at("seen_hour"),
-        expires_at: at("expires_at"),
-        absolute_expires_at: at("absolute_expires_at"),
-      })
-      .where(and(eq(auth_session.id, ph("id")), live))
-      .returning(session_columns),
+    with_audit(
+      db,
+      audit,
+      db
+        .update(auth_session)
+        .set({
+          authenticated_at: at("now"),
+          last_seen_at: at("now"),
+          last_seen_hour: at("seen_hour"),
+          expires_at: at("expires_at"),
+          absolute_expires_at: at("absolute_expires_at"),
+        })
+        .where(and(eq(auth_session.id, ph("id")), live))
+        .returning(session_columns),
+      session_columns,
+      per_session("reauthenticated"),
+    ),
   )
 
   /**
@@ -178,11 +234,18 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_rotate = statement<LiveBounds & { id: string; new_id: string }, Array<Session>>(
     session_columns,
     (db) =>
-      db
-        .update(auth_session)
-        .set({ id: sql`${ph("new_id")}` })
-        .where(and(eq(auth_session.id, ph("id")), live))
-        .returning(session_columns),
+      with_audit(
+        db,
+        audit,
+        db
+          .update(auth_session)
+          .set({ id: sql`${ph("new_id")}` })
+          .where(and(eq(auth_session.id, ph("id")), live))
+          .returning(session_columns),
+        session_columns,
+        // named by the key it had: the one its earlier events carry
+        (changed) => ({ ...per_session("rotated")(changed), session: prefix_of(text_param("id")) }),
+      ),
   )
 
   /**
@@ -192,32 +255,39 @@ const make_session_statements = (definition: SessionTableDefinition) => {
    */
   const session_enforce_limit = statement<
     LiveBounds & { account_id: AnyAccountId; max_sessions: number; keep: string },
-    Array<{ id: string }>
-  >(id_column, (db) =>
-    db
-      .delete(auth_session)
-      .where(
-        and(
-          eq(auth_session.account_id, ph("account_id")),
-          or(
-            not(live),
-            inArray(
-              auth_session.id,
-              db
-                .select({ id: auth_session.id })
-                .from(auth_session)
-                .where(and(eq(auth_session.account_id, ph("account_id")), live))
-                .orderBy(
-                  sql`${auth_session.id} = ${ph("keep")} DESC`,
-                  desc(auth_session.created_at),
-                  desc(auth_session.id),
-                )
-                .offset(ph("max_sessions")),
+    Array<ChangedSession & { live: boolean }>
+  >(evicted, (db) =>
+    with_audit(
+      db,
+      audit,
+      db
+        .delete(auth_session)
+        .where(
+          and(
+            eq(auth_session.account_id, ph("account_id")),
+            or(
+              not(live),
+              inArray(
+                auth_session.id,
+                db
+                  .select({ id: auth_session.id })
+                  .from(auth_session)
+                  .where(and(eq(auth_session.account_id, ph("account_id")), live))
+                  .orderBy(
+                    sql`${auth_session.id} = ${ph("keep")} DESC`,
+                    desc(auth_session.created_at),
+                    desc(auth_session.id),
+                  )
+                  .offset(ph("max_sessions")),
+              ),
             ),
           ),
-        ),
-      )
-      .returning(id_column),
+        )
+        .returning(evicted),
+      evicted,
+      // the ended sessions it deletes on the way were not evicted: they had ended
+      per_session("evicted", { where: (changed) => sql`${(changed as unknown as typeof evicted).live}` }),
+    ),
   )
 
   const session_list_for_account = statement<
@@ -249,40 +319,97 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .limit(ph("limit")),
   )
 
-  const session_revoke_by_hash = statement<{ id: string }, Array<{ id: string }>>(id_column, (db) =>
-    db
-      .delete(auth_session)
-      .where(eq(auth_session.id, ph("id")))
-      .returning(id_column),
+  /** A logout: deletes the session, whoever owns it. */
+  const session_revoke_by_hash = statement<{ id: string; now: Date; reason: string }, Array<ChangedSession>>(
+    changed_session,
+    (db) =>
+      with_audit(
+        db,
+        audit,
+        db
+          .delete(auth_session)
+          .where(eq(auth_session.id, ph("id")))
+          .returning(changed_session),
+        changed_session,
+        per_session("revoked", { reason }),
+      ),
   )
 
   const session_revoke_for_account = statement<
-    { id: string; account_id: AnyAccountId },
-    Array<{ id: string }>
-  >(id_column, (db) =>
-    db
-      .delete(auth_session)
-      .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
-      .returning(id_column),
+    { id: string; account_id: AnyAccountId; now: Date; reason: string },
+    Array<ChangedSession>
+  >(changed_session, (db) =>
+    with_audit(
+      db,
+      audit,
+      db
+        .delete(auth_session)
+        .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
+        .returning(changed_session),
+      changed_session,
+      per_session("revoked", { reason }),
+    ),
   )
 
-  const session_revoke_all_for_account = statement<{ account_id: AnyAccountId }, Array<{ id: string }>>(
-    id_column,
-    (db) =>
+  /** The account's one audit row of a revoke of many sessions: its count. */
+  const many_revoked = (kind: string, session?: SQL) => (changed: Changed) => ({
+    kind,
+    reason,
+    account_id: sql`(array_agg(${changed.account_id}))[1]`,
+    ...(session === undefined ? {} : { session }),
+    aggregate: true,
+  })
+
+  const session_revoke_all_for_account = statement<
+    { account_id: AnyAccountId; now: Date; reason: string },
+    Array<{ id: string }>
+  >(changed_session, (db) =>
+    with_audit(
+      db,
+      audit,
       db
         .delete(auth_session)
         .where(eq(auth_session.account_id, ph("account_id")))
-        .returning(id_column),
+        .returning(changed_session),
+      changed_session,
+      many_revoked("revoked_all"),
+    ),
   )
 
   const session_revoke_others_for_account = statement<
-    { account_id: AnyAccountId; keep: string },
+    { account_id: AnyAccountId; keep: string; now: Date; reason: string },
     Array<{ id: string }>
-  >(id_column, (db) =>
-    db
-      .delete(auth_session)
-      .where(and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))))
-      .returning(id_column),
+  >(changed_session, (db) =>
+    with_audit(
+      db,
+      audit,
+      db
+        .delete(auth_session)
+        .where(and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))))
+        .returning(changed_session),
+      changed_session,
+      // named by the session kept: the caller's own
+      many_revoked("revoked_others", prefix_of(text_param("keep"))),
+    ),
+  )
+
+  /**
+   * Deletes a session found ended (`reason`: expired, idle or absolute), if
+   * it still is: the one validation that deletes it records its end, once.
+   */
+  const session_end = statement<LiveBounds & { id: string; reason: string }, Array<ChangedSession>>(
+    changed_session,
+    (db) =>
+      with_audit(
+        db,
+        audit,
+        db
+          .delete(auth_session)
+          .where(and(eq(auth_session.id, ph("id")), not(live)))
+          .returning(changed_session),
+        changed_session,
+        per_session("ended", { reason }),
+      ),
   )
 
   /**
@@ -292,23 +419,29 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_cleanup_expired = statement<{ now: Date; batch_size: number }, Array<{ id: string }>>(
     id_column,
     (db) =>
-      db
-        .delete(auth_session)
-        // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
-        // over a sequential scan of the whole table (test/explain.test.ts)
-        .where(
-          sql`${auth_session.id} = ANY(ARRAY(${db
-            .select({ id: auth_session.id })
-            .from(auth_session)
-            .where(lte(auth_session.expires_at, at("now")))
-            // oldest first, and it keeps the generic plan (which prepared
-            // statements get after five runs) on the expires_at index: without
-            // an order that plan scanned the whole table for the few expired rows
-            .orderBy(auth_session.expires_at)
-            .limit(ph("batch_size"))
-            .for("update", { skipLocked: true })}))`,
-        )
-        .returning(id_column),
+      with_audit(
+        db,
+        audit,
+        db
+          .delete(auth_session)
+          // = ANY(ARRAY(...)), not IN (...): the planner turns IN into a hash join
+          // over a sequential scan of the whole table (test/explain.test.ts)
+          .where(
+            sql`${auth_session.id} = ANY(ARRAY(${db
+              .select({ id: auth_session.id })
+              .from(auth_session)
+              .where(lte(auth_session.expires_at, at("now")))
+              // oldest first, and it keeps the generic plan (which prepared
+              // statements get after five runs) on the expires_at index: without
+              // an order that plan scanned the whole table for the few expired rows
+              .orderBy(auth_session.expires_at)
+              .limit(ph("batch_size"))
+              .for("update", { skipLocked: true })}))`,
+          )
+          .returning(id_column),
+        id_column,
+        () => ({ kind: "swept", aggregate: true }),
+      ),
   )
 
   /**
@@ -341,6 +474,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       session_revoke_for_account,
       session_revoke_all_for_account,
       session_revoke_others_for_account,
+      session_end,
       session_cleanup_expired,
       session_enforce_limit_lock,
     },

@@ -1,8 +1,11 @@
-import { Context, Deferred, Effect, Exit, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Metric, Option } from "effect"
+import type { DbError } from "../db/errors.js"
 import { Db } from "../db/handle.js"
+import { session_touches } from "../observability/metrics.js"
 import { hash_prefix } from "../token.js"
 import { CurrentSessionTable } from "./current-session-table.js"
 import type { InvalidInput } from "./errors.js"
+import { type EndReason, SessionEvents } from "./events.js"
 import { require_token_hash } from "./input.js"
 import { session_operations } from "./operations.js"
 import { SessionPolicy } from "./policy.js"
@@ -28,6 +31,11 @@ export interface SessionTouchesShape {
    * (failures are logged, never raised).
    */
   readonly touch_and_wait: (token_hash: string) => Effect.Effect<Option.Option<Date>>
+  /**
+   * Starts, in the background, the deletion of a session a validation found
+   * ended (its `ended` event is told by the deletion, once); never fails.
+   */
+  readonly end: (token_hash: string, reason: EndReason) => Effect.Effect<void>
   /** Waits until every touch started so far (and any started meanwhile) has ended. */
   readonly await_idle: Effect.Effect<void>
   /** Touches in flight now. */
@@ -45,76 +53,115 @@ export interface SessionTouchesShape {
 export class SessionTouches extends Context.Service<SessionTouches, SessionTouchesShape>()(
   "effect-session-repo/SessionTouches",
 ) {
-  static readonly layer: Layer.Layer<SessionTouches, never, Db | CurrentSessionTable | SessionPolicy> =
-    Layer.effect(
-      SessionTouches,
-      Effect.gen(function* () {
-        const pool = yield* Db
-        const operations = session_operations(yield* CurrentSessionTable, yield* SessionPolicy)
-        // One entry per session with a touch in flight, done with its outcome.
-        const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
+  static readonly layer: Layer.Layer<
+    SessionTouches,
+    never,
+    Db | CurrentSessionTable | SessionPolicy | SessionEvents
+  > = Layer.effect(
+    SessionTouches,
+    Effect.gen(function* () {
+      const pool = yield* Db
+      const events = yield* SessionEvents
+      const operations = session_operations(yield* CurrentSessionTable, yield* SessionPolicy)
+      // One entry per session with a touch in flight, done with its outcome.
+      const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
 
-        const write = (token_hash: string) =>
-          operations.touch(token_hash).pipe(
-            Effect.provideService(Db, pool),
-            Effect.map(Option.fromUndefinedOr),
-            Effect.catchCause((cause) =>
-              Effect.logWarning("session touch failed", cause).pipe(
-                Effect.annotateLogs({ session: hash_prefix(token_hash) }),
-                Effect.as(Option.none<Date>()),
-              ),
-            ),
-          )
-
-        /** The in-flight touch of this session, started if there is none. */
-        const start = (token_hash: string) =>
-          Effect.suspend(() => {
-            const running = in_flight.get(token_hash)
-            if (running !== undefined || in_flight.size >= MAX_PENDING_TOUCHES) return Effect.succeed(running)
-            const done = Deferred.makeUnsafe<Option.Option<Date>>()
-            in_flight.set(token_hash, done)
-            const finish = (exit: Exit.Exit<Option.Option<Date>>) =>
-              Effect.sync(() => {
-                in_flight.delete(token_hash)
-                Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.succeed(Option.none()))
-              })
-            // Detached: the caller's end or interruption does not cancel the write.
-            return Effect.as(Effect.forkDetach(Effect.onExit(write(token_hash), finish)), done)
-          })
-
-        const touch = (token_hash: string) => Effect.asVoid(start(token_hash))
-
-        const touch_and_wait = (token_hash: string) =>
-          Effect.flatMap(start(token_hash), (done) =>
-            done === undefined ? Effect.succeed(Option.none<Date>()) : Deferred.await(done),
-          )
-
-        const await_idle: Effect.Effect<void> = Effect.suspend(() => {
-          const next = in_flight.values().next()
-          return next.done ? Effect.void : Effect.andThen(Deferred.await(next.value), await_idle)
-        })
-
-        // On shutdown, finish what is pending; nothing interrupts the writes. A
-        // touch stuck behind a lock may hold shutdown up to the grace period.
-        yield* Effect.addFinalizer(() =>
-          await_idle.pipe(
-            Effect.timeoutOption(TOUCH_SHUTDOWN_GRACE_MS),
-            Effect.flatMap((idle) =>
-              Option.isSome(idle)
-                ? Effect.void
-                : Effect.logWarning("session touches still pending at shutdown", { pending: in_flight.size }),
+      /** `write` on the pool; a failure is logged (`what` failed) and counted, never raised. */
+      const on_pool = <A>(
+        what: string,
+        token_hash: string,
+        write: Effect.Effect<Option.Option<A>, DbError, Db>,
+      ) =>
+        write.pipe(
+          Effect.provideService(Db, pool),
+          Effect.provideService(SessionEvents, events),
+          Effect.catchCause((cause) =>
+            Effect.logWarning(`${what} failed`, cause).pipe(
+              Effect.annotateLogs({ session: hash_prefix(token_hash) }),
+              Effect.andThen(Metric.update(session_touches("failed"), 1)),
+              Effect.as(Option.none<A>()),
             ),
           ),
         )
 
-        return SessionTouches.of({
-          touch,
-          touch_and_wait,
-          await_idle,
-          pending: Effect.sync(() => in_flight.size),
+      const write_touch = (token_hash: string) =>
+        on_pool(
+          "session touch",
+          token_hash,
+          operations.touch(token_hash).pipe(
+            Effect.map(Option.fromUndefinedOr),
+            Effect.tap((written) =>
+              Metric.update(session_touches(Option.isSome(written) ? "written" : "unchanged"), 1),
+            ),
+          ),
+        )
+
+      /** The write in flight under `key`, started if there is none. */
+      const start = (key: string, write: Effect.Effect<Option.Option<Date>>) =>
+        Effect.suspend(() => {
+          const running = in_flight.get(key)
+          if (running !== undefined || in_flight.size >= MAX_PENDING_TOUCHES)
+            return Effect.as(
+              Metric.update(session_touches(running === undefined ? "dropped" : "coalesced"), 1),
+              running,
+            )
+          const done = Deferred.makeUnsafe<Option.Option<Date>>()
+          in_flight.set(key, done)
+          const finish = (exit: Exit.Exit<Option.Option<Date>>) =>
+            Effect.sync(() => {
+              in_flight.delete(key)
+              Deferred.doneUnsafe(done, Exit.isSuccess(exit) ? exit : Exit.succeed(Option.none()))
+            })
+          // Detached: the caller's end or interruption does not cancel the write.
+          return Effect.as(Effect.forkDetach(Effect.onExit(write, finish)), done)
         })
-      }),
-    )
+
+      const touch = (token_hash: string) => Effect.asVoid(start(token_hash, write_touch(token_hash)))
+
+      const touch_and_wait = (token_hash: string) =>
+        Effect.flatMap(start(token_hash, write_touch(token_hash)), (done) =>
+          done === undefined ? Effect.succeed(Option.none<Date>()) : Deferred.await(done),
+        )
+
+      const end = (token_hash: string, reason: EndReason) =>
+        Effect.asVoid(
+          start(
+            `end ${token_hash}`,
+            on_pool(
+              "session end",
+              token_hash,
+              Effect.as(operations.end(token_hash, reason), Option.none<Date>()),
+            ),
+          ),
+        )
+
+      const await_idle: Effect.Effect<void> = Effect.suspend(() => {
+        const next = in_flight.values().next()
+        return next.done ? Effect.void : Effect.andThen(Deferred.await(next.value), await_idle)
+      })
+
+      // On shutdown, finish what is pending; nothing interrupts the writes. A
+      // touch stuck behind a lock may hold shutdown up to the grace period.
+      yield* Effect.addFinalizer(() =>
+        await_idle.pipe(
+          Effect.timeoutOption(TOUCH_SHUTDOWN_GRACE_MS),
+          Effect.flatMap((idle) =>
+            Option.isSome(idle)
+              ? Effect.void
+              : Effect.logWarning("session touches still pending at shutdown", { pending: in_flight.size }),
+          ),
+        ),
+      )
+
+      return SessionTouches.of({
+        touch,
+        touch_and_wait,
+        end,
+        await_idle,
+        pending: Effect.sync(() => in_flight.size),
+      })
+    }),
+  )
 }
 
 /**

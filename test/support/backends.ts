@@ -10,6 +10,7 @@ import {
   DEFAULT_SESSION_POLICY,
   layer_postgres,
   migrate,
+  type SessionEvents,
   SessionPolicy,
   type SessionPolicyShape,
   SessionRepo,
@@ -25,7 +26,14 @@ import { suite_recorder } from "./recorder.ts"
  * What every conformance suite runs against: a migrated, empty database, the
  * default policy and the repo on the standalone table.
  */
-export type TestServices = Database | Db | SessionRepo | SessionTouches | SessionPolicy | CurrentSessionTable
+export type TestServices =
+  | Database
+  | Db
+  | SessionRepo
+  | SessionTouches
+  | SessionEvents
+  | SessionPolicy
+  | CurrentSessionTable
 
 export interface Backend {
   readonly name: "pglite" | "postgres"
@@ -76,7 +84,10 @@ export const on_table =
   ): Effect.Effect<
     A,
     E,
-    Exclude<R, SessionRepo | SessionTouches | CurrentSessionTable> | Database | Db | SessionPolicy
+    | Exclude<R, SessionRepo | SessionTouches | SessionEvents | CurrentSessionTable>
+    | Database
+    | Db
+    | SessionPolicy
   > => {
     // the registered type is the standalone one here; a test's table may have another key
     const repo = SessionRepo.layer(table as typeof auth_session)

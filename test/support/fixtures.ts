@@ -109,6 +109,9 @@ export const statements_of = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 export const count_matching = (statements: ReadonlyArray<string>, pattern: RegExp): number =>
   statements.filter((statement) => pattern.test(statement)).length
 
+/** An UPDATE of auth_session, alone or with its audit rows (the change in a CTE before them). */
+export const SESSION_UPDATE = /^(with "changed" as \()?update "auth_session"/
+
 /**
  * Runs `lock` in a transaction that stays open until the returned effect
  * releases it, so whatever `lock` locked stays locked meanwhile. On PGlite the

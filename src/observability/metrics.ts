@@ -1,0 +1,120 @@
+import { Effect, Exit, Metric } from "effect"
+import type { DbError } from "../db/errors.js"
+import type { AnyAccountId } from "../schema/session-table.js"
+import type { SessionRejectionReason } from "../session/errors.js"
+import type { SessionEvent } from "../session/events.js"
+
+// The package's metrics, in Effect's registry: export them with
+// `effect/observability` (PrometheusMetrics, OtlpMetrics; see the README).
+// Labelled series are made once each: making one per call costs ~2 µs.
+
+/** One series of `metric` per label value, made on first use. */
+const by_label = <M extends Metric.Metric<number, unknown>>(metric: M, label: string) => {
+  const series = new Map<string, M>()
+  return (value: string): M => {
+    let found = series.get(value)
+    if (found === undefined) {
+      found = Metric.withAttributes(metric, { [label]: value }) as M
+      series.set(value, found)
+    }
+    return found
+  }
+}
+
+/** A validation's outcome: valid, or the rejection's reason. */
+export type ValidationOutcome = "valid" | SessionRejectionReason
+
+export const session_validations = by_label(
+  Metric.counter("session_validations_total", {
+    description: "Session validations, by outcome (valid or the rejection's reason)",
+    incremental: true,
+  }),
+  "outcome",
+)
+
+/** What became of a touch that was due. */
+export type TouchResult = "written" | "unchanged" | "coalesced" | "dropped" | "failed"
+
+export const session_touches = by_label(
+  Metric.counter("session_touches_total", {
+    description:
+      "Due touches of last_seen_at: written, unchanged (another instance wrote it), coalesced into one in flight, dropped (too many pending) or failed",
+    incremental: true,
+  }),
+  "result",
+)
+
+const session_events_counter = by_label(
+  Metric.counter("session_events_total", {
+    description: "Sessions per committed lifecycle event kind (a revoke of all counts each session)",
+    incremental: true,
+  }),
+  "kind",
+)
+
+const session_revocations_counter = by_label(
+  Metric.counter("session_revocations_total", {
+    description: "Sessions revoked, by reason (logout, owner, admin, password_change)",
+    incremental: true,
+  }),
+  "reason",
+)
+
+export const db_errors = by_label(
+  Metric.counter("session_db_errors_total", { description: "Database errors, by reason", incremental: true }),
+  "reason",
+)
+
+// from 0.5 ms to 10 s
+const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
+
+export const statement_seconds = by_label(
+  Metric.histogram("session_statement_duration_seconds", {
+    description: "Time from sending a statement to its result, by statement",
+    boundaries: SECONDS,
+  }),
+  "statement",
+)
+
+export const transaction_seconds = by_label(
+  Metric.histogram("session_transaction_duration_seconds", {
+    description: "Time from BEGIN to the end of COMMIT or ROLLBACK, by outcome",
+    boundaries: SECONDS,
+  }),
+  "outcome",
+)
+
+export const pool_connections = by_label(
+  Metric.gauge("session_pool_connections", {
+    description: "Connections of the pool: open, idle, and callers waiting for one",
+  }),
+  "state",
+)
+
+/** Counts committed events: per kind, and revocations per reason (sessions, not events). */
+export const record_event_metrics = (
+  events: ReadonlyArray<SessionEvent<AnyAccountId>>,
+): Effect.Effect<void> =>
+  Effect.forEach(
+    events,
+    (event) => {
+      const sessions = "count" in event ? event.count : 1
+      const counted = Metric.update(session_events_counter(event.kind), sessions)
+      return event.kind === "revoked" || event.kind === "revoked_all" || event.kind === "revoked_others"
+        ? Effect.andThen(counted, Metric.update(session_revocations_counter(event.reason), sessions))
+        : counted
+    },
+    { discard: true },
+  )
+
+/** A statement's time, and its error's reason if it failed. */
+export const record_statement = (
+  label: string,
+  started: number,
+  exit: Exit.Exit<unknown, DbError>,
+): Effect.Effect<void> => {
+  const timed = Metric.update(statement_seconds(label), (performance.now() - started) / 1000)
+  if (Exit.isSuccess(exit)) return timed
+  const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+  return error === undefined ? timed : Effect.andThen(timed, Metric.update(db_errors(error.error.reason), 1))
+}

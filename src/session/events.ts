@@ -1,0 +1,105 @@
+import { Context, Effect, Layer, PubSub, type Scope, Stream } from "effect"
+import { after_commit } from "../db/after-commit.js"
+import { record_event_metrics } from "../observability/metrics.js"
+import type { AccountId } from "../schema/register.js"
+import type { AnyAccountId } from "../schema/session-table.js"
+
+/** Who ended a session by revoking it. */
+export const REVOKE_REASONS = ["logout", "owner", "admin", "password_change"] as const
+export type RevokeReason = (typeof REVOKE_REASONS)[number]
+
+/** Why a session was found ended. */
+export type EndReason = "expired" | "idle" | "absolute"
+
+/** The session an event is about: named by a prefix of its hash (`session_prefix`), never by its token or hash. */
+interface OfSession<Id> {
+  readonly at: Date
+  readonly account_id: Id
+  readonly session: string
+  /** The device the session was created on, as stored. */
+  readonly client_ip: string | null
+  readonly user_agent: string | null
+}
+
+/** An event of many sessions of one account at once. */
+interface OfAccount<Id> {
+  readonly at: Date
+  readonly account_id: Id
+  readonly reason: RevokeReason
+  readonly count: number
+}
+
+/**
+ * What happened to sessions, told only once the change has committed (and
+ * recorded in the audit table, when there is one, by the change's own
+ * statement). `at` is from Effect's Clock.
+ */
+export type SessionEvent<Id extends AnyAccountId = AccountId> =
+  | (OfSession<Id> & { readonly kind: "created" })
+  /** `expires_at` moved forward by use (sliding expiry). */
+  | (OfSession<Id> & { readonly kind: "extended" })
+  /** A new token for the session; `session` is the prefix of the old one. */
+  | (OfSession<Id> & { readonly kind: "rotated" })
+  | (OfSession<Id> & { readonly kind: "reauthenticated" })
+  | (OfSession<Id> & { readonly kind: "revoked"; readonly reason: RevokeReason })
+  /** Deleted by the account's session limit, for a newer one. */
+  | (OfSession<Id> & { readonly kind: "evicted" })
+  /** Found ended by a validation: told once, by the validation that deleted it. */
+  | (OfSession<Id> & { readonly kind: "ended"; readonly reason: EndReason })
+  | (OfAccount<Id> & { readonly kind: "revoked_all" })
+  /** Every session of the account but `session`, the caller's. */
+  | (OfAccount<Id> & { readonly kind: "revoked_others"; readonly session: string })
+  /** One batch of expired sessions deleted by cleanup. */
+  | { readonly kind: "swept"; readonly at: Date; readonly count: number }
+
+export type SessionEventKind = SessionEvent["kind"]
+
+/** Events buffered per subscriber by default; past it, a subscriber loses its oldest events. */
+export const SESSION_EVENTS_CAPACITY = 4096
+
+export interface SessionEventsShape {
+  /**
+   * The events committed from the moment the returned stream's effect runs,
+   * in the order they were told, for as long as the scope lives. Each
+   * subscriber has its own buffer of `SESSION_EVENTS_CAPACITY`: one that
+   * falls further behind loses its oldest events (the producers never wait
+   * for a subscriber). The audit table loses nothing.
+   */
+  readonly subscribe: Effect.Effect<Stream.Stream<SessionEvent>, never, Scope.Scope>
+  /** Tells subscribers: call only with committed events (`tell_committed` does it). */
+  readonly publish: (events: ReadonlyArray<SessionEvent<AnyAccountId>>) => Effect.Effect<void>
+}
+
+/** Lifecycle events of sessions in this process. `SessionRepo.layer` provides it. */
+export class SessionEvents extends Context.Service<SessionEvents, SessionEventsShape>()(
+  "effect-session-repo/SessionEvents",
+) {
+  static readonly layer = (capacity: number = SESSION_EVENTS_CAPACITY): Layer.Layer<SessionEvents> =>
+    Layer.effect(
+      SessionEvents,
+      Effect.map(PubSub.sliding<SessionEvent>(capacity), (pubsub) =>
+        SessionEvents.of({
+          subscribe: Effect.map(PubSub.subscribe(pubsub), Stream.fromSubscription),
+          publish: (events) =>
+            events.length === 0 ? Effect.void : Effect.asVoid(PubSub.publishAll(pubsub, events as never)),
+        }),
+      ),
+    )
+}
+
+/**
+ * Counts `events` in the metrics and tells them to the `SessionEvents` of
+ * the context (if it has one), once the current transaction commits: a
+ * rolled-back change tells nothing. The service is looked up now, so the
+ * events reach it whichever fiber runs the commit.
+ */
+export const tell_committed = (events: ReadonlyArray<SessionEvent<AnyAccountId>>): Effect.Effect<void> =>
+  events.length === 0
+    ? Effect.void
+    : Effect.contextWith((context: Context.Context<never>) => {
+        const subscribers = Context.getOrUndefined(context, SessionEvents)
+        const counted = record_event_metrics(events)
+        return after_commit(
+          subscribers === undefined ? counted : Effect.andThen(counted, subscribers.publish(events)),
+        )
+      })
