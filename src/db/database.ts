@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm"
 import type { Logger } from "drizzle-orm/logger"
-import { Context, Effect, Exit, Option, Semaphore } from "effect"
+import { Context, Effect, Exit, Metric, Option, Semaphore } from "effect"
+import { transaction_seconds } from "../observability/metrics.js"
 import { AfterCommit, after_commit } from "./after-commit.js"
 import { DbError } from "./errors.js"
 import { Db, type Drizzle, Tx } from "./handle.js"
@@ -89,12 +90,38 @@ const in_savepoint = <A, E, R>(
     }),
   )
 
+/** How a transaction ended: committed, rolled back, or lost with its connection during COMMIT. */
+const outcome_of = (exit: Exit.Exit<unknown, unknown>) => {
+  if (Exit.isSuccess(exit)) return "commit"
+  const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+  return failure !== undefined && failure.error instanceof DbError && failure.error.commit_unknown === true
+    ? "commit_unknown"
+    : "rollback"
+}
+
+/**
+ * The outermost transaction in a span of its own, its outcome recorded on
+ * the span (`db.transaction.outcome`) and, with its time, in the
+ * `session_transaction_duration_seconds` histogram.
+ */
+const observed = <A, E, R>(transaction: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    const started = performance.now()
+    return Effect.onExit(transaction, (exit) => {
+      const outcome = outcome_of(exit)
+      return Effect.andThen(
+        Effect.annotateCurrentSpan("db.transaction.outcome", outcome),
+        Metric.update(transaction_seconds(outcome), (performance.now() - started) / 1000),
+      )
+    })
+  }).pipe(Effect.withSpan("Database.transaction", { kind: "client" }, { captureStackTrace: false }))
+
 const make_database = (root: RootTransaction, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
   transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
       Option.isSome(outer)
         ? SavepointTurn.use((turn) => turn.withPermits(1)(in_savepoint(outer.value, effect)))
-        : root(effect),
+        : observed(root(effect)),
     ) as Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>,
   migrate,
 })

@@ -2,6 +2,7 @@ import { drizzle } from "drizzle-orm/node-postgres"
 import { migrate } from "drizzle-orm/node-postgres/migrator"
 import { Config, Effect, Layer, Redacted } from "effect"
 import pg from "pg"
+import { watch_pool } from "../observability/pool-gauges.js"
 import { type Database, database_context, type StatementObserver, statement_logger } from "./database.js"
 import { DbError } from "./errors.js"
 import type { Db, Drizzle } from "./handle.js"
@@ -106,6 +107,10 @@ const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
       return found
     }
     const on_pool = handle(pool)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => watch_pool(pool)),
+      (unwatch) => Effect.sync(unwatch),
+    )
     return database_context(
       on_pool,
       pool_transaction(pool, handle_for),

@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import { record_statement } from "../observability/metrics.js"
 import { DbError } from "./errors.js"
 import { Db, type Drizzle } from "./handle.js"
 
@@ -9,7 +10,13 @@ export const db_query_on = <A>(
   run: (db: Drizzle) => Promise<A>,
   options?: Parameters<typeof DbError.from>[2],
 ): Effect.Effect<A, DbError> =>
-  Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error, options) })
+  Effect.suspend(() => {
+    const started = performance.now()
+    return Effect.onExit(
+      Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error, options) }),
+      (exit) => record_statement(operation, started, exit),
+    )
+  })
 
 /**
  * A Drizzle query of yours as an Effect on `Db` (the pool, or the current

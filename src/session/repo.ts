@@ -207,8 +207,8 @@ const make = Effect.gen(function* () {
   /**
    * `authenticate`'s work, a rejection returned rather than failed: failing
    * and catching costs `validate` (which drops the reason) on every call. No
-   * span and no generator on the common path (a read, nothing due): it runs
-   * on every request.
+   * generator on the common path (a read, nothing due): it runs on every
+   * request.
    */
   const authenticate_or_reason = (
     token: TokenInput,
@@ -269,12 +269,12 @@ const make = Effect.gen(function* () {
   const authenticate = (token: TokenInput) =>
     Effect.flatMap(authenticate_or_reason(token), (outcome) =>
       typeof outcome === "string" ? rejected(outcome) : Effect.succeed(outcome),
-    )
+    ).pipe(traced("authenticate"))
 
   const validate = (token: TokenInput) =>
     Effect.map(authenticate_or_reason(token), (outcome) =>
       typeof outcome === "string" ? Option.none<AuthSession>() : Option.some(outcome.session),
-    )
+    ).pipe(traced("validate"))
 
   /**
    * Runs `write` (an UPDATE that changes only a valid session) on the token's
