@@ -234,6 +234,8 @@ export const restore_seeded_sessions = async (pool: pg.Pool) => {
   await pool.query("INSERT INTO auth_session SELECT * FROM bench_seeded_session ON CONFLICT (id) DO NOTHING")
 }
 
-/** SessionRepo on the standalone table under the default policy, with `database`. */
-export const repo_on = <E>(database: Layer.Layer<Database | Db, E>) =>
-  SessionRepo.layer(auth_session).pipe(Layer.provide(layer_session_policy()), Layer.provideMerge(database))
+/** SessionRepo on the standalone table (or `table`, another definition of it) under the default policy, with `database`. */
+export const repo_on = <E>(
+  database: Layer.Layer<Database | Db, E>,
+  table: typeof auth_session = auth_session,
+) => SessionRepo.layer(table).pipe(Layer.provide(layer_session_policy()), Layer.provideMerge(database))

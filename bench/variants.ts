@@ -3,13 +3,16 @@
 // their SQL text and values taken from the statements themselves (named
 // prepared statements, the same pool size), so a baseline cannot drift from
 // the code it measures (test/bench-baselines.test.ts checks the wire); for
-// validate also (c) the same statement on raw postgres.js, which pipelines.
+// validate also (c) the same statement on raw postgres.js, which pipelines;
+// for create and revoke (c) SessionRepo on the same table without its audit
+// table: a/c is what the audit row costs.
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
 import postgres from "postgres"
 import { pooled_transaction, raw_pool, repo_on, restore_seeded_sessions } from "./harness.ts"
 import type { Statement } from "./package.ts"
 import {
+  account,
   auth_session,
   authenticated_times,
   DEFAULT_SESSION_POLICY,
@@ -20,6 +23,7 @@ import {
   live_bounds,
   SessionRepo,
   session_statements,
+  session_table,
 } from "./package.ts"
 
 /** Connections in every variant's pool. */
@@ -47,6 +51,12 @@ export interface Opened {
   readonly restore?: () => Promise<unknown>
 }
 export type Variant = readonly [name: string, open: () => Opened]
+
+/** The standalone session table defined without an audit table (the same rows, no audit inserts). */
+const unaudited_sessions = session_table({
+  account_id: account.id,
+  label: account.username,
+}) as typeof auth_session
 
 /** The repo's statements on the standalone table, as SessionRepo.layer(auth_session) sends them. */
 export const statements = session_statements(definition_of(auth_session))
@@ -90,7 +100,11 @@ export const raw_params = {
       evict: { account_id, max_sessions: policy.max_sessions, keep: id, ...live_bounds(policy, now) },
     }
   },
-  revoke: (token: string) => ({ id: hash_session_token(token) }),
+  revoke: (token: string, now = Date.now()) => ({
+    id: hash_session_token(token),
+    now: new Date(now),
+    reason: "logout",
+  }),
 }
 
 /** The repo's create with limit on raw pg: insert, account lock, eviction, in one transaction. */
@@ -113,7 +127,10 @@ export const bench_operations = (
   on_statement?: () => void,
 ): Record<Operation, ReadonlyArray<Variant>> => {
   const with_repo =
-    (make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>): (() => Opened) =>
+    (
+      make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>,
+      table: typeof auth_session = auth_session,
+    ): (() => Opened) =>
     () => {
       const runtime = ManagedRuntime.make(
         repo_on(
@@ -122,6 +139,7 @@ export const bench_operations = (
             pool_size: POOL,
             ...(on_statement === undefined ? {} : { on_statement }),
           }),
+          table,
         ),
       )
       return { op: () => runtime.runPromise(SessionRepo.use(make_op)), close: () => runtime.dispose() }
@@ -195,6 +213,10 @@ export const bench_operations = (
     "create with limit": [
       ["a: SessionRepo", with_repo((repo) => repo.create_session(random_account()))],
       ["b: raw pg", with_raw((pool) => () => raw_create_session(pool, random_account()))],
+      [
+        "c: SessionRepo, no audit table",
+        with_repo((repo) => repo.create_session(random_account()), unaudited_sessions),
+      ],
     ],
     revoke: [
       ["a: SessionRepo", restoring(with_repo((repo) => repo.revoke(revoke_token())))],
@@ -205,6 +227,10 @@ export const bench_operations = (
             (pool) => () => raw(pool, statements.session_revoke_by_hash, raw_params.revoke(revoke_token())),
           ),
         ),
+      ],
+      [
+        "c: SessionRepo, no audit table",
+        restoring(with_repo((repo) => repo.revoke(revoke_token()), unaudited_sessions)),
       ],
     ],
   }

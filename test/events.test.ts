@@ -1,4 +1,5 @@
 import { assert, layer } from "@effect/vitest"
+import { sql } from "drizzle-orm"
 import { Deferred, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import {
@@ -9,6 +10,7 @@ import {
   type AuditEntry,
   auth_session,
   Database,
+  type Db,
   SessionAuditLog,
   type SessionEvent,
   SessionEvents,
@@ -17,7 +19,7 @@ import {
   session_prefix,
 } from "../src/index.ts"
 import { backends, postgres_backend, report_skipped_postgres } from "./support/backends.ts"
-import { create_account, session_rows } from "./support/fixtures.ts"
+import { create_account, on_db, session_rows } from "./support/fixtures.ts"
 
 const TOKEN = /(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/
 const HASH = /[0-9a-f]{64}/
@@ -26,11 +28,33 @@ const HASH = /[0-9a-f]{64}/
 const next_events = (events: Stream.Stream<SessionEvent>, count: number) =>
   Effect.map(Stream.runCollect(Stream.take(events, count)), (chunk) => Array.from(chunk))
 
-/** Every audit entry past `cursor`, and the cursor past them. */
+/**
+ * Waits until every transaction running now, on the whole server, has ended:
+ * readers of the audit log see a row only then (transaction ids are the
+ * server's, so another database's work on it delays them too).
+ */
+const settled = on_db(async (db) => {
+  const rows = async <Row>(query: ReturnType<typeof sql>) =>
+    ((await db.execute(query)) as unknown as { rows: Array<Row> }).rows
+  const [now] = await rows<{ next: string }>(
+    sql`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`,
+  )
+  const next = String(now?.next)
+  for (;;) {
+    const [check] = await rows<{ ended: boolean }>(
+      sql`SELECT pg_snapshot_xmin(pg_current_snapshot()) >= ${next}::xid8 AS ended`,
+    )
+    if (check?.ended === true) return
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+})
+
+/** Every audit entry past `cursor` once all work so far has ended, and the cursor past them. */
 const read_to_end = (
   cursor: AuditCursor,
-): Effect.Effect<{ entries: Array<AuditEntry>; cursor: AuditCursor }, unknown, SessionAuditLog> =>
+): Effect.Effect<{ entries: Array<AuditEntry>; cursor: AuditCursor }, unknown, SessionAuditLog | Db> =>
   Effect.gen(function* () {
+    yield* settled
     const log = yield* SessionAuditLog
     const entries: Array<AuditEntry> = []
     while (true) {

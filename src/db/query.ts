@@ -1,5 +1,5 @@
-import { Effect } from "effect"
-import { record_statement } from "../observability/metrics.js"
+import { type Context, Effect } from "effect"
+import { db_errors, statement_seconds } from "../observability/metrics.js"
 import { DbError } from "./errors.js"
 import { Db, type Drizzle } from "./handle.js"
 
@@ -10,13 +10,31 @@ export const db_query_on = <A>(
   run: (db: Drizzle) => Promise<A>,
   options?: Parameters<typeof DbError.from>[2],
 ): Effect.Effect<A, DbError> =>
-  Effect.suspend(() => {
-    const started = performance.now()
-    return Effect.onExit(
-      Effect.tryPromise({ try: () => run(db), catch: (error) => DbError.from(operation, error, options) }),
-      (exit) => record_statement(operation, started, exit),
-    )
-  })
+  // timed around the driver's promise: no extra Effect step on every statement
+  Effect.contextWith((context: Context.Context<never>) =>
+    Effect.tryPromise({
+      try: () => {
+        const started = performance.now()
+        const timed = () =>
+          statement_seconds(operation).updateUnsafe((performance.now() - started) / 1000, context)
+        return run(db).then(
+          (result) => {
+            timed()
+            return result
+          },
+          (error: unknown) => {
+            timed()
+            throw error
+          },
+        )
+      },
+      catch: (error) => {
+        const failure = DbError.from(operation, error, options)
+        db_errors(failure.reason).updateUnsafe(1, context)
+        return failure
+      },
+    }),
+  )
 
 /**
  * A Drizzle query of yours as an Effect on `Db` (the pool, or the current

@@ -1,5 +1,4 @@
-import { Effect, Exit, Metric } from "effect"
-import type { DbError } from "../db/errors.js"
+import { Effect, Metric } from "effect"
 import type { AnyAccountId } from "../schema/session-table.js"
 import type { SessionRejectionReason } from "../session/errors.js"
 import type { SessionEvent } from "../session/events.js"
@@ -106,15 +105,3 @@ export const record_event_metrics = (
     },
     { discard: true },
   )
-
-/** A statement's time, and its error's reason if it failed. */
-export const record_statement = (
-  label: string,
-  started: number,
-  exit: Exit.Exit<unknown, DbError>,
-): Effect.Effect<void> => {
-  const timed = Metric.update(statement_seconds(label), (performance.now() - started) / 1000)
-  if (Exit.isSuccess(exit)) return timed
-  const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-  return error === undefined ? timed : Effect.andThen(timed, Metric.update(db_errors(error.error.reason), 1))
-}
