@@ -16,16 +16,21 @@ if (!existsSync(CHROMIUM))
   console.warn(`[browser] SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium)`)
 
 /**
- * Waits until the session table has `count` rows. Polled from here: the page's
- * Content-Security-Policy forbids the eval behind a string waitForFunction.
+ * Waits until the table body `rows` (the session table's by default) has
+ * `count` rows. Polled from here: the page's Content-Security-Policy forbids
+ * the eval behind a string waitForFunction.
  */
-const rows_shown = async (page: Page, count: number) => {
+const rows_shown = async (page: Page, count: number, rows = "#sessions tr") => {
   for (let attempt = 0; attempt < 200; attempt++) {
-    if ((await page.locator("#sessions tr").count()) === count) return
+    if ((await page.locator(rows).count()) === count) return
     await page.waitForTimeout(25)
   }
-  throw new Error(`the session table never showed ${count} rows`)
+  throw new Error(`${rows} never showed ${count} rows`)
 }
+
+/** The texts of column `column` (1-based) of the table body `tbody`, top to bottom. */
+const column_texts = (page: Page, tbody: string, column: number) =>
+  page.locator(`${tbody} tr td:nth-child(${column})`).allTextContents()
 
 describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", () => {
   let scope: Scope.Closeable
@@ -148,6 +153,23 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     assert.isTrue(await page.isHidden("#reauth-form"))
     const signed_out = await fetch(`${base}/api/me`, { headers: { cookie: safari_cookie } })
     assert.strictEqual(signed_out.status, 401)
+
+    // what happened, newest first, in words: the password proof renewed this session's token
+    await rows_shown(page, 7, "#activity tr")
+    const chrome = `${this_device?.[0]} on Linux (127.0.0.1)`
+    assert.deepStrictEqual(await column_texts(page, "#activity", 2), [
+      "Signed out elsewhere (1 session)",
+      `Session given a new key: ${chrome}`,
+      `Password confirmed: ${chrome}`,
+      `Signed out from the session list: ${firefox.browser} on ${firefox.os} (127.0.0.1)`,
+      `New sign-in from ${safari.browser} on ${safari.os} (127.0.0.1)`,
+      `New sign-in from ${firefox.browser} on ${firefox.os} (127.0.0.1)`,
+      `New sign-in from ${chrome}`,
+    ])
+    for (const shown of await column_texts(page, "#activity", 1))
+      assert.isFalse(Number.isNaN(Date.parse(shown)))
+    assert.isTrue(await page.isHidden("#admin"))
+    await page.screenshot({ path: `${ARTIFACTS}browser-activity.png`, fullPage: true })
     await context.close()
     assert.deepStrictEqual(blocked, [], "the policy blocked part of the page, or its script failed")
   })
@@ -188,5 +210,40 @@ describe.skipIf(!existsSync(CHROMIUM))("the example page in headless Chromium", 
     await page.waitForSelector("#message:text-matches('Password changed')")
     assert.isTrue(await page.isHidden("#password-change-required"))
     await context.close()
+  })
+
+  it("an admin sees the audit log and signs a user out everywhere", async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    const blocked: Array<string> = []
+    page.on("console", (message) => {
+      if (/Content.Security.Policy|Refused to/i.test(message.text())) blocked.push(message.text())
+    })
+    page.on("pageerror", (error) => blocked.push(String(error)))
+    // a user with a session of their own, signed in elsewhere
+    await fetch(`${base}/api/signup`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "audited-user", password: "watched by the admin" }),
+    })
+    await page.goto(base)
+    await page.fill("input[name=username]", "admin")
+    await page.fill("input[name=password]", "the keys to the audit log")
+    await page.click("button[data-action=signup]")
+    await page.waitForSelector("#admin:not([hidden])")
+    await page.waitForSelector('#audit tr td:text-is("audited-user")')
+    assert.strictEqual((await column_texts(page, "#audit", 2))[0], "admin")
+    assert.strictEqual((await column_texts(page, "#audit", 3))[0], "created")
+
+    // signing out everywhere: the admin's password was proven at sign-up a moment ago
+    await page.click('#all-sessions tr:has(td:text-is("audited-user")) button')
+    await page.waitForSelector("#message:text-is('1 session(s) of audited-user signed out.')")
+    await page.waitForSelector('#audit tr:first-child td:text-is("revoked_all")')
+    const newest = await page.locator("#audit tr:first-child td").allTextContents()
+    assert.deepStrictEqual(newest.slice(1, 5), ["audited-user", "revoked_all", "admin", "1"])
+    assert.strictEqual(await page.locator('#all-sessions tr:has(td:text-is("audited-user"))').count(), 0)
+    await page.screenshot({ path: `${ARTIFACTS}browser-admin-audit.png`, fullPage: true })
+    await context.close()
+    assert.deepStrictEqual(blocked, [], "the policy blocked part of the page, or its script failed")
   })
 })

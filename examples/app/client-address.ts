@@ -83,3 +83,23 @@ export const client_address = Effect.gen(function* () {
   }
   return forwarded_client(Option.getOrUndefined(request.remoteAddress), forwarded_for, proxies)
 })
+
+/** Headers by which a proxy names the client it forwards for. */
+const FORWARDING_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"]
+
+/**
+ * Whether the client is on this machine (a loopback address), judged by
+ * `client_address`. A request that names a client in a forwarding header but
+ * comes from a peer that is no trusted proxy is never local: it came through
+ * a proxy the app was not told about (or the client wrote the header), and
+ * such a proxy on this machine would pass every client off as local.
+ */
+export const is_local_client = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const proxies = yield* TrustedProxies
+  const peer = address_of(Option.getOrUndefined(request.remoteAddress))
+  const forwarded = FORWARDING_HEADERS.some((name) => request.headers[name] !== undefined)
+  if (forwarded && (peer === undefined || !is_trusted(peer, proxies))) return false
+  const client = address_of(yield* client_address)
+  return client !== undefined && client.range() === "loopback"
+})

@@ -48,10 +48,16 @@ const PAGE = `<!doctype html>
     <button type="submit">Change (signs out other sessions)</button>
   </form>
   <p id="new-password-rule" class="rule">${PASSWORD_RULE}</p>
+  <h2>Recent activity</h2>
+  <table><thead><tr><th>when</th><th>what happened</th></tr></thead>
+  <tbody id="activity"></tbody></table>
   <section id="admin" hidden>
     <h2>All active sessions (admin)</h2>
-    <table><thead><tr><th>user</th><th>session</th><th>browser</th><th>OS</th><th>IP address</th><th>last active</th><th>expires</th></tr></thead>
+    <table><thead><tr><th>user</th><th>session</th><th>browser</th><th>OS</th><th>IP address</th><th>last active</th><th>expires</th><th></th></tr></thead>
     <tbody id="all-sessions"></tbody></table>
+    <h2>Audit log (admin)</h2>
+    <table><thead><tr><th>when</th><th>user</th><th>event</th><th>reason</th><th>sessions</th><th>session</th><th>browser</th><th>OS</th><th>IP address</th></tr></thead>
+    <tbody id="audit"></tbody></table>
   </section>
 </section>
 
@@ -116,13 +122,34 @@ async function render() {
       cell(time(s.created_at)), cell(time(s.last_seen_at)), marker, action)
     return row
   }))
+  const { activity } = await api("GET", "/api/activity")
+  $("activity").replaceChildren(...activity.map((a) => {
+    const row = document.createElement("tr")
+    row.append(cell(time(a.at)), cell(a.text))
+    return row
+  }))
   $("admin").hidden = !me.account.admin
   if (me.account.admin) {
     const all = await api("GET", "/api/admin/sessions")
     $("all-sessions").replaceChildren(...all.sessions.map((s) => {
       const row = document.createElement("tr")
+      const sign_out = document.createElement("button")
+      sign_out.textContent = "Sign out user"
+      sign_out.onclick = () => with_password_check(async () => {
+        const { revoked } = await api("POST", "/api/admin/accounts/" + encodeURIComponent(s.account_id) + "/revoke")
+        say(revoked + " session(s) of " + s.username + " signed out.")
+        render()
+      })
+      const action = document.createElement("td"); action.append(sign_out)
       row.append(cell(s.username), cell(s.id), cell(unknown(s.browser)), cell(unknown(s.os)), cell(unknown(s.ip)),
-        cell(time(s.last_seen_at)), cell(time(s.expires_at)))
+        cell(time(s.last_seen_at)), cell(time(s.expires_at)), action)
+      return row
+    }))
+    const { entries } = await api("GET", "/api/admin/audit")
+    $("audit").replaceChildren(...entries.map((e) => {
+      const row = document.createElement("tr")
+      row.append(cell(time(e.at)), cell(e.account ?? ""), cell(e.kind), cell(e.reason ?? ""), cell(String(e.count)),
+        cell(e.session ?? ""), cell(e.browser ?? ""), cell(e.os ?? ""), cell(e.ip ?? ""))
       return row
     }))
   }

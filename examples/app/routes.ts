@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm"
-import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Effect, Layer, Redacted, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import {
   type AuthSession,
@@ -16,6 +16,7 @@ import {
   set_session_cookie,
   with_session,
 } from "effect-session-repo/http"
+import { AdminUsernames, require_admin } from "./admins.ts"
 import { create_secret_table } from "./app-secret.ts"
 import { client_address } from "./client-address.ts"
 import {
@@ -40,11 +41,6 @@ import {
   throttle_signup,
   unknown_account,
 } from "./throttle.ts"
-
-/** Who may see every account's sessions, lowercased: usernames are unique regardless of case. */
-export class AdminUsernames extends Context.Service<AdminUsernames, ReadonlySet<string>>()(
-  "example/AdminUsernames",
-) {}
 
 const Username = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]{3,32}$/))
 // Passwords are any strings here: the body limit bounds them, and a new one's
@@ -222,7 +218,7 @@ const revoke_one = with_session(
     // signing out another device, like signing out all of them, needs the password proven lately
     if (id !== session.id) yield* require_fresh_session(session, FRESH_FOR_MS)
     const revoked = yield* (yield* SessionRepo)
-      .revoke_for_account(id ?? "", session.account_id)
+      .revoke_for_account(id ?? "", session.account_id, { reason: "owner" })
       .pipe(Effect.catchTag("InvalidInput", () => Effect.succeed(false)))
     // someone else's session and no session at all look the same
     if (!revoked) return yield* new HttpError({ status: 404, message: "no such session" })
@@ -267,7 +263,9 @@ const revoke_others = with_session(
     const { session } = yield* CurrentSession
     // a stolen cookie alone must not be enough to lock its owner out
     yield* require_fresh_session(session, FRESH_FOR_MS)
-    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id)
+    const revoked = yield* (yield* SessionRepo).revoke_others_for_account(session.account_id, session.id, {
+      reason: "owner",
+    })
     return HttpServerResponse.jsonUnsafe({ revoked })
   }),
 )
@@ -308,7 +306,9 @@ const change_password = with_session(
         yield* db_query("change_password", (db) =>
           db.update(credential).set({ password_hash }).where(eq(credential.account_id, session.account_id)),
         )
-        const revoked = yield* repo.revoke_others_for_account(session.account_id, rotated.session.id)
+        const revoked = yield* repo.revoke_others_for_account(session.account_id, rotated.session.id, {
+          reason: "password_change",
+        })
         return { revoked, rotated }
       }),
     )
@@ -318,15 +318,27 @@ const change_password = with_session(
 
 const admin_sessions = with_session(
   Effect.gen(function* () {
-    const { session } = yield* CurrentSession
-    const owner = yield* find_account(session.account_id)
-    if (owner === undefined || !(yield* AdminUsernames).has(owner.username.toLowerCase())) {
-      return yield* new HttpError({ status: 403, message: "admins only" })
-    }
+    yield* require_admin((yield* CurrentSession).session)
     const sessions = yield* (yield* SessionRepo).list_all_active()
     return HttpServerResponse.jsonUnsafe({
       sessions: sessions.map(admin_session_view),
     })
+  }),
+)
+
+/** An admin signs out every session of an account (their own included: the cookie goes too). */
+const admin_revoke_account = with_session(
+  Effect.gen(function* () {
+    const { session } = yield* CurrentSession
+    yield* require_admin(session)
+    // as for signing out one's own other devices: a stolen admin cookie alone is not enough
+    yield* require_fresh_session(session, FRESH_FOR_MS)
+    const { id } = yield* HttpRouter.params
+    const revoked = yield* (yield* SessionRepo)
+      .revoke_all_for_account(id ?? "", { reason: "admin" })
+      .pipe(Effect.catchTag("InvalidInput", () => Effect.succeed(0)))
+    const response = HttpServerResponse.jsonUnsafe({ revoked })
+    return id === session.account_id ? yield* clear_session_cookie(response) : response
   }),
 )
 
@@ -342,6 +354,11 @@ export const Routes = Layer.mergeAll(
   HttpRouter.add("POST", "/api/sessions/revoke-others", as_json_errors(same_origin_only(revoke_others))),
   HttpRouter.add("POST", "/api/password", as_json_errors(same_origin_only(change_password))),
   HttpRouter.add("GET", "/api/admin/sessions", as_json_errors(admin_sessions)),
+  HttpRouter.add(
+    "POST",
+    "/api/admin/accounts/:id/revoke",
+    as_json_errors(same_origin_only(admin_revoke_account)),
+  ),
 )
 
 /** Creates the example's own tables; run after the library's migrations. */

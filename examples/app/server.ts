@@ -7,17 +7,20 @@ import {
   type Db,
   layer_session_policy_from_config,
   migrate,
+  SessionAuditLog,
   SessionRepo,
 } from "effect-session-repo"
 import { SessionCookie, session_cookie } from "effect-session-repo/http"
-import { warn_about_unregistered_admins } from "./admins.ts"
+import { ActivityRoutes } from "./activity.ts"
+import { AdminUsernames, warn_about_unregistered_admins } from "./admins.ts"
 import { parse_trusted_proxies, TrustedProxies } from "./client-address.ts"
 import { device_cookie_layer } from "./device-cookie.ts"
 import { unknown_paths_as_json } from "./http-error.ts"
+import { MetricsRoute } from "./metrics.ts"
 import { create_guarded_server } from "./node-server.ts"
 import { PageRoutes } from "./page.ts"
 import { RequestLog } from "./request-log.ts"
-import { AdminUsernames, prepare_schema, Routes } from "./routes.ts"
+import { prepare_schema, Routes } from "./routes.ts"
 import { AppOrigins, local_origins, normalised_origin } from "./same-origin.ts"
 import { security_header_values, security_headers } from "./security-headers.ts"
 
@@ -87,8 +90,12 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     Layer.provide(layer_session_policy_from_config),
     Layer.provideMerge(ready),
   )
+  // the audit table of auth_session, which the repo's layer names
+  const audited = SessionAuditLog.layer.pipe(Layer.provideMerge(sessions))
   const app = Layer.mergeAll(
     Routes,
+    ActivityRoutes,
+    MetricsRoute,
     PageRoutes,
     security_headers({ hsts: cookie_secure }),
     unknown_paths_as_json,
@@ -112,5 +119,5 @@ export const app_layer = <E, R>(database: Layer.Layer<Database | Db, E, R>, opti
     ),
   )
   // built first: the server listens only when the database side is ready
-  return served.pipe(Layer.provideMerge(sessions))
+  return served.pipe(Layer.provideMerge(audited))
 }

@@ -2,15 +2,19 @@ import { Cause, Exit, Layer, Logger, Tracer } from "effect"
 
 /** What an exporter would send of a span: name, attributes, events, and a failure's cause. */
 export const span_text = (span: Tracer.NativeSpan): string =>
-  JSON.stringify({
-    name: span.name,
-    attributes: [...span.attributes],
-    events: span.events,
-    failure:
-      span.status._tag === "Ended" && Exit.isFailure(span.status.exit)
-        ? Cause.pretty(span.status.exit.cause)
-        : null,
-  })
+  JSON.stringify(
+    {
+      name: span.name,
+      attributes: [...span.attributes],
+      events: span.events,
+      failure:
+        span.status._tag === "Ended" && Exit.isFailure(span.status.exit)
+          ? Cause.pretty(span.status.exit.cause)
+          : null,
+    },
+    // an event's time is a bigint
+    (_, value) => (typeof value === "bigint" ? value.toString() : value),
+  )
 
 /** Keeps every log line and span of the effects it is provided to. */
 export const make_recorder = () => {
