@@ -7,6 +7,7 @@ export { Db, type Drizzle, Tx } from "./db/handle.js"
 /** Applies pending migrations on the provided `Database`. */
 export { migrate } from "./db/migrate.js"
 export { MIGRATIONS_FOLDER } from "./db/migrations.js"
+export { type NotificationHandlers, Notifications, type NotificationsShape } from "./db/notifications.js"
 export {
   layer_postgres,
   layer_postgres_from_config,
@@ -27,6 +28,14 @@ export {
   SessionAuditLog,
   type SessionAuditLogShape,
 } from "./session/audit-log.js"
+export {
+  DEFAULT_CACHE_MAX_AGE_MS,
+  DEFAULT_CACHE_MAX_ENTRIES,
+  SessionCache,
+  type SessionCacheOptions,
+  type SessionCacheShape,
+} from "./session/cache.js"
+export { session_change_trigger_sql, session_changes_channel } from "./session/change-trigger.js"
 export { layer_session_cleanup, session_cleanup_pass } from "./session/cleanup.js"
 export { CurrentSessionTable, layer_current_session_table } from "./session/current-session-table.js"
 export { MAX_USER_AGENT_LENGTH, type SessionDevice } from "./session/device.js"

@@ -1,11 +1,12 @@
 import { PGlite, type Transaction } from "@electric-sql/pglite"
 import { drizzle } from "drizzle-orm/pglite"
 import { migrate } from "drizzle-orm/pglite/migrator"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { type Database, database_context, type StatementObserver, statement_logger } from "./database.js"
 import { DbError } from "./errors.js"
 import type { Db } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
+import { Notifications } from "./notifications.js"
 import { skip_installed_parsers } from "./pglite-client.js"
 import { owner_only_data_dir, restrict_to_owner } from "./pglite-files.js"
 import { callback_transaction } from "./pglite-transaction.js"
@@ -23,7 +24,9 @@ export interface PgliteOptions {
  * `Database` and `Db` on embedded PGlite: one connection, so a transaction
  * excludes every other statement until it ends.
  */
-export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database | Db, DbError> =>
+export const layer_pglite = (
+  options: PgliteOptions = {},
+): Layer.Layer<Database | Db | Notifications, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const client = yield* Effect.acquireRelease(
@@ -62,6 +65,19 @@ export const layer_pglite = (options: PgliteOptions = {}): Layer.Layer<Database 
         pool,
         callback_transaction(client, handle),
         standalone_migrations(pool, migrate),
-      )
+      ).pipe(Context.add(Notifications, pglite_notifications(client)))
     }),
   )
+
+/** LISTEN in process: PGlite delivers a notification once its transaction commits; the connection is never lost. */
+const pglite_notifications = (client: PGlite) =>
+  Notifications.of({
+    listen: (channel, handlers) =>
+      Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => client.listen(channel, handlers.payload),
+          catch: (error) => DbError.from("notifications.listen", error),
+        }),
+        (unlisten) => Effect.promise(() => unlisten().catch(() => {})),
+      ).pipe(Effect.andThen(Effect.sync(() => handlers.listening(true)))),
+  })

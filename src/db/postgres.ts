@@ -1,13 +1,15 @@
 import { drizzle } from "drizzle-orm/node-postgres"
 import { migrate } from "drizzle-orm/node-postgres/migrator"
-import { Config, Effect, Layer, Redacted } from "effect"
+import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import pg from "pg"
 import { watch_pool } from "../observability/pool-gauges.js"
 import { type Database, database_context, type StatementObserver, statement_logger } from "./database.js"
 import { DbError } from "./errors.js"
 import type { Db, Drizzle } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
+import { Notifications } from "./notifications.js"
 import { pool_transaction } from "./pool-transaction.js"
+import { postgres_notifications } from "./postgres-notifications.js"
 import { pg_send, sending_with } from "./send.js"
 
 export interface PostgresOptions {
@@ -28,6 +30,12 @@ export interface PostgresOptions {
   readonly prepare?: boolean
   /** Seconds to wait for a connection, new or from the pool (default 10). */
   readonly connect_timeout_seconds?: number
+  /**
+   * Where `Notifications` (the session cache's listener) connects: `url` by
+   * default. LISTEN needs a connection of its own, so behind PgBouncer in
+   * transaction mode give a direct URL to PostgreSQL here.
+   */
+  readonly listen_url?: Redacted.Redacted<string>
 }
 
 /**
@@ -85,7 +93,7 @@ const listen_for_errors = (pool: pg.Pool) => {
  * (`listen_for_errors`): they must outlive every connection the pool holds.
  * Each connection a transaction takes gets one too (it may predate them).
  */
-const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
+const database_on_pool = (pool: pg.Pool, options: PoolOptions, listen_config: pg.ClientConfig) =>
   Effect.gen(function* () {
     const prepare = options.prepare ?? true
     const logger = statement_logger(options.on_statement)
@@ -111,11 +119,14 @@ const database_on_pool = (pool: pg.Pool, options: PoolOptions) =>
       Effect.sync(() => watch_pool(pool)),
       (unwatch) => Effect.sync(unwatch),
     )
+    const notifications = postgres_notifications(listen_config, (channel, payload) =>
+      pool.query("SELECT pg_notify($1, $2)", [channel, payload]),
+    )
     return database_context(
       on_pool,
       pool_transaction(pool, handle_for),
       standalone_migrations(on_pool, migrate),
-    )
+    ).pipe(Context.add(Notifications, notifications))
   })
 
 /**
@@ -136,8 +147,10 @@ const postgres_url = (url: string): Effect.Effect<string, DbError> => {
   )
 }
 
-/** `Database` and `Db` on a node-postgres pool of their own; the pool is closed with the layer. */
-export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database | Db, DbError> =>
+/** `Database`, `Db` and `Notifications` on a node-postgres pool of their own; the pool is closed with the layer. */
+export const layer_postgres = (
+  options: PostgresOptions,
+): Layer.Layer<Database | Db | Notifications, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const url = yield* postgres_url(Redacted.value(options.url))
@@ -161,7 +174,14 @@ export const layer_postgres = (options: PostgresOptions): Layer.Layer<Database |
       )
       // kept until the pool is gone: closing it, or dropping its database, errors its idle connections
       listen_for_errors(pool)
-      return yield* database_on_pool(pool, options)
+      const listen_url =
+        options.listen_url === undefined ? url : yield* postgres_url(Redacted.value(options.listen_url))
+      return yield* database_on_pool(pool, options, {
+        connectionString: with_libpq_sslmode(listen_url),
+        connectionTimeoutMillis: (options.connect_timeout_seconds ?? 10) * 1000,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+      })
     }),
   )
 
@@ -189,7 +209,7 @@ interface DrizzleOnPool {
 export const layer_postgres_pool = (
   pool: pg.Pool | DrizzleOnPool,
   options: PoolOptions = {},
-): Layer.Layer<Database | Db, DbError> =>
+): Layer.Layer<Database | Db | Notifications, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
       const client = is_pool(pool) ? pool : (pool as DrizzleOnPool).$client
@@ -208,23 +228,35 @@ export const layer_postgres_pool = (
         Effect.sync(() => listen_for_errors(client)),
         (unlisten) => Effect.sync(unlisten),
       )
-      return yield* database_on_pool(client, options)
+      // the listener connects as the pool does
+      return yield* database_on_pool(
+        client,
+        options,
+        (client as unknown as { options: pg.ClientConfig }).options,
+      )
     }),
   )
 
 /**
  * `layer_postgres` configured from DATABASE_URL, DATABASE_POOL_SIZE,
- * DATABASE_PREPARE and DATABASE_CONNECT_TIMEOUT (seconds).
+ * DATABASE_PREPARE, DATABASE_CONNECT_TIMEOUT (seconds) and DATABASE_LISTEN_URL.
  */
-export const layer_postgres_from_config: Layer.Layer<Database | Db, DbError | Config.ConfigError> =
-  Layer.unwrap(
-    Effect.gen(function* () {
-      const url = yield* Config.Redacted("DATABASE_URL")
-      const pool_size = yield* Config.Int("DATABASE_POOL_SIZE").pipe(Config.withDefault(10))
-      const prepare = yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true))
-      const connect_timeout_seconds = yield* Config.Int("DATABASE_CONNECT_TIMEOUT").pipe(
-        Config.withDefault(10),
-      )
-      return layer_postgres({ url, pool_size, prepare, connect_timeout_seconds })
-    }),
-  )
+export const layer_postgres_from_config: Layer.Layer<
+  Database | Db | Notifications,
+  DbError | Config.ConfigError
+> = Layer.unwrap(
+  Effect.gen(function* () {
+    const url = yield* Config.Redacted("DATABASE_URL")
+    const pool_size = yield* Config.Int("DATABASE_POOL_SIZE").pipe(Config.withDefault(10))
+    const prepare = yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true))
+    const connect_timeout_seconds = yield* Config.Int("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(10))
+    const listen_url = yield* Config.option(Config.Redacted("DATABASE_LISTEN_URL"))
+    return layer_postgres({
+      url,
+      pool_size,
+      prepare,
+      connect_timeout_seconds,
+      ...(Option.isSome(listen_url) ? { listen_url: listen_url.value } : {}),
+    })
+  }),
+)

@@ -3,6 +3,7 @@ import { after_commit } from "../db/after-commit.js"
 import { record_event_metrics } from "../observability/metrics.js"
 import type { AccountId } from "../schema/register.js"
 import type { AnyAccountId } from "../schema/session-table.js"
+import { SessionCache } from "./cache.js"
 
 /** Who ended a session by revoking it. */
 export const REVOKE_REASONS = ["logout", "owner", "admin", "password_change"] as const
@@ -88,18 +89,28 @@ export class SessionEvents extends Context.Service<SessionEvents, SessionEventsS
 }
 
 /**
- * Counts `events` in the metrics and tells them to the `SessionEvents` of
- * the context (if it has one), once the current transaction commits: a
- * rolled-back change tells nothing. The service is looked up now, so the
- * events reach it whichever fiber runs the commit.
+ * Once the current transaction commits (a rolled-back change tells nothing):
+ * counts `events` in the metrics, tells them to the `SessionEvents` of the
+ * context, and makes the context's `SessionCache` forget the sessions
+ * `changed` (their keys). The services are looked up now, so the work
+ * reaches them whichever fiber runs the commit.
  */
-export const tell_committed = (events: ReadonlyArray<SessionEvent<AnyAccountId>>): Effect.Effect<void> =>
-  events.length === 0
+export const tell_committed = (
+  events: ReadonlyArray<SessionEvent<AnyAccountId>>,
+  changed: ReadonlyArray<string> = [],
+): Effect.Effect<void> =>
+  events.length === 0 && changed.length === 0
     ? Effect.void
     : Effect.contextWith((context: Context.Context<never>) => {
         const subscribers = Context.getOrUndefined(context, SessionEvents)
-        const counted = record_event_metrics(events)
+        const cache = Context.getOrUndefined(context, SessionCache)
         return after_commit(
-          subscribers === undefined ? counted : Effect.andThen(counted, subscribers.publish(events)),
+          Effect.andThen(
+            Effect.sync(() => cache?.forget(changed)),
+            Effect.andThen(
+              record_event_metrics(events),
+              subscribers === undefined ? Effect.void : subscribers.publish(events),
+            ),
+          ),
         )
       })

@@ -53,14 +53,24 @@ const of_session = (row: ChangedRow, at: Date, session: string = row.id) => ({
   user_agent: row.user_agent,
 })
 
-/** Tells the events of `rows` once committed, and gives `rows` back. */
-const telling = <Row>(rows: Row, events: ReadonlyArray<SessionEvent<AnyAccountId>>) =>
-  Effect.as(tell_committed(events), rows)
+/** Tells `events`, and makes the cache forget the sessions `changed`, once committed; gives `result` back. */
+const telling = <A>(
+  result: A,
+  events: ReadonlyArray<SessionEvent<AnyAccountId>>,
+  changed: ReadonlyArray<{ readonly id: string }> = [],
+) =>
+  Effect.as(
+    tell_committed(
+      events,
+      changed.map((row) => row.id),
+    ),
+    result,
+  )
 
 const make_session_operations = (definition: SessionTableDefinition, policy: SessionPolicyShape) => {
   const statements = session_statements(definition)
   const now_live_bounds = Effect.map(Clock.currentTimeMillis, (now) => live_bounds(policy, now))
-  const count = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
+  const _count = (rows: ReadonlyArray<{ readonly id: string }>) => rows.length
   const now_date = Effect.map(Clock.currentTimeMillis, (now) => new Date(now))
 
   /** Inserts a session authenticated now; a missing account is `AccountNotFound`. */
@@ -127,7 +137,8 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
   const touch = Effect.fnUntraced(function* (id: string): Effect.fn.Return<Date | undefined, DbError, Db> {
     const bounds = touch_bounds(policy, yield* Clock.currentTimeMillis)
     const row = (yield* statements.session_touch({ id, ...bounds }))[0]
-    if (row?.moved === true) yield* tell_committed([{ ...of_session(row, bounds.now), kind: "extended" }])
+    if (row?.moved === true)
+      yield* tell_committed([{ ...of_session(row, bounds.now), kind: "extended" }], [row.id])
     return row?.expires_at
   })
 
@@ -146,7 +157,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     })
     const session = rows[0]
     if (session !== undefined)
-      yield* tell_committed([{ ...of_session(session, new Date(now)), kind: "reauthenticated" }])
+      yield* tell_committed([{ ...of_session(session, new Date(now)), kind: "reauthenticated" }], [id])
     return session
   })
 
@@ -158,7 +169,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     const bounds = yield* now_live_bounds
     const session = (yield* statements.session_rotate({ id, new_id, ...bounds }))[0]
     if (session !== undefined)
-      yield* tell_committed([{ ...of_session(session, bounds.now, id), kind: "rotated" }])
+      yield* tell_committed([{ ...of_session(session, bounds.now, id), kind: "rotated" }], [id])
     return session
   })
 
@@ -188,6 +199,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
                       kind: "evicted",
                     }),
                   ),
+                rows,
               ),
           ),
         ),
@@ -217,14 +229,14 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
   const revoke_by_hash = (id: string, reason: RevokeReason) =>
     Effect.flatMap(now_date, (now) =>
       Effect.flatMap(statements.session_revoke_by_hash({ id, now, reason }), (rows) =>
-        telling(rows.length, revoked(rows, now, reason)),
+        telling(rows.length, revoked(rows, now, reason), rows),
       ),
     )
 
   const revoke_for_account = (id: string, account_id: AnyAccountId, reason: RevokeReason) =>
     Effect.flatMap(now_date, (now) =>
       Effect.flatMap(statements.session_revoke_for_account({ id, account_id, now, reason }), (rows) =>
-        telling(rows.length > 0, revoked(rows, now, reason)),
+        telling(rows.length > 0, revoked(rows, now, reason), rows),
       ),
     )
 
@@ -234,6 +246,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
         telling(
           rows.length,
           rows.length === 0 ? [] : [{ kind: "revoked_all", at: now, account_id, reason, count: rows.length }],
+          rows,
         ),
       ),
     )
@@ -257,6 +270,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
                     session: session_prefix(keep),
                   },
                 ],
+            rows,
           ),
       ),
     )
@@ -268,14 +282,12 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
   const end = (id: string, reason: EndReason) =>
     Effect.flatMap(now_live_bounds, (bounds) =>
       Effect.flatMap(statements.session_end({ id, reason, ...bounds }), (rows) =>
-        tell_committed(
+        telling(
+          undefined,
           rows.map(
-            (row): SessionEvent<AnyAccountId> => ({
-              ...{ ...of_session(row, bounds.now), kind: "evicted" },
-              kind: "ended",
-              reason,
-            }),
+            (row): SessionEvent<AnyAccountId> => ({ ...of_session(row, bounds.now), kind: "ended", reason }),
           ),
+          rows,
         ),
       ),
     )
@@ -292,8 +304,9 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     const now = new Date(yield* Clock.currentTimeMillis)
     let total = 0
     while (true) {
-      const deleted = count(yield* statements.session_cleanup_expired({ now, batch_size }))
-      if (deleted > 0) yield* tell_committed([{ kind: "swept", at: now, count: deleted }])
+      const rows = yield* statements.session_cleanup_expired({ now, batch_size })
+      const deleted = rows.length
+      if (deleted > 0) yield* telling(undefined, [{ kind: "swept", at: now, count: deleted }], rows)
       total += deleted
       if (on_batch !== undefined) yield* on_batch(deleted, total)
       if (deleted < batch_size) return total
@@ -304,6 +317,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     create,
     check,
     check_on,
+    judge,
     touch,
     reauthenticate,
     rotate,

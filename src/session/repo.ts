@@ -2,11 +2,13 @@ import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
 import { Database } from "../db/database.js"
 import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
+import type { Notifications } from "../db/notifications.js"
 import { retry_read } from "../db/read-retry.js"
 import { session_validations } from "../observability/metrics.js"
 import type { AccountId, RegisteredSessionTable } from "../schema/register.js"
 import type { AnyAccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
+import { listening_session_cache, SessionCache, type SessionCacheOptions } from "./cache.js"
 import { CurrentSessionTable, layer_current_session_table } from "./current-session-table.js"
 import { type SessionDevice, stored_client_ip, stored_user_agent } from "./device.js"
 import {
@@ -24,7 +26,7 @@ import {
   require_revoke_reason,
   require_token_hash,
 } from "./input.js"
-import { session_operations } from "./operations.js"
+import { type SessionCheck, session_operations } from "./operations.js"
 import { SessionPolicy } from "./policy.js"
 import type { RevokeOptions } from "./queries.js"
 import { SessionTouches } from "./touch.js"
@@ -184,9 +186,19 @@ const make = Effect.gen(function* () {
   // taken); retry_read leaves a transaction's lost connection to the caller.
   const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
 
-  /** A write's events go to this repo's subscribers, whatever the caller's context holds. */
+  const cache = Option.getOrUndefined(yield* Effect.serviceOption(SessionCache))
+  // what a write tells once committed reaches this repo's subscribers and cache
+  const told_context =
+    cache === undefined
+      ? Context.make(SessionEvents, events)
+      : Context.make(SessionEvents, events).pipe(Context.add(SessionCache, cache))
+  /** A write's events go to this repo's subscribers (and cache), whatever the caller's context holds. */
   const telling = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.provideService(effect, SessionEvents, events)
+    Effect.provideContext(effect, told_context) as Effect.Effect<
+      A,
+      E,
+      Exclude<R, SessionEvents | SessionCache>
+    >
 
   const create_session = Effect.fnUntraced(
     function* (
@@ -211,8 +223,31 @@ const make = Effect.gen(function* () {
     traced("create_session"),
   )
 
-  const check = (id: string) =>
-    retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
+  const read = (id: string) => retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
+
+  /**
+   * The session judged now: from the cache when it holds a reading that is
+   * still valid (outside a transaction, which must see its own changes),
+   * else read, and a valid reading kept.
+   */
+  const check =
+    cache === undefined
+      ? read
+      : (id: string): Effect.Effect<SessionCheck, DbError> =>
+          Effect.contextWith((context: Context.Context<never>) => {
+            if (Context.getOrUndefined(context, Tx) !== undefined) return read(id)
+            const now = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
+            const kept = cache.lookup(id, now)
+            if (kept !== undefined) {
+              const judged = operations.judge(kept, now)
+              if (judged.valid) return Effect.succeed(judged)
+            }
+            const begun = cache.begin_read()
+            return Effect.map(read(id), (checked) => {
+              if (checked.valid) cache.keep(id, checked.session, begun, now)
+              return checked
+            })
+          })
 
   /**
    * `authenticate`'s work, a rejection returned rather than failed: failing
@@ -257,6 +292,8 @@ const make = Effect.gen(function* () {
     session: AuthSession,
     due: "touch" | "extend",
   ): Effect.fn.Return<Authenticated | SessionRejectionReason, DbError> {
+    // the reading kept is about to be stale: the next validation reads the row
+    cache?.forget([id])
     if (due === "touch") {
       yield* touches.touch(id)
       return { session, extended: false }
@@ -265,7 +302,7 @@ const make = Effect.gen(function* () {
     // cookie with the expiry the row really has. Inside a transaction, write
     // it there: a touch on the pool could wait for this very transaction.
     const extended = Option.isSome(yield* Effect.serviceOption(Tx))
-      ? Option.fromUndefinedOr(yield* on_current(operations.touch(id)))
+      ? Option.fromUndefinedOr(yield* telling(on_current(operations.touch(id))))
       : yield* touches.touch_and_wait(id)
     // Only a moved expiry counts: a touch already in flight when this request
     // came, which this one joined, may have written last_seen_at only.
@@ -435,6 +472,29 @@ export class SessionRepo extends SessionRepoService {
     Layer.effect(SessionRepo, make).pipe(
       // fresh: layers are shared by reference, and these touches write to this table
       Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
+      Layer.provideMerge(SessionEvents.layer(options.events_capacity)),
+      Layer.provideMerge(layer_current_session_table(table)),
+    )
+
+  /**
+   * `SessionRepo.layer` with a validation cache (see `SessionCacheOptions`
+   * and the README): validations of a session this process read valid are
+   * served from memory, and every change of it, committed anywhere, reaches
+   * the cache by a notification. Needs the table's notifying trigger
+   * (`session_change_trigger_sql`) and `Notifications` (the driver layers
+   * provide it); fails when built without either working.
+   */
+  static readonly layer_cached = (
+    table: RegisteredSessionTable,
+    options: { readonly events_capacity?: number; readonly cache?: SessionCacheOptions } = {},
+  ): Layer.Layer<
+    SessionRepo | SessionTouches | SessionEvents | SessionCache | CurrentSessionTable,
+    DbError,
+    Database | Db | SessionPolicy | Notifications
+  > =>
+    Layer.effect(SessionRepo, make).pipe(
+      Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
+      Layer.provideMerge(Layer.effect(SessionCache, listening_session_cache(table, options.cache))),
       Layer.provideMerge(SessionEvents.layer(options.events_capacity)),
       Layer.provideMerge(layer_current_session_table(table)),
     )

@@ -3,6 +3,7 @@ import type { DbError } from "../db/errors.js"
 import { Db } from "../db/handle.js"
 import { session_touches } from "../observability/metrics.js"
 import { hash_prefix } from "../token.js"
+import { SessionCache } from "./cache.js"
 import { CurrentSessionTable } from "./current-session-table.js"
 import type { InvalidInput } from "./errors.js"
 import { type EndReason, SessionEvents } from "./events.js"
@@ -62,6 +63,13 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
     Effect.gen(function* () {
       const pool = yield* Db
       const events = yield* SessionEvents
+      const cache = yield* Effect.serviceOption(SessionCache)
+      // what a touch tells once committed reaches the repo's subscribers and cache
+      const told = Option.match(cache, {
+        onNone: () => Context.make(Db, pool).pipe(Context.add(SessionEvents, events)),
+        onSome: (kept) =>
+          Context.make(Db, pool).pipe(Context.add(SessionEvents, events), Context.add(SessionCache, kept)),
+      })
       const operations = session_operations(yield* CurrentSessionTable, yield* SessionPolicy)
       // One entry per session with a touch in flight, done with its outcome.
       const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
@@ -73,8 +81,7 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
         write: Effect.Effect<Option.Option<A>, DbError, Db>,
       ) =>
         write.pipe(
-          Effect.provideService(Db, pool),
-          Effect.provideService(SessionEvents, events),
+          Effect.provideContext(told),
           Effect.catchCause((cause) =>
             Effect.logWarning(`${what} failed`, cause).pipe(
               Effect.annotateLogs({ session: hash_prefix(token_hash) }),

@@ -10,6 +10,7 @@ import {
   DEFAULT_SESSION_POLICY,
   layer_postgres,
   migrate,
+  type Notifications,
   type SessionEvents,
   SessionPolicy,
   type SessionPolicyShape,
@@ -39,7 +40,7 @@ export interface Backend {
   readonly name: "pglite" | "postgres"
   readonly layer: Layer.Layer<TestServices>
   /** A new database of this backend, empty (for suites that set up their own schema). */
-  readonly database: () => Layer.Layer<Database | Db, unknown>
+  readonly database: () => Layer.Layer<Database | Db | Notifications, unknown>
   /** Transactions the backend runs at once: PGlite has one connection. */
   readonly connections: number
 }
@@ -186,6 +187,8 @@ const postgres_database = (url: string) => () =>
         pool_size: POSTGRES_POOL_SIZE,
         // PgBouncer in transaction mode cannot keep named statements
         prepare: pooler_url === undefined,
+        // LISTEN needs a connection of its own: past the pooler, to the server
+        listen_url: Redacted.make(database_url),
         on_statement,
       }),
     ),
