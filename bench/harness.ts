@@ -14,6 +14,7 @@ import {
   layer_postgres,
   layer_session_policy,
   migrate,
+  type Notifications,
   SessionRepo,
 } from "./package.ts"
 
@@ -233,6 +234,13 @@ export const seed_sessions = async (url: string, counts: { accounts: number; ses
 export const restore_seeded_sessions = async (pool: pg.Pool) => {
   await pool.query("INSERT INTO auth_session SELECT * FROM bench_seeded_session ON CONFLICT (id) DO NOTHING")
 }
+
+/** SessionRepo with its validation cache on the standalone table under the default policy, with `database`. */
+export const cached_repo_on = <E>(database: Layer.Layer<Database | Db | Notifications, E>) =>
+  SessionRepo.layer_cached(auth_session).pipe(
+    Layer.provide(layer_session_policy()),
+    Layer.provideMerge(database),
+  )
 
 /** SessionRepo on the standalone table (or `table`, another definition of it) under the default policy, with `database`. */
 export const repo_on = <E>(

@@ -5,11 +5,13 @@
 // the code it measures (test/bench-baselines.test.ts checks the wire); for
 // validate also (c) the same statement on raw postgres.js, which pipelines;
 // for create and revoke (c) SessionRepo on the same table without its audit
-// table: a/c is what the audit row costs.
+// table: a/c is what the audit row costs. "validate, cached" is SessionRepo
+// with its validation cache (every seeded session read once, then hits)
+// against the same raw read.
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
 import postgres from "postgres"
-import { pooled_transaction, raw_pool, repo_on, restore_seeded_sessions } from "./harness.ts"
+import { cached_repo_on, pooled_transaction, raw_pool, repo_on, restore_seeded_sessions } from "./harness.ts"
 import type { Statement } from "./package.ts"
 import {
   account,
@@ -28,12 +30,16 @@ import {
 
 /** Connections in every variant's pool. */
 export const POOL = 10
+/** Sessions "validate, cached" draws from: those in use at any one time. */
+export const ACTIVE_SESSIONS = 10_000
+
 /** The data the variants run on (seed_sessions). */
 export const SEED = { accounts: 10_000, sessions: 100_000 }
 
 /** The operations, in the order they run: revoke last, as it deletes the seeded sessions. */
 export const OPERATIONS = [
   "validate",
+  "validate, cached",
   "list for account",
   "list all active",
   "create with limit",
@@ -129,18 +135,16 @@ export const bench_operations = (
   const with_repo =
     (
       make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>,
-      table: typeof auth_session = auth_session,
+      table: typeof auth_session | "cached" = auth_session,
     ): (() => Opened) =>
     () => {
+      const database = layer_postgres({
+        url: Redacted.make(url),
+        pool_size: POOL,
+        ...(on_statement === undefined ? {} : { on_statement }),
+      })
       const runtime = ManagedRuntime.make(
-        repo_on(
-          layer_postgres({
-            url: Redacted.make(url),
-            pool_size: POOL,
-            ...(on_statement === undefined ? {} : { on_statement }),
-          }),
-          table,
-        ),
+        table === "cached" ? cached_repo_on(database) : repo_on(database, table),
       )
       return { op: () => runtime.runPromise(SessionRepo.use(make_op)), close: () => runtime.dispose() }
     }
@@ -153,6 +157,9 @@ export const bench_operations = (
 
   const { accounts, tokens } = seeded
   const random_token = () => tokens[Math.floor(Math.random() * tokens.length)] as string
+  // a service's active sessions: the cache holds them all after the warm-up
+  const active_token = () =>
+    tokens[Math.floor(Math.random() * Math.min(tokens.length, ACTIVE_SESSIONS))] as string
   const random_account = () => accounts[Math.floor(Math.random() * accounts.length)] as string
   let next_revoke = 0
   const revoke_token = () => tokens[next_revoke++ % tokens.length] as string
@@ -191,6 +198,13 @@ export const bench_operations = (
             close: () => sql.end(),
           }
         },
+      ],
+    ],
+    "validate, cached": [
+      ["a: SessionRepo, cached", with_repo((repo) => repo.validate(active_token()), "cached")],
+      [
+        "b: raw pg",
+        with_raw((pool) => () => raw(pool, statements.session_get, raw_params.validate(active_token()))),
       ],
     ],
     "list for account": [

@@ -1,4 +1,4 @@
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Exit } from "effect"
 import pg from "pg"
 import { DbError } from "./errors.js"
 import { type NotificationHandlers, Notifications } from "./notifications.js"
@@ -100,11 +100,18 @@ export const postgres_notifications = (
           ),
         )
         const started = yield* Deferred.make<void, DbError>()
+        // the caller resumes once the cache is told it is listening
         const first = listen_once(
           config,
           channel,
-          watched,
-          Effect.andThen(ready, Deferred.succeed(started, undefined)),
+          {
+            ...watched,
+            listening: (listening) => {
+              watched.listening(listening)
+              if (listening) Deferred.doneUnsafe(started, Exit.void)
+            },
+          },
+          ready,
         )
         // after a loss: listen again, backing off while it fails, from the start once it worked
         const again = (attempt: number): Effect.Effect<void> =>
