@@ -468,13 +468,7 @@ export class SessionRepo extends SessionRepoService {
     SessionRepo | SessionTouches | SessionEvents | CurrentSessionTable,
     never,
     Database | Db | SessionPolicy
-  > =>
-    Layer.effect(SessionRepo, make).pipe(
-      // fresh: layers are shared by reference, and these touches write to this table
-      Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
-      Layer.provideMerge(SessionEvents.layer(options.events_capacity)),
-      Layer.provideMerge(layer_current_session_table(table)),
-    )
+  > => repo_layer(table, options.events_capacity, Layer.empty)
 
   /**
    * `SessionRepo.layer` with a validation cache (see `SessionCacheOptions`
@@ -492,10 +486,23 @@ export class SessionRepo extends SessionRepoService {
     DbError,
     Database | Db | SessionPolicy | Notifications
   > =>
-    Layer.effect(SessionRepo, make).pipe(
-      Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
-      Layer.provideMerge(Layer.effect(SessionCache, listening_session_cache(table, options.cache))),
-      Layer.provideMerge(SessionEvents.layer(options.events_capacity)),
-      Layer.provideMerge(layer_current_session_table(table)),
+    repo_layer(
+      table,
+      options.events_capacity,
+      Layer.effect(SessionCache, listening_session_cache(table, options.cache)),
     )
 }
+
+/** The repo and what it provides, with `cache` (a SessionCache, or nothing) given to the repo and its touches. */
+const repo_layer = <Cache, E, R>(
+  table: RegisteredSessionTable,
+  events_capacity: number | undefined,
+  cache: Layer.Layer<Cache, E, R>,
+) =>
+  Layer.effect(SessionRepo, make).pipe(
+    // fresh: layers are shared by reference, and these touches write to this table
+    Layer.provideMerge(Layer.fresh(SessionTouches.layer)),
+    Layer.provideMerge(cache),
+    Layer.provideMerge(SessionEvents.layer(events_capacity)),
+    Layer.provideMerge(layer_current_session_table(table)),
+  )

@@ -319,34 +319,33 @@ const make_session_statements = (definition: SessionTableDefinition) => {
       .limit(ph("limit")),
   )
 
+  /** Deletes the sessions `where` matches, returning what their events need, with their audit rows (`rows`). */
+  const delete_sessions = (
+    db: Parameters<typeof with_audit>[0],
+    where: SQL,
+    rows: Parameters<typeof with_audit>[4],
+  ) =>
+    with_audit(
+      db,
+      audit,
+      db.delete(auth_session).where(where).returning(changed_session),
+      changed_session,
+      rows,
+    )
+
   /** A logout: deletes the session, whoever owns it. */
   const session_revoke_by_hash = statement<{ id: string; now: Date; reason: string }, Array<ChangedSession>>(
     changed_session,
-    (db) =>
-      with_audit(
-        db,
-        audit,
-        db
-          .delete(auth_session)
-          .where(eq(auth_session.id, ph("id")))
-          .returning(changed_session),
-        changed_session,
-        per_session("revoked", { reason }),
-      ),
+    (db) => delete_sessions(db, eq(auth_session.id, ph("id")), per_session("revoked", { reason })),
   )
 
   const session_revoke_for_account = statement<
     { id: string; account_id: AnyAccountId; now: Date; reason: string },
     Array<ChangedSession>
   >(changed_session, (db) =>
-    with_audit(
+    delete_sessions(
       db,
-      audit,
-      db
-        .delete(auth_session)
-        .where(and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))))
-        .returning(changed_session),
-      changed_session,
+      and(eq(auth_session.id, ph("id")), eq(auth_session.account_id, ph("account_id"))) as SQL,
       per_session("revoked", { reason }),
     ),
   )
@@ -362,32 +361,18 @@ const make_session_statements = (definition: SessionTableDefinition) => {
 
   const session_revoke_all_for_account = statement<
     { account_id: AnyAccountId; now: Date; reason: string },
-    Array<{ id: string }>
+    Array<ChangedSession>
   >(changed_session, (db) =>
-    with_audit(
-      db,
-      audit,
-      db
-        .delete(auth_session)
-        .where(eq(auth_session.account_id, ph("account_id")))
-        .returning(changed_session),
-      changed_session,
-      many_revoked("revoked_all"),
-    ),
+    delete_sessions(db, eq(auth_session.account_id, ph("account_id")), many_revoked("revoked_all")),
   )
 
   const session_revoke_others_for_account = statement<
     { account_id: AnyAccountId; keep: string; now: Date; reason: string },
-    Array<{ id: string }>
+    Array<ChangedSession>
   >(changed_session, (db) =>
-    with_audit(
+    delete_sessions(
       db,
-      audit,
-      db
-        .delete(auth_session)
-        .where(and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))))
-        .returning(changed_session),
-      changed_session,
+      and(eq(auth_session.account_id, ph("account_id")), ne(auth_session.id, ph("keep"))) as SQL,
       // named by the session kept: the caller's own
       many_revoked("revoked_others", prefix_of(text_param("keep"))),
     ),
@@ -400,14 +385,9 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   const session_end = statement<LiveBounds & { id: string; reason: string }, Array<ChangedSession>>(
     changed_session,
     (db) =>
-      with_audit(
+      delete_sessions(
         db,
-        audit,
-        db
-          .delete(auth_session)
-          .where(and(eq(auth_session.id, ph("id")), not(live)))
-          .returning(changed_session),
-        changed_session,
+        and(eq(auth_session.id, ph("id")), not(live)) as SQL,
         per_session("ended", { reason }),
       ),
   )
