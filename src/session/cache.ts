@@ -27,6 +27,8 @@ export interface SessionCacheOptions {
 export const DEFAULT_CACHE_MAX_ENTRIES = 100_000
 export const DEFAULT_CACHE_MAX_AGE_MS = 30_000
 
+const PREFIX = /^[0-9a-f]{8}$/
+
 /** Invalidations remembered for reads still in flight; a read older than all of them is not kept. */
 const RECENT_INVALIDATIONS = 4096
 
@@ -122,7 +124,8 @@ export const make_session_cache = (
     listening: () => is_listening,
     on_notification: (payload) => {
       if (payload === "*") flush()
-      else for (const prefix of payload.split(",")) invalidate(prefix)
+      // (another listener's start-up probe is not a prefix: it changes nothing)
+      else for (const prefix of payload.split(",")) if (PREFIX.test(prefix)) invalidate(prefix)
     },
     on_listening: (listening) => {
       // whatever was sent while nobody listened is lost: start over either way
