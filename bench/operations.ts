@@ -5,20 +5,25 @@
 // values taken from the statements; (c) for validate, the same on raw
 // postgres.js. Also what a touch costs the server (bench/touches.ts), the
 // server's own ceiling (pgbench -S) and validate on PGlite (bench/pglite.ts).
-// Parts: "touches", "operations", "pgbench" and "pglite" (the default), "sustained".
-// Writes bench/results.json. Each variant keeps its pools for all its
+// Parts: "touches", "operations", "pgbench", "pglite", "revocation" and "http"
+// (the default), "sustained". The last two run bench/revocation.ts and
+// bench/http.ts, which start processes of their own: how long a revocation
+// takes to reach 4 processes validating through the cache, and a session's
+// cost on an HTTP request. Writes bench/results.json (with their figures). Each variant keeps its pools for all its
 // slices (the "sustained" part shows one pool over a longer time).
 // Twenty short rounds in alternating order (BENCH_ROUNDS, BENCH_SECONDS per
 // slice), and each ratio is the median of the rounds' own, with their middle
 // half beside it: with two long rounds and pooled counts, drift of the shared
 // machine moved create's a/b by 0.2; with ten, a run's ratios still moved by 0.1.
 import { execFileSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import {
   admin_client,
   create_database,
   type Figures,
   machine,
   median,
+  results_dir,
   run_for,
   seed_sessions,
   server_url,
@@ -36,7 +41,15 @@ const PGBENCH_SECONDS = 4
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 4)
 const CONCURRENCIES = [1, 32]
 const parts =
-  process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["touches", "operations", "pgbench", "pglite"]
+  process.argv.slice(2).length > 0
+    ? process.argv.slice(2)
+    : ["touches", "operations", "pgbench", "pglite", "revocation", "http"]
+
+/** Runs a benchmark script in a process of its own (it starts processes itself); its figures. */
+const run_script = (script: string, file: string): unknown => {
+  execFileSync(process.execPath, ["--import", "tsx", script], { stdio: "inherit", env: process.env })
+  return JSON.parse(readFileSync(new URL(file, results_dir()), "utf8"))
+}
 const only = process.env.BENCH_ONLY // e.g. "validate"
 if (only !== undefined && !is_operation(only)) throw new Error(`BENCH_ONLY: one of ${OPERATIONS.join(", ")}`)
 
@@ -218,6 +231,8 @@ try {
     results.pglite = await pglite_figures(Math.max(SLICE_SECONDS, 0.2) * 3)
     console.log(`PGlite validate, one caller: a/b ${(results.pglite as { a_b: number }).a_b}`)
   }
+  if (parts.includes("revocation")) results.revocation = run_script("bench/revocation.ts", "revocation.json")
+  if (parts.includes("http")) results.http = run_script("bench/http.ts", "http.json")
   write_results("results.json", results)
 } finally {
   await drop()

@@ -3,7 +3,7 @@ import { after_commit } from "../db/after-commit.js"
 import { record_event_metrics } from "../observability/metrics.js"
 import type { AccountId } from "../schema/register.js"
 import type { AnyAccountId } from "../schema/session-table.js"
-import { SessionCache } from "./cache.js"
+import { SessionCache, type SessionCacheShape } from "./cache.js"
 
 /** Who ended a session by revoking it. */
 export const REVOKE_REASONS = ["logout", "owner", "admin", "password_change"] as const
@@ -86,6 +86,21 @@ export class SessionEvents extends Context.Service<SessionEvents, SessionEventsS
         }),
       ),
     )
+}
+
+/**
+ * Where the changes of a repo's writes are told (`tell_committed`): its
+ * subscribers, and its cache if it has one. Provided to each write, so they
+ * are told whatever the caller's context holds.
+ */
+export const told_context = (
+  events: SessionEventsShape,
+  cache: SessionCacheShape | undefined,
+): Context.Context<SessionEvents | SessionCache> => {
+  const subscribers = Context.make(SessionEvents, events)
+  return (
+    cache === undefined ? subscribers : Context.add(subscribers, SessionCache, cache)
+  ) as Context.Context<SessionEvents | SessionCache>
 }
 
 /**

@@ -17,7 +17,7 @@ import {
   SessionRejected,
   type SessionRejectionReason,
 } from "./errors.js"
-import { SessionEvents } from "./events.js"
+import { SessionEvents, told_context } from "./events.js"
 import {
   require_account_id,
   require_cleanup_batch_size,
@@ -188,17 +188,10 @@ const make = Effect.gen(function* () {
 
   const cache = Option.getOrUndefined(yield* Effect.serviceOption(SessionCache))
   // what a write tells once committed reaches this repo's subscribers and cache
-  const told_context =
-    cache === undefined
-      ? Context.make(SessionEvents, events)
-      : Context.make(SessionEvents, events).pipe(Context.add(SessionCache, cache))
+  const told = told_context(events, cache)
   /** A write's events go to this repo's subscribers (and cache), whatever the caller's context holds. */
   const telling = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.provideContext(effect, told_context) as Effect.Effect<
-      A,
-      E,
-      Exclude<R, SessionEvents | SessionCache>
-    >
+    Effect.provideContext(effect, told) as Effect.Effect<A, E, Exclude<R, SessionEvents | SessionCache>>
 
   const create_session = Effect.fnUntraced(
     function* (

@@ -6,7 +6,7 @@ import { hash_prefix } from "../token.js"
 import { SessionCache } from "./cache.js"
 import { CurrentSessionTable } from "./current-session-table.js"
 import type { InvalidInput } from "./errors.js"
-import { type EndReason, SessionEvents } from "./events.js"
+import { type EndReason, SessionEvents, told_context } from "./events.js"
 import { require_token_hash } from "./input.js"
 import { session_operations } from "./operations.js"
 import { SessionPolicy } from "./policy.js"
@@ -65,11 +65,7 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
       const events = yield* SessionEvents
       const cache = yield* Effect.serviceOption(SessionCache)
       // what a touch tells once committed reaches the repo's subscribers and cache
-      const told = Option.match(cache, {
-        onNone: () => Context.make(Db, pool).pipe(Context.add(SessionEvents, events)),
-        onSome: (kept) =>
-          Context.make(Db, pool).pipe(Context.add(SessionEvents, events), Context.add(SessionCache, kept)),
-      })
+      const told = Context.add(told_context(events, Option.getOrUndefined(cache)), Db, pool)
       const operations = session_operations(yield* CurrentSessionTable, yield* SessionPolicy)
       // One entry per session with a touch in flight, done with its outcome.
       const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
