@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm"
 import type { Logger } from "drizzle-orm/logger"
-import { Context, Effect, Exit, Metric, Option, Semaphore } from "effect"
+import { Context, Effect, Exit, Option, Semaphore, Tracer } from "effect"
 import { transaction_seconds } from "../observability/metrics.js"
 import { AfterCommit, after_commit } from "./after-commit.js"
 import { DbError } from "./errors.js"
@@ -28,6 +28,7 @@ export class Database extends Context.Service<Database, DatabaseShape>()("effect
  */
 export type RootTransaction = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
+  span?: Tracer.Span,
 ) => Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>
 
 // Savepoints on one connection nest strictly: rolling back to one also undoes
@@ -42,18 +43,22 @@ const SavepointTurn = Context.Reference<Semaphore.Semaphore>("effect-session-rep
 /**
  * What an effect runs with inside the transaction (or savepoint) `tx`: `Tx`
  * and `Db` bound to it, a nesting level of its own, and the list its
- * after-commit actions go to (`committed`). One context, so entering a
- * transaction changes the fiber's context once.
+ * after-commit actions go to (`committed`), and the transaction's span as
+ * the parent of the spans inside it. One context, so entering a transaction
+ * changes the fiber's context once.
  */
 export const transaction_context = (
   tx: Drizzle,
   committed: Array<Effect.Effect<void>>,
-): Context.Context<Tx | Db> =>
-  Context.make(Tx, tx).pipe(
+  span?: Tracer.Span,
+): Context.Context<Tx | Db> => {
+  const context = Context.make(Tx, tx).pipe(
     Context.add(Db, tx),
     Context.add(SavepointTurn, Semaphore.makeUnsafe(1)),
     Context.add(AfterCommit, committed),
   )
+  return span === undefined ? context : Context.add(context, Tracer.ParentSpan, span)
+}
 
 let savepoint_count = 0
 
@@ -100,28 +105,32 @@ const outcome_of = (exit: Exit.Exit<unknown, unknown>) => {
 }
 
 /**
- * The outermost transaction in a span of its own, its outcome recorded on
- * the span (`db.transaction.outcome`) and, with its time, in the
- * `session_transaction_duration_seconds` histogram.
+ * The outermost transaction `root` of `effect` in a span of its own, its
+ * outcome recorded on the span (`db.transaction.outcome`) and, with its time,
+ * in the `session_transaction_duration_seconds` histogram. The driver makes
+ * the span the parent inside the transaction, in the one context change a
+ * transaction makes anyway (`withSpan` would add two).
  */
-const observed = <A, E, R>(transaction: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.suspend(() => {
-    const started = performance.now()
-    return Effect.onExit(transaction, (exit) => {
-      const outcome = outcome_of(exit)
-      return Effect.andThen(
-        Effect.annotateCurrentSpan("db.transaction.outcome", outcome),
-        Metric.update(transaction_seconds(outcome), (performance.now() - started) / 1000),
+const observed = <A, E, R>(root: RootTransaction, effect: Effect.Effect<A, E, R>) =>
+  Effect.useSpan("Database.transaction", { kind: "client" }, (span) =>
+    Effect.contextWith((context: Context.Context<never>) => {
+      const started = performance.now()
+      return Effect.onExit(root(effect, span), (exit) =>
+        Effect.sync(() => {
+          const outcome = outcome_of(exit)
+          span.attribute("db.transaction.outcome", outcome)
+          transaction_seconds(outcome).updateUnsafe((performance.now() - started) / 1000, context)
+        }),
       )
-    })
-  }).pipe(Effect.withSpan("Database.transaction", { kind: "client" }, { captureStackTrace: false }))
+    }),
+  )
 
 const make_database = (root: RootTransaction, migrate: Effect.Effect<void, DbError>): DatabaseShape => ({
   transaction: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.flatMap(Effect.serviceOption(Tx), (outer) =>
       Option.isSome(outer)
         ? SavepointTurn.use((turn) => turn.withPermits(1)(in_savepoint(outer.value, effect)))
-        : observed(root(effect)),
+        : observed(root, effect),
     ) as Effect.Effect<A, E | DbError, Exclude<R, Tx | Db>>,
   migrate,
 })

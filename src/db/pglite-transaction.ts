@@ -1,4 +1,4 @@
-import { Cause, Context, Effect, Exit, type Fiber } from "effect"
+import { Cause, Context, Effect, Exit, type Fiber, type Tracer } from "effect"
 import { run_committed } from "./after-commit.js"
 import { type RootTransaction, transaction_context } from "./database.js"
 import { DbError } from "./errors.js"
@@ -27,7 +27,7 @@ export const callback_transaction =
     client: CallbackTransactions<Connection>,
     handle_for: (tx: Connection) => Drizzle,
   ): RootTransaction =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, span?: Tracer.Span) =>
     Effect.flatMap(Effect.context<Exclude<R, Tx | Db>>(), (context) =>
       Effect.callback<A, E | DbError>((resume) => {
         let fiber: Fiber.Fiber<A, E> | undefined
@@ -48,7 +48,10 @@ export const callback_transaction =
                 // Interrupted while waiting for the connection: roll back without running the effect.
                 if (interrupted) return rollback(new Rollback(Cause.interrupt()))
                 const tx = handle_for(connection)
-                const bound = Context.merge(context, transaction_context(tx, committed)) as Context.Context<R>
+                const bound = Context.merge(
+                  context,
+                  transaction_context(tx, committed, span),
+                ) as Context.Context<R>
                 // a fiber of its own, since the driver holds the transaction open until the callback's promise settles
                 fiber = Effect.runForkWith(bound)(effect)
                 fiber.addObserver((exit) =>

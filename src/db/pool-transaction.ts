@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Effect, type Tracer } from "effect"
 import type pg from "pg"
 import { run_committed } from "./after-commit.js"
 import { type RootTransaction, transaction_context } from "./database.js"
@@ -64,7 +64,7 @@ const give_back = (held: Held) =>
  */
 export const pool_transaction =
   (pool: pg.Pool, handle_for: (client: pg.PoolClient) => Drizzle): RootTransaction =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>, span?: Tracer.Span) =>
     // a chain rather than generators: every create and rotation runs this
     Effect.acquireUseRelease(
       Effect.map(
@@ -84,7 +84,7 @@ export const pool_transaction =
         held.open = true
         const bound = Effect.provideContext(
           effect,
-          transaction_context(held.handle, held.committed),
+          transaction_context(held.handle, held.committed, span),
         ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
         return Effect.flatMap(send(held, "BEGIN"), () =>
           Effect.flatMap(bound, (value) =>
