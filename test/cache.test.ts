@@ -334,27 +334,31 @@ if (postgres_backend !== undefined && server_url !== undefined) {
         }),
       )
 
-      it.effect("through PgBouncer without a listen URL it refuses to start, and says why", () =>
-        Effect.gen(function* () {
-          const pooler = process.env.PGBOUNCER_URL
-          if (pooler === undefined)
-            return console.warn("[cache] PgBouncer check SKIPPED: PGBOUNCER_URL is not set (CI sets it)")
-          const rows = yield* on_db((db) => db.execute(sql`SELECT current_database() AS name`))
-          const url = new URL(pooler)
-          url.pathname = `/${(rows as unknown as { rows: Array<{ name: string }> }).rows[0]?.name}`
-          const exit = yield* Effect.exit(
-            Effect.scoped(
-              Layer.build(
-                SessionRepo.layer_cached(auth_session).pipe(
-                  Layer.provideMerge(Layer.succeed(SessionPolicy, DEFAULT_SESSION_POLICY)),
-                  Layer.provideMerge(layer_postgres({ url: Redacted.make(url.toString()), prepare: false })),
+      // needs a PgBouncer: CI's PgBouncer step sets PGBOUNCER_URL; elsewhere the test is reported skipped
+      const pooler = process.env.PGBOUNCER_URL
+      ;(pooler === undefined ? it.effect.skip : it.effect)(
+        "through PgBouncer without a listen URL it refuses to start, and says why",
+        () =>
+          Effect.gen(function* () {
+            if (pooler === undefined) return // (for the type: the test is skipped then)
+            const rows = yield* on_db((db) => db.execute(sql`SELECT current_database() AS name`))
+            const url = new URL(pooler)
+            url.pathname = `/${(rows as unknown as { rows: Array<{ name: string }> }).rows[0]?.name}`
+            const exit = yield* Effect.exit(
+              Effect.scoped(
+                Layer.build(
+                  SessionRepo.layer_cached(auth_session).pipe(
+                    Layer.provideMerge(Layer.succeed(SessionPolicy, DEFAULT_SESSION_POLICY)),
+                    Layer.provideMerge(
+                      layer_postgres({ url: Redacted.make(url.toString()), prepare: false }),
+                    ),
+                  ),
                 ),
               ),
-            ),
-          )
-          assert.isTrue(Exit.isFailure(exit))
-          assert.include(String(Exit.isFailure(exit) ? exit.cause : ""), "PgBouncer")
-        }),
+            )
+            assert.isTrue(Exit.isFailure(exit))
+            assert.include(String(Exit.isFailure(exit) ? exit.cause : ""), "PgBouncer")
+          }),
       )
     },
   )
