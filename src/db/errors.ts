@@ -36,8 +36,22 @@ const RETRYABLE: ReadonlySet<DbErrorReason> = new Set([
 export const is_connection_failure = (reason: DbErrorReason): boolean =>
   reason === "connection" || reason === "connection_refused"
 
+/**
+ * The code of the error a connection fails with when no host of a multi-host
+ * URL accepted it as its target_session_attrs asks (multi-host.ts): during a
+ * failover, until a new primary is up. Its message names the hosts tried.
+ */
+export const NO_HOST_MATCHED = "NO_HOST_MATCHED"
+
 // Driver-level codes (Node sockets, and CONNECTION_CLOSED below) that mean the connection is gone.
-const CONNECTION_CODES = new Set(["CONNECTION_CLOSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EAI_AGAIN"])
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EAI_AGAIN",
+  NO_HOST_MATCHED,
+])
 
 // Node's TLS codes for a certificate that was not trusted.
 const CERTIFICATE_CODES = new Set([
@@ -138,6 +152,9 @@ const hint = (
   migrations: MigrationsOwner | undefined,
 ): string | undefined => {
   switch (reason) {
+    case "connection":
+      // this package's own message: host:port pairs and the attributes asked, nothing else
+      return code === NO_HOST_MATCHED ? string_field(driver?.message) : undefined
     case "connection_refused":
       return `nothing accepts connections at ${destination(driver)}: start PostgreSQL there, or fix the host and port in the database URL`
     case "host_not_found":
