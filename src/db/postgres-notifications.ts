@@ -27,6 +27,7 @@ const ignore = () => {}
  * arrive), then waits for the connection's end.
  */
 const listen_once = (
+  Client: typeof pg.Client,
   config: pg.ClientConfig,
   channel: string,
   handlers: NotificationHandlers,
@@ -35,7 +36,7 @@ const listen_once = (
   Effect.acquireUseRelease(
     Effect.tryPromise({
       try: async () => {
-        const client = new pg.Client({ ...config, application_name: "effect-session-repo listener" })
+        const client = new Client({ ...config, application_name: "effect-session-repo listener" })
         // a lost connection ends this listener; it must not end the process
         client.on("error", ignore)
         client.on("notification", (message) => handlers.payload(message.payload ?? ""))
@@ -59,14 +60,15 @@ const listen_once = (
   )
 
 /**
- * LISTEN on a connection of its own to `config`'s database. The first
- * connection must see a notification sent by `probe` (from the pool) arrive;
- * after that, a lost connection is listened again with backoff for as long
- * as the scope lives.
+ * LISTEN on a connection of its own to `config`'s database, made by `Client`
+ * (one that chooses among several hosts, say). The first connection must see
+ * a notification sent by `probe` (from the pool) arrive; after that, a lost
+ * connection is listened again with backoff for as long as the scope lives.
  */
 export const postgres_notifications = (
   config: pg.ClientConfig,
   probe: (channel: string, payload: string) => Promise<unknown>,
+  Client: typeof pg.Client = pg.Client,
 ) =>
   Notifications.of({
     listen: (channel, handlers) =>
@@ -102,6 +104,7 @@ export const postgres_notifications = (
         const started = yield* Deferred.make<void, DbError>()
         // the caller resumes once the cache is told it is listening
         const first = listen_once(
+          Client,
           config,
           channel,
           {
@@ -117,7 +120,7 @@ export const postgres_notifications = (
         const again = (attempt: number): Effect.Effect<void> =>
           Effect.andThen(
             real_sleep(relisten_delay(attempt)),
-            Effect.matchCauseEffect(listen_once(config, channel, watched, undefined), {
+            Effect.matchCauseEffect(listen_once(Client, config, channel, watched, undefined), {
               onFailure: (cause) =>
                 Effect.andThen(
                   Effect.logWarning("notifications: could not listen again", cause),

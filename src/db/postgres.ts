@@ -7,6 +7,7 @@ import { type Database, database_context, type StatementObserver, statement_logg
 import { DbError } from "./errors.js"
 import type { Db, Drizzle } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
+import { host_choosing_client, parse_postgres_url } from "./multi-host.js"
 import { Notifications } from "./notifications.js"
 import { pool_transaction } from "./pool-transaction.js"
 import { postgres_notifications } from "./postgres-notifications.js"
@@ -18,7 +19,11 @@ export interface PostgresOptions {
   /**
    * A libpq-style connection string. `sslmode` keeps libpq's meaning:
    * `require` encrypts without checking the certificate, `verify-full` checks
-   * it (with `sslrootcert` for a private CA).
+   * it (with `sslrootcert` for a private CA). Several hosts as libpq takes them
+   * (`postgres://h1:5432,h2:5432/db?target_session_attrs=read-write&connect_timeout=5`):
+   * each new connection goes to the first that accepts it and matches
+   * `target_session_attrs` (default `any`), the one that matched last tried
+   * first; `connect_timeout` bounds each host's attempt.
    */
   readonly url: Redacted.Redacted<string>
   /** Connections in the pool; a transaction holds one until it ends. */
@@ -33,7 +38,9 @@ export interface PostgresOptions {
   /**
    * Where `Notifications` (the session cache's listener) connects: `url` by
    * default. LISTEN needs a connection of its own, so behind PgBouncer in
-   * transaction mode give a direct URL to PostgreSQL here.
+   * transaction mode give a direct URL to PostgreSQL here. LISTEN needs the
+   * primary too: with several hosts and no `target_session_attrs`, the
+   * listener takes `read-write` ones.
    */
   readonly listen_url?: Redacted.Redacted<string>
 }
@@ -93,7 +100,12 @@ const listen_for_errors = (pool: pg.Pool) => {
  * (`listen_for_errors`): they must outlive every connection the pool holds.
  * Each connection a transaction takes gets one too (it may predate them).
  */
-const database_on_pool = (pool: pg.Pool, options: PoolOptions, listen_config: pg.ClientConfig) =>
+const database_on_pool = (
+  pool: pg.Pool,
+  options: PoolOptions,
+  listen_config: pg.ClientConfig,
+  ListenClient: typeof pg.Client = pg.Client,
+) =>
   Effect.gen(function* () {
     const prepare = options.prepare ?? true
     const logger = statement_logger(options.on_statement)
@@ -119,8 +131,10 @@ const database_on_pool = (pool: pg.Pool, options: PoolOptions, listen_config: pg
       Effect.sync(() => watch_pool(pool)),
       (unwatch) => Effect.sync(unwatch),
     )
-    const notifications = postgres_notifications(listen_config, (channel, payload) =>
-      pool.query("SELECT pg_notify($1, $2)", [channel, payload]),
+    const notifications = postgres_notifications(
+      listen_config,
+      (channel, payload) => pool.query("SELECT pg_notify($1, $2)", [channel, payload]),
+      ListenClient,
     )
     return database_context(
       on_pool,
@@ -153,20 +167,27 @@ export const layer_postgres = (
 ): Layer.Layer<Database | Db | Notifications, DbError> =>
   Layer.effectContext(
     Effect.gen(function* () {
-      const url = yield* postgres_url(Redacted.value(options.url))
+      const url = yield* parse_postgres_url(yield* postgres_url(Redacted.value(options.url)))
+      const connect_timeout_ms = (options.connect_timeout_seconds ?? 10) * 1000
+      const config: pg.ClientConfig = {
+        connectionString: with_libpq_sslmode(url.pg_url),
+        connectionTimeoutMillis: connect_timeout_ms,
+        // an idle connection to a server that vanished without a reset (a
+        // failover) is noticed within about a minute; a query already
+        // waiting on one waits for TCP to give up
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+        application_name: "effect-session-repo",
+      }
+      // several hosts, or target_session_attrs: a Client that chooses the host
+      const chooser = host_choosing_client(url, config)
       const pool = yield* Effect.acquireRelease(
         Effect.try({
           try: () =>
             new pg.Pool({
-              connectionString: with_libpq_sslmode(url),
+              ...config,
               max: options.pool_size ?? 10,
-              connectionTimeoutMillis: (options.connect_timeout_seconds ?? 10) * 1000,
-              // an idle connection to a server that vanished without a reset (a
-              // failover) is noticed within about a minute; a query already
-              // waiting on one waits for TCP to give up
-              keepAlive: true,
-              keepAliveInitialDelayMillis: 10_000,
-              application_name: "effect-session-repo",
+              ...(chooser === undefined ? {} : { Client: chooser.Client }),
             }),
           catch: (error) => DbError.from("postgres.open", error),
         }),
@@ -175,13 +196,18 @@ export const layer_postgres = (
       // kept until the pool is gone: closing it, or dropping its database, errors its idle connections
       listen_for_errors(pool)
       const listen_url =
-        options.listen_url === undefined ? url : yield* postgres_url(Redacted.value(options.listen_url))
-      return yield* database_on_pool(pool, options, {
-        connectionString: with_libpq_sslmode(listen_url),
-        connectionTimeoutMillis: (options.connect_timeout_seconds ?? 10) * 1000,
+        options.listen_url === undefined
+          ? url
+          : yield* parse_postgres_url(yield* postgres_url(Redacted.value(options.listen_url)))
+      const listen_config: pg.ClientConfig = {
+        connectionString: with_libpq_sslmode(listen_url.pg_url),
+        connectionTimeoutMillis: connect_timeout_ms,
         keepAlive: true,
         keepAliveInitialDelayMillis: 10_000,
-      })
+      }
+      // LISTEN works on the primary only: several hosts and no target_session_attrs mean read-write ones
+      const listen_chooser = host_choosing_client(listen_url, listen_config, "read-write")
+      return yield* database_on_pool(pool, options, listen_config, listen_chooser?.Client)
     }),
   )
 
