@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Exit, Layer, ManagedRuntime, Option, Redacted } from "effect"
+import { Effect, Exit, Layer, ManagedRuntime, Metric, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import {
   AUTH_SESSION_LIFETIME_MS,
@@ -19,6 +19,7 @@ import {
   SessionTouches,
   session_change_trigger_sql,
 } from "../src/index.ts"
+import { session_cache_lookups } from "../src/observability/metrics.ts"
 import { make_session_cache } from "../src/session/cache.ts"
 import { hash_session_token, session_prefix } from "../src/token.ts"
 import { admin_client } from "./support/admin.ts"
@@ -155,12 +156,21 @@ const suite = (backend: Backend) =>
         const hit = yield* reads_of(repo.validate(token))
         assert.isTrue(Option.isSome(hit.result))
         assert.strictEqual(hit.reads, 0)
+        // the lookups counter tells the two apart
+        const lookups = yield* Effect.all([
+          Metric.value(session_cache_lookups("hit")),
+          Metric.value(session_cache_lookups("miss")),
+        ])
+        assert.deepStrictEqual(
+          lookups.map((state) => state.count),
+          [1, 1],
+        )
         // past its end the reading kept is not served: the row is read, and says why
         yield* TestClock.adjust(AUTH_SESSION_LIFETIME_MS + 1)
         const ended = yield* reads_of(Effect.flip(repo.authenticate(token)))
         assert.strictEqual(ended.result.reason, "expired")
         assert.strictEqual(ended.reads, 1)
-      }),
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())),
     )
 
     it.effect("a hit still starts a touch when one is due, and the next validation reads the row again", () =>

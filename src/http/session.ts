@@ -26,22 +26,31 @@ export class CurrentSession extends CurrentSessionService {}
 /** More session cookies in one request than any browser sends; the rest are ignored. */
 const MAX_SESSION_COOKIES = 4
 
+/** Every distinct value `header` (a Cookie header) gives the cookie `name`, in the order sent. */
+const cookie_values = (header: string | undefined, name: string): ReadonlyArray<string> => {
+  const values: Array<string> = []
+  for (const pair of (header ?? "").split(";")) {
+    const separator = pair.indexOf("=")
+    if (separator === -1 || pair.slice(0, separator).trim() !== name) continue
+    const value = pair.slice(separator + 1).trim()
+    if (!values.includes(value)) values.push(value)
+  }
+  return values
+}
+
 /** Every distinct value the request's Cookie header gives the session cookie, in the order sent. */
 const session_cookie_values: Effect.Effect<
   ReadonlyArray<string>,
   never,
   HttpServerRequest.HttpServerRequest
-> = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const cookie = yield* SessionCookie
-  const values = new Set<string>()
-  for (const pair of (request.headers.cookie ?? "").split(";")) {
-    const separator = pair.indexOf("=")
-    if (separator !== -1 && pair.slice(0, separator).trim() === cookie.name)
-      values.add(pair.slice(separator + 1).trim())
-  }
-  return [...values]
-})
+> = Effect.contextWith((context: Context.Context<HttpServerRequest.HttpServerRequest>) =>
+  Effect.succeed(
+    cookie_values(
+      Context.get(context, HttpServerRequest.HttpServerRequest).headers.cookie,
+      Context.get(context, SessionCookie).name,
+    ),
+  ),
+)
 
 /**
  * The session cookie's values that have the shape of a token, in the order
@@ -103,40 +112,72 @@ interface RequestSession {
   readonly extended: boolean
 }
 
+/** The one token sent, authenticated: the common case, in as few steps as it takes (every request runs it). */
+const only_session = (
+  repo: SessionRepo["Service"],
+  token: string,
+): Effect.Effect<RequestSession | HttpServerResponse.HttpServerResponse, DbError> =>
+  Effect.map(
+    repo.authenticate(token),
+    ({ session, extended }): RequestSession | HttpServerResponse.HttpServerResponse => ({
+      current: { session, token: Redacted.make(token) },
+      extended,
+    }),
+  ).pipe(
+    Effect.catchTag("SessionRejected", (rejection) =>
+      Effect.andThen(record_rejection(token, rejection), unauthorized(true)),
+    ),
+  )
+
 /**
- * The request's session, or the response that refuses the request (401). Of
- * several session cookies, invalid ones are ignored; valid ones of different
+ * Several session cookies: invalid ones are ignored; valid ones of different
  * accounts refuse the request (401, nothing revoked or cleared): a planted
  * cookie can neither swap the user nor sign them out.
+ */
+const one_of_sessions = (repo: SessionRepo["Service"], values: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const tokens = values.filter(is_session_token).slice(0, MAX_SESSION_COOKIES)
+    if (tokens.length < values.length) yield* Metric.update(session_rejections, "malformed")
+    const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
+    for (const token of tokens) {
+      const authenticated = yield* repo.authenticate(token).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("SessionRejected", (rejection) =>
+          Effect.as(record_rejection(token, rejection), Option.none()),
+        ),
+      )
+      if (Option.isSome(authenticated)) valid.push({ token, authenticated: authenticated.value })
+    }
+    const [chosen] = valid
+    // Clearing expires the Path=/ cookie: with several sent, that may be the
+    // user's own one while a planted cookie on a longer path stays.
+    if (chosen === undefined) return yield* unauthorized(values.length === 1)
+    if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
+      return yield* ambiguous(valid.map(({ token }) => token))
+    const { session, extended } = chosen.authenticated
+    return { current: { session, token: Redacted.make(chosen.token) }, extended }
+  })
+
+/**
+ * The request's session, or the response that refuses the request (401):
+ * no session cookie, or none valid, or several valid of different accounts
+ * (`one_of_sessions`).
  */
 const request_session: Effect.Effect<
   RequestSession | HttpServerResponse.HttpServerResponse,
   DbError,
   SessionRepo | HttpServerRequest.HttpServerRequest
-> = Effect.gen(function* () {
-  const values = yield* session_cookie_values
-  if (values.length === 0) return yield* unauthorized(false)
-  const tokens = values.filter(is_session_token).slice(0, MAX_SESSION_COOKIES)
-  if (tokens.length < values.length) yield* Metric.update(session_rejections, "malformed")
-  const repo = yield* SessionRepo
-  const valid: Array<{ readonly token: string; readonly authenticated: Authenticated }> = []
-  for (const token of tokens) {
-    const authenticated = yield* repo.authenticate(token).pipe(
-      Effect.map(Option.some),
-      Effect.catchTag("SessionRejected", (rejection) =>
-        Effect.as(record_rejection(token, rejection), Option.none()),
-      ),
-    )
-    if (Option.isSome(authenticated)) valid.push({ token, authenticated: authenticated.value })
-  }
-  const [chosen] = valid
-  // Clearing expires the Path=/ cookie: with several sent, that may be the
-  // user's own one while a planted cookie on a longer path stays.
-  if (chosen === undefined) return yield* unauthorized(values.length === 1)
-  if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
-    return yield* ambiguous(valid.map(({ token }) => token))
-  const { session, extended } = chosen.authenticated
-  return { current: { session, token: Redacted.make(chosen.token) }, extended }
+> = Effect.contextWith((context: Context.Context<SessionRepo | HttpServerRequest.HttpServerRequest>) => {
+  const values = cookie_values(
+    Context.get(context, HttpServerRequest.HttpServerRequest).headers.cookie,
+    Context.get(context, SessionCookie).name,
+  )
+  if (values.length === 0) return unauthorized(false)
+  const repo = Context.get(context, SessionRepo)
+  const [only] = values
+  return values.length === 1 && is_session_token(only)
+    ? only_session(repo, only)
+    : one_of_sessions(repo, values)
 })
 
 /**
@@ -148,11 +189,20 @@ const request_session: Effect.Effect<
 const serve = <E, R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   outcome: RequestSession | HttpServerResponse.HttpServerResponse,
+) => {
+  if (HttpServerResponse.isHttpServerResponse(outcome)) return Effect.succeed(outcome)
+  const { current, extended } = outcome
+  return extended
+    ? with_refreshed_cookie(handler, current)
+    : Effect.provideService(handler, CurrentSession, current)
+}
+
+/** `handler` with `CurrentSession`, its response (whatever produced it) re-sending the extended session's cookie. */
+const with_refreshed_cookie = <E, R>(
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
+  current: CurrentSessionShape,
 ) =>
   Effect.gen(function* () {
-    if (HttpServerResponse.isHttpServerResponse(outcome)) return outcome
-    const { current, extended } = outcome
-    if (!extended) return yield* Effect.provideService(handler, CurrentSession, current)
     const cookie = yield* SessionCookie
     const set_cookie = yield* session_cookie_setter(Redacted.value(current.token), current.session.expires_at)
     const refresh = (response: HttpServerResponse.HttpServerResponse) =>

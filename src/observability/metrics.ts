@@ -34,6 +34,15 @@ export const session_validations = by_label(
 /** What became of a touch that was due. */
 export type TouchResult = "written" | "unchanged" | "coalesced" | "dropped" | "failed"
 
+export const session_cache_lookups = by_label(
+  Metric.counter("session_cache_lookups_total", {
+    description:
+      "Validations that asked the session cache, by result: hit (valid reading) or miss (read from the database)",
+    incremental: true,
+  }),
+  "result",
+)
+
 export const session_touches = by_label(
   Metric.counter("session_touches_total", {
     description:

@@ -4,11 +4,16 @@ import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
 import type { Notifications } from "../db/notifications.js"
 import { retry_read } from "../db/read-retry.js"
-import { session_validations } from "../observability/metrics.js"
+import { session_cache_lookups, session_validations } from "../observability/metrics.js"
 import type { AccountId, RegisteredSessionTable } from "../schema/register.js"
 import type { AnyAccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
-import { listening_session_cache, SessionCache, type SessionCacheOptions } from "./cache.js"
+import {
+  listening_session_cache,
+  SessionCache,
+  type SessionCacheOptions,
+  type SessionCacheShape,
+} from "./cache.js"
 import { CurrentSessionTable, layer_current_session_table } from "./current-session-table.js"
 import { type SessionDevice, stored_client_ip, stored_user_agent } from "./device.js"
 import {
@@ -219,37 +224,64 @@ const make = Effect.gen(function* () {
   const read = (id: string) => retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
 
   /**
-   * The session judged now: from the cache when it holds a reading that is
-   * still valid (outside a transaction, which must see its own changes),
-   * else read, and a valid reading kept.
+   * The session read after a cache miss: a valid reading is kept unless an
+   * invalidation overtook the read; none read inside a transaction is kept
+   * (it may not be committed).
    */
+  const read_on_miss = (
+    cache: SessionCacheShape,
+    context: Context.Context<never>,
+    id: string,
+    now: number,
+  ) => {
+    if (Context.getOrUndefined(context, Tx) !== undefined) return read(id)
+    const begun = cache.begin_read()
+    return Effect.map(read(id), (checked) => {
+      if (checked.valid) cache.keep(id, checked.session, begun, now)
+      return checked
+    })
+  }
+
+  /**
+   * The cache's reading of session `id` if it is kept and still valid at
+   * `now`. Never inside a transaction, which must see its own changes.
+   */
+  const cached_check = (
+    cache: SessionCacheShape,
+    context: Context.Context<never>,
+    id: string,
+    now: number,
+  ) => {
+    if (Context.getOrUndefined(context, Tx) !== undefined) return undefined
+    const kept = cache.lookup(id, now)
+    const judged = kept === undefined ? undefined : operations.judge(kept, now)
+    session_cache_lookups(judged?.valid === true ? "hit" : "miss").updateUnsafe(1, context)
+    return judged?.valid === true ? judged : undefined
+  }
+
+  /** The session judged now: from the cache when it holds a valid reading, else read (`read_on_miss`). */
   const check =
     cache === undefined
       ? read
       : (id: string): Effect.Effect<SessionCheck, DbError> =>
           Effect.contextWith((context: Context.Context<never>) => {
-            if (Context.getOrUndefined(context, Tx) !== undefined) return read(id)
             const now = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
-            const kept = cache.lookup(id, now)
-            if (kept !== undefined) {
-              const judged = operations.judge(kept, now)
-              if (judged.valid) return Effect.succeed(judged)
-            }
-            const begun = cache.begin_read()
-            return Effect.map(read(id), (checked) => {
-              if (checked.valid) cache.keep(id, checked.session, begun, now)
-              return checked
-            })
+            const judged = cached_check(cache, context, id, now)
+            return judged !== undefined ? Effect.succeed(judged) : read_on_miss(cache, context, id, now)
           })
 
   /**
    * `authenticate`'s work, a rejection returned rather than failed: failing
    * and catching costs `validate` (which drops the reason) on every call. No
    * generator on the common path (a read, nothing due): it runs on every
-   * request.
+   * request. A cache hit with nothing due is answered in this one step, and
+   * without a span, which would cost about as much as the rest of the hit
+   * (the lookups counter counts hits); what goes to the database has the
+   * span `SessionRepo.<name>`.
    */
   const authenticate_or_reason = (
     token: TokenInput,
+    name: "authenticate" | "validate",
   ): Effect.Effect<Authenticated | SessionRejectionReason, DbError> =>
     Effect.contextWith((context: Context.Context<never>) => {
       // counted here, not by Metric.update: one step less on every request
@@ -259,19 +291,25 @@ const make = Effect.gen(function* () {
       }
       const id = hash_of(token)
       if (id === undefined) return Effect.succeed(counted("malformed"))
-      return Effect.map(
-        Effect.flatMap(
-          check(id),
-          (checked): Effect.Effect<Authenticated | SessionRejectionReason, DbError> =>
-            !checked.valid
-              ? rejection(id, checked.reason)
-              : checked.due === "none"
-                ? Effect.succeed({ session: checked.session, extended: false })
-                : write_due(id, checked.session, checked.due),
-        ),
-        counted,
-      )
+      if (cache !== undefined) {
+        const now = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
+        const hit = cached_check(cache, context, id, now)
+        if (hit?.due === "none") return Effect.succeed(counted({ session: hit.session, extended: false }))
+        const checked = hit !== undefined ? Effect.succeed(hit) : read_on_miss(cache, context, id, now)
+        return traced_leaf(name)(Effect.map(Effect.flatMap(checked, answer(id)), counted))
+      }
+      return traced_leaf(name)(Effect.map(Effect.flatMap(read(id), answer(id)), counted))
     })
+
+  /** What a validation answers for the session `checked`: its rejection, or it (after its due write). */
+  const answer =
+    (id: string) =>
+    (checked: SessionCheck): Effect.Effect<Authenticated | SessionRejectionReason, DbError> =>
+      !checked.valid
+        ? rejection(id, checked.reason)
+        : checked.due === "none"
+          ? Effect.succeed({ session: checked.session, extended: false })
+          : write_due(id, checked.session, checked.due)
 
   /** A session found ended is deleted in the background, which tells its end once. */
   const rejection = (id: string, reason: SessionRejectionReason): Effect.Effect<SessionRejectionReason> =>
@@ -313,14 +351,14 @@ const make = Effect.gen(function* () {
   })
 
   const authenticate = (token: TokenInput) =>
-    Effect.flatMap(authenticate_or_reason(token), (outcome) =>
+    Effect.flatMap(authenticate_or_reason(token, "authenticate"), (outcome) =>
       typeof outcome === "string" ? rejected(outcome) : Effect.succeed(outcome),
-    ).pipe(traced_leaf("authenticate"))
+    )
 
   const validate = (token: TokenInput) =>
-    Effect.map(authenticate_or_reason(token), (outcome) =>
+    Effect.map(authenticate_or_reason(token, "validate"), (outcome) =>
       typeof outcome === "string" ? Option.none<AuthSession>() : Option.some(outcome.session),
-    ).pipe(traced_leaf("validate"))
+    )
 
   /**
    * Runs `write` (an UPDATE that changes only a valid session) on the token's
