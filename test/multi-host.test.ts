@@ -91,13 +91,13 @@ describe("a multi-host URL read as libpq reads it", () => {
     }
   })
 
-  it("user, password, database and every parameter apply to each host: pg is given the URL with the first host", () => {
+  it("user, password, database and every parameter apply to each host: pg is given the URL with one stand-in host", () => {
     const url = parsed(
       "postgres://app:p%40ss@h1:5433,h2:5434/sessions?sslmode=verify-full&application_name=web",
     )
     assert.strictEqual(
       url.pg_url,
-      "postgres://app:p%40ss@h1:5433/sessions?sslmode=verify-full&application_name=web",
+      "postgres://app:p%40ss@localhost/sessions?sslmode=verify-full&application_name=web",
     )
     const chooser = host_choosing_client(url, { connectionString: url.pg_url })
     assert.isDefined(chooser)
@@ -124,6 +124,15 @@ describe("a multi-host URL read as libpq reads it", () => {
     assert.isDefined(host_choosing_client(parsed("postgres://db/app?target_session_attrs=read-write"), {}))
     // a listener (read-write by default) on one host is today's too
     assert.isUndefined(host_choosing_client(parsed("postgres://db/app"), {}, "read-write"))
+  })
+
+  it("a listener on several hosts wants read-write ones, unless its URL says otherwise", () => {
+    const target = (url: string) => host_choosing_client(parsed(url), {}, "read-write")?.picker.target
+    assert.strictEqual(target("postgres://h1,h2/db"), "read-write")
+    assert.strictEqual(target("postgres://h1,h2/db?target_session_attrs=any"), "any")
+    assert.strictEqual(target("postgres://h1,h2/db?target_session_attrs=primary"), "primary")
+    // the pool's default is libpq's: any
+    assert.strictEqual(host_choosing_client(parsed("postgres://h1,h2/db"), {})?.picker.target, "any")
   })
 
   it("servers before 14 (no in_hot_standby reported) are asked with libpq's queries", async () => {

@@ -37,8 +37,8 @@ export interface PostgresUrl {
   readonly connect_timeout_ms: number | undefined
   /**
    * The URL node-postgres is given: this one with one host; with several in
-   * its host part, the first alone (pg reads no more), each connection then
-   * aimed by the Client `host_choosing_client` makes.
+   * its host part, `localhost` in their place (pg reads one host), each
+   * connection then aimed by the Client `host_choosing_client` makes.
    */
   readonly pg_url: string
 }
@@ -62,10 +62,8 @@ const decode = (text: string): string | undefined => {
 const word = (value: string) => (/^[\w-]{1,32}$/.test(value) ? ` (it is ${value})` : "")
 
 /** The host part's entries, split as libpq does: `host[:port]` or `[ipv6][:port]`, separated by commas. */
-const netloc_entries = (
-  netloc: string,
-): Array<{ readonly host: string; readonly port: string; readonly raw: string }> | string => {
-  const entries: Array<{ host: string; port: string; raw: string }> = []
+const netloc_entries = (netloc: string): Array<{ readonly host: string; readonly port: string }> | string => {
+  const entries: Array<{ host: string; port: string }> = []
   let i = 0
   for (;;) {
     const start = i
@@ -89,7 +87,7 @@ const netloc_entries = (
       while (i < netloc.length && netloc[i] !== ",") i++
       port = netloc.slice(port_start, i)
     }
-    entries.push({ host, port, raw: netloc.slice(start, i) })
+    entries.push({ host, port })
     if (netloc[i] !== ",") return entries
     i++
   }
@@ -133,7 +131,6 @@ const parse = (url: string): PostgresUrl | string => {
   const question = rest.indexOf("?", authority_end < 0 ? rest.length : authority_end)
   const params =
     question < 0 ? new Map<string, string>() : query_params(rest.slice(question + 1).split("#")[0] ?? "")
-  if (typeof params === "string") return params
 
   // host= and port= in the query replace the host part's, as in libpq
   const host_param = params.get("host")
@@ -171,10 +168,11 @@ const parse = (url: string): PostgresUrl | string => {
     if (seconds > 0) connect_timeout_ms = Math.max(seconds, 2) * 1000
   }
 
-  // with several hosts in the host part, pg (which parses one) is given the first
+  // with several hosts in the host part, pg (which reads one) is given a stand-in: each
+  // connection is aimed at its host before it connects
   const pg_url =
     entries.length > 1
-      ? `${scheme}${at < 0 ? "" : authority.slice(0, at + 1)}${entries[0]?.raw ?? ""}${authority_end < 0 ? "" : rest.slice(authority_end)}`
+      ? `${scheme}${authority.slice(0, at + 1)}localhost${authority_end < 0 ? "" : rest.slice(authority_end)}`
       : url
   return {
     hosts,
