@@ -163,22 +163,24 @@ const one_of_sessions = (repo: SessionRepo["Service"], values: ReadonlyArray<str
  * no session cookie, or none valid, or several valid of different accounts
  * (`one_of_sessions`).
  */
-const request_session: Effect.Effect<
+const request_session = (
+  repo: SessionRepo["Service"],
+): Effect.Effect<
   RequestSession | HttpServerResponse.HttpServerResponse,
   DbError,
-  SessionRepo | HttpServerRequest.HttpServerRequest
-> = Effect.contextWith((context: Context.Context<SessionRepo | HttpServerRequest.HttpServerRequest>) => {
-  const values = cookie_values(
-    Context.get(context, HttpServerRequest.HttpServerRequest).headers.cookie,
-    Context.get(context, SessionCookie).name,
-  )
-  if (values.length === 0) return unauthorized(false)
-  const repo = Context.get(context, SessionRepo)
-  const [only] = values
-  return values.length === 1 && is_session_token(only)
-    ? only_session(repo, only)
-    : one_of_sessions(repo, values)
-})
+  HttpServerRequest.HttpServerRequest
+> =>
+  Effect.contextWith((context: Context.Context<HttpServerRequest.HttpServerRequest>) => {
+    const values = cookie_values(
+      Context.get(context, HttpServerRequest.HttpServerRequest).headers.cookie,
+      Context.get(context, SessionCookie).name,
+    )
+    if (values.length === 0) return unauthorized(false)
+    const [only] = values
+    return values.length === 1 && is_session_token(only)
+      ? only_session(repo, only)
+      : one_of_sessions(repo, values)
+  })
 
 /**
  * The refusing response as it is, or `handler` with `CurrentSession`; when
@@ -226,7 +228,7 @@ export const with_session = <E, R>(
   HttpServerResponse.HttpServerResponse,
   E | DbError,
   Exclude<R, CurrentSession> | SessionRepo | HttpServerRequest.HttpServerRequest
-> => Effect.flatMap(request_session, (outcome) => serve(handler, outcome))
+> => SessionRepo.use((repo) => Effect.flatMap(request_session(repo), (outcome) => serve(handler, outcome)))
 
 /** Validation failed on the database: logged, and answered so the client tries again. */
 const unavailable = (error: DbError) =>
@@ -249,8 +251,7 @@ export const session_middleware = HttpRouter.middleware<{ provides: CurrentSessi
   Effect.gen(function* () {
     const repo = yield* SessionRepo
     return (route) =>
-      request_session.pipe(
-        Effect.provideService(SessionRepo, repo),
+      request_session(repo).pipe(
         Effect.catchTag("DbError", unavailable),
         Effect.flatMap((outcome) => serve(route, outcome)),
       )
