@@ -35,6 +35,8 @@ export interface PostgresUrl {
   readonly target_session_attrs: TargetSessionAttrs | undefined
   /** connect_timeout, for each host tried (libpq: at least 2 s); undefined when the URL has none. */
   readonly connect_timeout_ms: number | undefined
+  /** sslmode as the URL says (the last one given); undefined when it does not. */
+  readonly sslmode: string | undefined
   /**
    * The URL node-postgres is given: this one with one host; with several in
    * its host part, `localhost` in their place (pg reads one host), each
@@ -178,6 +180,7 @@ const parse = (url: string): PostgresUrl | string => {
     hosts,
     target_session_attrs: attrs as TargetSessionAttrs | undefined,
     connect_timeout_ms,
+    sslmode: params.get("sslmode"),
     pg_url,
   }
 }
@@ -390,13 +393,14 @@ const aim = (client: pg.Client, { host, port }: HostPort) => {
 }
 
 /**
- * A probe: one connection to `host`, checked for `check`, then closed.
- * `config` bounds its wait (connectionTimeoutMillis).
+ * A probe: one connection to `host` by a `Client` (pg's, or one that keeps
+ * libpq's sslmode), checked for `check`, then closed. `config` bounds its
+ * wait (connectionTimeoutMillis).
  */
 const probe_with =
-  (config: pg.ClientConfig) =>
+  (config: pg.ClientConfig, Client: typeof pg.Client) =>
   async (host: HostPort, check: Check): Promise<ProbeOutcome> => {
-    const client = new pg.Client(config)
+    const client = new Client(config)
     const reported = reported_parameters(client)
     client.on("error", ignore)
     aim(client, host)
@@ -431,8 +435,13 @@ type ConnectCallback = (error: Error | null, client?: pg.Client) => void
  * retry's, and the caller's, lost connection) and makes `picker` forget the
  * host; so do a connection lost later and the failover SQLSTATEs above.
  */
-const picking_client = (picker: HostPicker, aims: boolean, connect_timeout_ms: number | undefined) =>
-  class HostChoosingClient extends pg.Client {
+const picking_client = (
+  picker: HostPicker,
+  aims: boolean,
+  connect_timeout_ms: number | undefined,
+  Base: typeof pg.Client,
+) =>
+  class HostChoosingClient extends Base {
     readonly #reported = reported_parameters(this)
     #host: HostPort | undefined
     #write_target = picker.target === "read-write" || picker.target === "primary"
@@ -525,9 +534,11 @@ const picking_client = (picker: HostPicker, aims: boolean, connect_timeout_ms: n
 /**
  * The pg.Client class for `url` (pg.Pool's `Client` option, or for a
  * connection of its own), given the pool's `config` (its connection string,
- * `url.pg_url`, and timeouts); undefined when pg's own Client does: one host
- * and any session, today's behaviour and cost. `default_target` is taken when
- * the URL has several hosts and says nothing (a listener needs the primary).
+ * `url.pg_url`, and timeouts); undefined when `Base` does: one host and any
+ * session, today's behaviour and cost. `default_target` is taken when the URL
+ * has several hosts and says nothing (a listener needs the primary). `Base`
+ * is the Client it extends and probes with: pg's, or one that keeps libpq's
+ * sslmode (postgres.ts), which then applies to each host.
  *
  * Each connection costs what it cost before, plus, on PostgreSQL before 14,
  * the one query libpq also sends (14 and later report what is checked at
@@ -540,6 +551,7 @@ export const host_choosing_client = (
   url: PostgresUrl,
   config: pg.ClientConfig,
   default_target: TargetSessionAttrs = "any",
+  Base: typeof pg.Client = pg.Client,
 ): { readonly Client: typeof pg.Client; readonly picker: HostPicker } | undefined => {
   const several = url.hosts.length > 1
   const target = url.target_session_attrs ?? (several ? default_target : "any")
@@ -548,6 +560,6 @@ export const host_choosing_client = (
     url.connect_timeout_ms === undefined
       ? config
       : { ...config, connectionTimeoutMillis: url.connect_timeout_ms }
-  const picker = new HostPicker(url.hosts, target, probe_with(attempt_config))
-  return { Client: picking_client(picker, several, url.connect_timeout_ms), picker }
+  const picker = new HostPicker(url.hosts, target, probe_with(attempt_config, Base))
+  return { Client: picking_client(picker, several, url.connect_timeout_ms, Base), picker }
 }

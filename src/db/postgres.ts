@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream"
 import { drizzle } from "drizzle-orm/node-postgres"
 import { migrate } from "drizzle-orm/node-postgres/migrator"
 import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
@@ -19,7 +20,14 @@ export interface PostgresOptions {
   /**
    * A libpq-style connection string. `sslmode` keeps libpq's meaning:
    * `require` encrypts without checking the certificate, `verify-full` checks
-   * it (with `sslrootcert` for a private CA). Several hosts as libpq takes them
+   * it (with `sslrootcert` for a private CA). `prefer` and `allow` are
+   * honoured too: `prefer` (what `pg_autoctl show uri` and many managed
+   * services give) encrypts, unverified, when the server accepts TLS and goes
+   * on in plain text when it refuses, as libpq does (the refusal remembered
+   * per host: later connections start in plain text at no extra cost);
+   * `allow` connects in plain text, and over TLS, unverified, to a host once
+   * it has refused plain text (that first connection fails). Several hosts
+   * as libpq takes them
    * (`postgres://h1:5432,h2:5432/db?target_session_attrs=read-write&connect_timeout=5`):
    * each new connection goes to the first that accepts it and matches
    * `target_session_attrs` (default `any`), the one that matched last tried
@@ -54,6 +62,112 @@ const with_libpq_sslmode = (url: string): string =>
   /[?&]sslmode=/.test(url) && !/[?&]uselibpqcompat=/.test(url)
     ? `${url}${url.includes("?") ? "&" : "?"}uselibpqcompat=true`
     : url
+
+/** The parts of pg's Connection (pg/lib/connection.js) that `plain_on_refusal` uses. */
+interface PgConnection {
+  ssl: unknown
+  readonly stream: Duplex
+  connect(port: number | string, host?: string): void
+  attachListeners(stream: Duplex): void
+  emit(event: "sslconnect"): boolean
+}
+
+/**
+ * libpq's fallback on `client`, not yet connected: when the server answers the
+ * SSLRequest with 'N' (it has no TLS), the connection goes on in plain text
+ * over the same socket, the startup message next, as libpq's does (pg's fails
+ * with "The server does not support SSL connections"), and `refused` is
+ * told. pg reads the answer with the socket's one 'data' listener; that one is
+ * replaced by one that handles 'N' and leaves any other answer to pg's. With
+ * no such listener (sslnegotiation=direct, or a pg that works otherwise) pg's
+ * behaviour stays.
+ */
+const plain_on_refusal = (client: pg.Client, refused: () => void) => {
+  const connection = client.connection as unknown as PgConnection
+  const connect = connection.connect
+  connection.connect = (port, host) => {
+    connect.call(connection, port, host)
+    const stream = connection.stream
+    const [answer, ...others] = stream.listeners("data") as Array<(buffer: Buffer) => void>
+    if (answer === undefined || others.length > 0) return
+    stream.removeListener("data", answer)
+    stream.once("data", (buffer: Buffer) => {
+      if (buffer.toString("utf8") !== "N") return answer.call(stream, buffer)
+      refused()
+      connection.ssl = false
+      ;(client as unknown as { ssl: unknown }).ssl = false
+      connection.attachListeners(stream)
+      // pg's Client sends its startup message once the connection says it is ready for it
+      connection.emit("sslconnect")
+    })
+  }
+}
+
+type ConnectCallback = (error: Error | null, client?: pg.Client) => void
+
+/**
+ * A pg.Client that keeps libpq's `sslmode=prefer` or `allow` (`sslmode`, the
+ * URL's); undefined for any other (pg's own Client does, with
+ * `with_libpq_sslmode`). node-postgres reads both as "TLS or fail".
+ *
+ * `prefer`: TLS, unverified; a server that refuses TLS gets the rest of the
+ * connection in plain text on the same socket (`plain_on_refusal`), and, once
+ * one has, every later connection to that host:port goes in plain text from
+ * the start: no SSLRequest, nothing more than a URL without sslmode costs.
+ * `allow`: plain text; a server that refuses plain text (pg_hba.conf) fails
+ * that connection with `tls`, and later connections to that host go over TLS,
+ * unverified (libpq retries at once; a pg.Client cannot connect twice).
+ *
+ * What a host answered is remembered, per class (per pool, and its listener),
+ * until a connection to it fails: a server that starts to refuse plain text
+ * gets TLS again. Hosts are read at connect time, so the Client
+ * `host_choosing_client` aims at each host extends this one.
+ */
+export const libpq_sslmode_client = (sslmode: string | undefined): typeof pg.Client | undefined => {
+  if (sslmode !== "prefer" && sslmode !== "allow") return undefined
+  const prefer = sslmode === "prefer"
+  // host:port → whether its connections go over TLS, once its server said
+  const over_tls = new Map<string, boolean>()
+  return class LibpqSslmodeClient extends pg.Client {
+    override connect(): Promise<pg.Client>
+    override connect(callback: ConnectCallback): void
+    override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
+      const connected = this.#connect()
+      if (callback === undefined) return connected
+      connected.then(
+        (client) => callback(null, client),
+        (error: Error) => callback(error),
+      )
+      return undefined
+    }
+
+    async #connect(): Promise<pg.Client> {
+      const host = `${this.host}:${this.port}`
+      const tls = over_tls.get(host) ?? prefer
+      const self = this as unknown as { ssl: unknown; connection: PgConnection }
+      if (!tls) {
+        self.ssl = false
+        self.connection.ssl = false
+      } else if (prefer) {
+        plain_on_refusal(this, () => over_tls.set(host, false))
+      } else {
+        // allow over TLS: libpq's, which checks no certificate
+        const options = typeof self.ssl === "object" && self.ssl !== null ? self.ssl : {}
+        ;(options as { rejectUnauthorized?: boolean }).rejectUnauthorized = false
+        self.ssl = options
+        self.connection.ssl = options
+      }
+      try {
+        return await super.connect()
+      } catch (error) {
+        // in plain text, a tls failure is a server that takes this connection only over TLS
+        if (!tls && DbError.from("postgres.connect", error).reason === "tls") over_tls.set(host, true)
+        else over_tls.delete(host)
+        throw error
+      }
+    }
+  }
+}
 
 interface Queryable {
   query(config: unknown, values?: unknown): unknown
@@ -179,15 +293,17 @@ export const layer_postgres = (
         keepAliveInitialDelayMillis: 10_000,
         application_name: "effect-session-repo",
       }
-      // several hosts, or target_session_attrs: a Client that chooses the host
-      const chooser = host_choosing_client(url, config)
+      // sslmode prefer or allow: a Client that keeps libpq's meaning
+      const Base = libpq_sslmode_client(url.sslmode)
+      // several hosts, or target_session_attrs: a Client that chooses the host (on Base)
+      const Client = host_choosing_client(url, config, "any", Base)?.Client ?? Base
       const pool = yield* Effect.acquireRelease(
         Effect.try({
           try: () =>
             new pg.Pool({
               ...config,
               max: options.pool_size ?? 10,
-              ...(chooser === undefined ? {} : { Client: chooser.Client }),
+              ...(Client === undefined ? {} : { Client }),
             }),
           catch: (error) => DbError.from("postgres.open", error),
         }),
@@ -205,9 +321,12 @@ export const layer_postgres = (
         keepAlive: true,
         keepAliveInitialDelayMillis: 10_000,
       }
+      // the pool's sslmode Client (and what it learned) when the listener connects where the pool does
+      const ListenBase = listen_url === url ? Base : libpq_sslmode_client(listen_url.sslmode)
       // LISTEN works on the primary only: several hosts and no target_session_attrs mean read-write ones
-      const listen_chooser = host_choosing_client(listen_url, listen_config, "read-write")
-      return yield* database_on_pool(pool, options, listen_config, listen_chooser?.Client)
+      const ListenClient =
+        host_choosing_client(listen_url, listen_config, "read-write", ListenBase)?.Client ?? ListenBase
+      return yield* database_on_pool(pool, options, listen_config, ListenClient)
     }),
   )
 
