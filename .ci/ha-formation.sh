@@ -2,7 +2,9 @@
 # A highly available PostgreSQL formation on this one machine, for CI and the
 # failover tests: Debian's pg_auto_failover (pg_autoctl), a monitor and two
 # PostgreSQL 15 nodes in synchronous replication, all on 127.0.0.1, all run as
-# the postgres OS user, trust auth, no TLS. Never touches the main cluster.
+# the postgres OS user, trust auth, no TLS (sslmode=disable: node-postgres takes
+# pg_autoctl's default sslmode=prefer for verify-full). Never touches the main
+# cluster.
 #
 #   up                 create the formation (or keep the healthy one) and print its URI
 #   down               stop every process of the formation and remove its state dir
@@ -69,9 +71,12 @@ NETWORK_PARTITION_TIMEOUT=3
 # with checkpoint_completion_target = 0 it does not wait seconds for it. A
 # standby retries a lost primary every 5 s by default, and until it is back the
 # primary's commits wait for it (synchronous replication): retry every 0.5 s.
+# WAL segments of 1 MB (initdb) and few of them kept: pg_basebackup and
+# pg_rewind (a failed primary rejoining) copy a few MB of WAL, not 80.
 NODE_SETTINGS="shared_buffers = '128MB'
 checkpoint_completion_target = 0
-wal_retrieve_retry_interval = '500ms'"
+wal_retrieve_retry_interval = '500ms'
+min_wal_size = '8MB'"
 
 # ---------------------------------------------------------------------------
 # running things as postgres, with this formation's environment
@@ -126,6 +131,8 @@ start_bg() {
 }
 
 monitor_uri_local="postgres://postgres@127.0.0.1:${base}/pg_auto_failover?connect_timeout=2&sslmode=disable"
+# what the nodes and pg_autoctl commands are given
+monitor_uri="postgres://autoctl_node@127.0.0.1:${base}/pg_auto_failover?sslmode=disable"
 mon_sql() { psql -XAtq -v ON_ERROR_STOP=1 "$monitor_uri_local" -c "$1"; }
 
 node_dir() {
@@ -280,7 +287,7 @@ create() {
   # in postgresql.auto.conf, which overrides what pg_autoctl writes (the second
   # node gets the first's by pg_basebackup)
   as_pg "$PG_BIN/initdb" --auth=trust --no-sync --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
-    -D "$HA_DIR/node1" >"$HA_DIR/log/initdb.log" 2>&1 || die "initdb failed: $(cat "$HA_DIR/log/initdb.log")"
+    --wal-segsize=1 -D "$HA_DIR/node1" >"$HA_DIR/log/initdb.log" 2>&1 || die "initdb failed: $(cat "$HA_DIR/log/initdb.log")"
   as_pg cp -a "$HA_DIR/node1" "$HA_DIR/monitor"
   log "[$(since "$started") s] initdb done"
   echo "$MONITOR_SETTINGS" | as_pg tee -a "$HA_DIR/monitor/postgresql.auto.conf" >/dev/null
@@ -288,12 +295,11 @@ create() {
 
   # the monitor: created, told to listen on loopback only (it would on '*'), run
   autoctl create monitor --pgdata "$HA_DIR/monitor" --pgport "$base" --hostname 127.0.0.1 \
-    --auth trust --no-ssl --pgctl "$PG_BIN/pg_ctl" >>"$HA_DIR/log/monitor.log" 2>&1 ||
+    --auth trust --no-ssl --ssl-mode disable --pgctl "$PG_BIN/pg_ctl" >>"$HA_DIR/log/monitor.log" 2>&1 ||
     die "pg_autoctl create monitor failed: $(tail -n 20 "$HA_DIR/log/monitor.log")"
   log "[$(since "$started") s] monitor created"
   autoctl config set --pgdata "$HA_DIR/monitor" postgresql.listen_addresses 127.0.0.1 >/dev/null
   start_bg "$HA_DIR/log/monitor.log" run --pgdata "$HA_DIR/monitor"
-  local monitor_uri="postgres://autoctl_node@127.0.0.1:${base}/pg_auto_failover?sslmode=prefer"
   for _ in $(seq 1 150); do
     mon_sql "select 1 from pgautofailover.formation where formationid = 'default'" >/dev/null 2>&1 && break
     sleep 0.1
@@ -307,7 +313,8 @@ create() {
   # the nodes: node1 registers first (node id 1, the primary), node2 as soon as
   # node1 is known (it waits for node1 to be ready, then takes a base backup)
   local node_args=(--hostname 127.0.0.1 --pghost 127.0.0.1 --listen 127.0.0.1 --username postgres
-    --dbname postgres --monitor "$monitor_uri" --auth trust --no-ssl --pgctl "$PG_BIN/pg_ctl" --run)
+    --dbname postgres --monitor "$monitor_uri" --auth trust --no-ssl --ssl-mode disable
+    --pgctl "$PG_BIN/pg_ctl" --run)
   start_bg "$HA_DIR/log/node1.log" create postgres --pgdata "$HA_DIR/node1" --pgport $((base + 1)) \
     --name node1 "${node_args[@]}"
   for _ in $(seq 1 300); do
@@ -422,7 +429,7 @@ cmd_failover() {
   started="$(now)"
   # pg_autoctl 2.0 logs "ERROR Monitor ERROR: invalid input syntax for type
   # integer" (its get_nodes call after the failover is asked for) and goes on: harmless
-  autoctl perform failover --monitor "postgres://autoctl_node@127.0.0.1:${base}/pg_auto_failover?sslmode=prefer" \
+  autoctl perform failover --monitor "$monitor_uri" \
     --formation default --group 0 || die "pg_autoctl perform failover failed"
   log "pg_autoctl perform failover returned after $(since "$started") s"
   wait_healthy "${1:-120}"

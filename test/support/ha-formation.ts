@@ -51,10 +51,11 @@ export type HaNode = 1 | 2
 export interface HaFormation {
   /**
    * The nodes' multi-host URI as pg_autoctl gives it, with user postgres added:
-   * `postgres://postgres@127.0.0.1:6001,127.0.0.1:6002/postgres?target_session_attrs=read-write&sslmode=prefer`.
+   * `postgres://postgres@127.0.0.1:6001,127.0.0.1:6002/postgres?target_session_attrs=read-write&sslmode=disable`
+   * (node-postgres reads one host only: see src/db/multi-host.ts).
    */
   readonly uri: string
-  /** The monitor's URI (user autoctl_node, database pg_auto_failover). */
+  /** The monitor's URI: `postgres://autoctl_node@127.0.0.1:6000/pg_auto_failover`. */
   readonly monitor_uri: string
   /** Node n's data directory: `head -1 <it>/postmaster.pid` is its postmaster's pid. */
   readonly node_pgdata: (n: HaNode) => string
