@@ -53,27 +53,29 @@ const url_of = (server_url: string, database: string, transport: Transport): str
   return url.toString()
 }
 
+/** One JSON line a service process printed (`ready`, `load_done`, `report`, or its own). */
+export interface ServiceEvent {
+  readonly event: string
+  readonly [field: string]: unknown
+}
+
 /**
- * Runs the service in a child Node process (tsx as its loader, nothing else)
- * and calls `inject` once its load is under way; `load_done` resolves when the
- * load ends. Resolves when the child has exited by itself.
+ * Runs `script` (a service like test/fault/service.ts) in a child Node process
+ * (tsx as its loader, nothing else) with `env` added to this one's, and calls
+ * `inject` once it prints `ready`; `load_done` resolves when it prints
+ * `load_done` (or exits). Its `report` line is the report; every JSON line is
+ * also given to `on_event`. Resolves when the child has exited by itself and
+ * `inject` has settled.
  */
-const run_child = <Injected>(
-  url: string,
-  scenario: Scenario,
-  seconds: number,
-  pool: Pool,
-  inject: (load_done: Promise<void>) => Promise<Injected>,
-) =>
+export const run_service_process = <Injected>(options: {
+  readonly script: string
+  readonly env: Readonly<Record<string, string>>
+  readonly inject: (load_done: Promise<void>) => Promise<Injected>
+  readonly on_event?: (event: ServiceEvent) => void
+}) =>
   new Promise<Omit<FaultRun<Injected>, "most_sessions">>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", SERVICE], {
-      env: {
-        ...process.env,
-        FAULT_DATABASE_URL: url,
-        FAULT_SCENARIO: scenario,
-        FAULT_SECONDS: String(seconds),
-        FAULT_POOL: pool,
-      },
+    const child = spawn(process.execPath, ["--import", "tsx", options.script], {
+      env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     })
     let stdout = ""
@@ -90,10 +92,11 @@ const run_child = <Injected>(
       stdout = lines.pop() ?? ""
       for (const line of lines) {
         if (!line.startsWith("{")) continue
-        const event = JSON.parse(line) as { event: string }
-        if (event.event === "ready") injected = inject(load_done)
+        const event = JSON.parse(line) as ServiceEvent
+        if (event.event === "ready") injected = options.inject(load_done)
         if (event.event === "load_done") end_load()
         if (event.event === "report") report = event as unknown as FaultReport
+        options.on_event?.(event)
       }
     })
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
@@ -106,6 +109,25 @@ const run_child = <Injected>(
         return resolve({ code, signal, stderr, report, injected: undefined as Injected })
       injected.then((value) => resolve({ code, signal, stderr, report, injected: value }), reject)
     })
+  })
+
+/** test/fault/service.ts's `scenario` on `url` for `seconds`, on `pool`'s pool. */
+const run_child = <Injected>(
+  url: string,
+  scenario: Scenario,
+  seconds: number,
+  pool: Pool,
+  inject: (load_done: Promise<void>) => Promise<Injected>,
+) =>
+  run_service_process({
+    script: SERVICE,
+    env: {
+      FAULT_DATABASE_URL: url,
+      FAULT_SCENARIO: scenario,
+      FAULT_SECONDS: String(seconds),
+      FAULT_POOL: pool,
+    },
+    inject,
   })
 
 /**
