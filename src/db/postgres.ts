@@ -8,11 +8,18 @@ import { type Database, database_context, type StatementObserver, statement_logg
 import { DbError } from "./errors.js"
 import type { Db, Drizzle } from "./handle.js"
 import { standalone_migrations } from "./migrations.js"
-import { host_choosing_client, parse_postgres_url } from "./multi-host.js"
+import {
+  host_choosing_client,
+  type PostgresUrl,
+  parse_postgres_url,
+  type TargetSessionAttrs,
+} from "./multi-host.js"
 import { Notifications } from "./notifications.js"
 import { pool_transaction } from "./pool-transaction.js"
 import { postgres_notifications } from "./postgres-notifications.js"
+import { standby_reads_on } from "./postgres-standby.js"
 import { pg_send, sending_with } from "./send.js"
+import { StandbyReads } from "./standby-reads.js"
 
 export interface PostgresOptions {
   /** Called with the text of every statement sent (never its parameters), e.g. to count queries. */
@@ -51,6 +58,17 @@ export interface PostgresOptions {
    * listener takes `read-write` ones.
    */
   readonly listen_url?: Redacted.Redacted<string>
+  /**
+   * Hot standbys to validate sessions on (opt-in), as a URL like `url`; with
+   * several hosts and no `target_session_attrs`, standbys are preferred. A
+   * standby's answer counts only when it has replayed the primary's recent
+   * WAL, and a write that ends sessions returns once the standbys applied it
+   * (within about a second when they cannot say): no standby validates a
+   * session after its revoke returned. Writes then commit with
+   * `synchronous_commit = remote_apply`, and the role needs `pg_monitor` to
+   * read `pg_stat_replication` (without it every such write waits the second).
+   */
+  readonly read_url?: Redacted.Redacted<string>
 }
 
 /**
@@ -219,6 +237,7 @@ const database_on_pool = (
   options: PoolOptions,
   listen_config: pg.ClientConfig,
   ListenClient: typeof pg.Client = pg.Client,
+  read_pool?: pg.Pool,
 ) =>
   Effect.gen(function* () {
     const prepare = options.prepare ?? true
@@ -250,11 +269,14 @@ const database_on_pool = (
       (channel, payload) => pool.query("SELECT pg_notify($1, $2)", [channel, payload]),
       ListenClient,
     )
-    return database_context(
+    const context = database_context(
       on_pool,
       pool_transaction(pool, handle_for),
       standalone_migrations(on_pool, migrate),
     ).pipe(Context.add(Notifications, notifications))
+    return read_pool === undefined
+      ? context
+      : Context.add(context, StandbyReads, yield* standby_reads_on(pool, handle(read_pool)))
   })
 
 /**
@@ -295,22 +317,16 @@ export const layer_postgres = (
       }
       // sslmode prefer or allow: a Client that keeps libpq's meaning
       const Base = libpq_sslmode_client(url.sslmode)
-      // several hosts, or target_session_attrs: a Client that chooses the host (on Base)
-      const Client = host_choosing_client(url, config, "any", Base)?.Client ?? Base
-      const pool = yield* Effect.acquireRelease(
-        Effect.try({
-          try: () =>
-            new pg.Pool({
-              ...config,
-              max: options.pool_size ?? 10,
-              ...(Client === undefined ? {} : { Client }),
-            }),
-          catch: (error) => DbError.from("postgres.open", error),
-        }),
-        (pool) => Effect.promise(() => pool.end()),
+      const pool = yield* open_pool(
+        url,
+        // with standby reads, a commit returns once the synchronous standbys applied it
+        options.read_url === undefined
+          ? config
+          : { ...config, options: "-c synchronous_commit=remote_apply" },
+        options.pool_size ?? 10,
+        "any",
+        Base,
       )
-      // kept until the pool is gone: closing it, or dropping its database, errors its idle connections
-      listen_for_errors(pool)
       const listen_url =
         options.listen_url === undefined
           ? url
@@ -326,9 +342,50 @@ export const layer_postgres = (
       // LISTEN works on the primary only: several hosts and no target_session_attrs mean read-write ones
       const ListenClient =
         host_choosing_client(listen_url, listen_config, "read-write", ListenBase)?.Client ?? ListenBase
-      return yield* database_on_pool(pool, options, listen_config, ListenClient)
+      const read_url =
+        options.read_url === undefined
+          ? undefined
+          : yield* parse_postgres_url(yield* postgres_url(Redacted.value(options.read_url)))
+      const read_pool =
+        read_url === undefined
+          ? undefined
+          : yield* open_pool(
+              read_url,
+              { ...config, connectionString: with_libpq_sslmode(read_url.pg_url) },
+              options.pool_size ?? 10,
+              "prefer-standby",
+              libpq_sslmode_client(read_url.sslmode),
+            )
+      return yield* database_on_pool(pool, options, listen_config, ListenClient, read_pool)
     }),
   )
+
+/**
+ * A pool on `url` with `config`, closed with the layer. With several hosts
+ * (or target_session_attrs) its connections go to the first host that
+ * matches `default_target` unless the URL says otherwise, made by `Base` (the
+ * sslmode Client, if any).
+ */
+const open_pool = (
+  url: PostgresUrl,
+  config: pg.ClientConfig,
+  max: number,
+  default_target: TargetSessionAttrs,
+  Base: typeof pg.Client | undefined,
+) =>
+  Effect.gen(function* () {
+    const Client = host_choosing_client(url, config, default_target, Base)?.Client ?? Base
+    const pool = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => new pg.Pool({ ...config, max, ...(Client === undefined ? {} : { Client }) }),
+        catch: (error) => DbError.from("postgres.open", error),
+      }),
+      (pool) => Effect.promise(() => pool.end()),
+    )
+    // kept until the pool is gone: closing it, or dropping its database, errors its idle connections
+    listen_for_errors(pool)
+    return pool
+  })
 
 /** A pg pool, by its shape: an app may load another copy of pg than this package. */
 const is_pool = (value: unknown): value is pg.Pool =>
@@ -384,7 +441,8 @@ export const layer_postgres_pool = (
 
 /**
  * `layer_postgres` configured from DATABASE_URL, DATABASE_POOL_SIZE,
- * DATABASE_PREPARE, DATABASE_CONNECT_TIMEOUT (seconds) and DATABASE_LISTEN_URL.
+ * DATABASE_PREPARE, DATABASE_CONNECT_TIMEOUT (seconds), DATABASE_LISTEN_URL and
+ * DATABASE_READ_URL.
  */
 export const layer_postgres_from_config: Layer.Layer<
   Database | Db | Notifications,
@@ -396,12 +454,14 @@ export const layer_postgres_from_config: Layer.Layer<
     const prepare = yield* Config.Boolean("DATABASE_PREPARE").pipe(Config.withDefault(true))
     const connect_timeout_seconds = yield* Config.Int("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(10))
     const listen_url = yield* Config.option(Config.Redacted("DATABASE_LISTEN_URL"))
+    const read_url = yield* Config.option(Config.Redacted("DATABASE_READ_URL"))
     return layer_postgres({
       url,
       pool_size,
       prepare,
       connect_timeout_seconds,
       ...(Option.isSome(listen_url) ? { listen_url: listen_url.value } : {}),
+      ...(Option.isSome(read_url) ? { read_url: read_url.value } : {}),
     })
   }),
 )

@@ -1,5 +1,6 @@
 import { Context, Effect, Layer, PubSub, type Scope, Stream } from "effect"
 import { after_commit } from "../db/after-commit.js"
+import { StandbyReads, type StandbyReadsShape } from "../db/standby-reads.js"
 import { record_event_metrics } from "../observability/metrics.js"
 import type { AccountId } from "../schema/register.js"
 import type { AnyAccountId } from "../schema/session-table.js"
@@ -90,14 +91,15 @@ export class SessionEvents extends Context.Service<SessionEvents, SessionEventsS
 
 /**
  * Where the changes of a repo's writes are told (`tell_committed`): its
- * subscribers, and its cache if it has one. Provided to each write, so they
- * are told whatever the caller's context holds.
+ * subscribers, its cache if it has one, and its standby reads if it has them.
+ * Provided to each write, so they are told whatever the caller's context holds.
  */
 export const told_context = (
   events: SessionEventsShape,
   cache: SessionCacheShape | undefined,
+  standby: StandbyReadsShape | undefined,
 ): Context.Context<SessionEvents | SessionCache> => {
-  const subscribers = Context.make(SessionEvents, events)
+  const subscribers = Context.make(SessionEvents, events).pipe(Context.add(StandbyReads, standby))
   return (
     cache === undefined ? subscribers : Context.add(subscribers, SessionCache, cache)
   ) as Context.Context<SessionEvents | SessionCache>
@@ -106,9 +108,11 @@ export const told_context = (
 /**
  * Once the current transaction commits (a rolled-back change tells nothing):
  * counts `events` in the metrics, tells them to the `SessionEvents` of the
- * context, and makes the context's `SessionCache` forget the sessions
- * `changed` (their keys). The services are looked up now, so the work
- * reaches them whichever fiber runs the commit.
+ * context, makes the context's `SessionCache` forget the sessions `changed`
+ * (their keys) and, with standby reads, waits for the standbys to apply the
+ * change (so no standby validates a session once its revoke returned). The
+ * services are looked up now, so the work reaches them whichever fiber runs
+ * the commit.
  */
 export const tell_committed = (
   events: ReadonlyArray<SessionEvent<AnyAccountId>>,
@@ -119,12 +123,16 @@ export const tell_committed = (
     : Effect.contextWith((context: Context.Context<never>) => {
         const subscribers = Context.getOrUndefined(context, SessionEvents)
         const cache = Context.getOrUndefined(context, SessionCache)
+        const standby = Context.get(context, StandbyReads)
         return after_commit(
           Effect.andThen(
             Effect.sync(() => cache?.forget(changed)),
             Effect.andThen(
               record_event_metrics(events),
-              subscribers === undefined ? Effect.void : subscribers.publish(events),
+              Effect.andThen(
+                subscribers === undefined ? Effect.void : subscribers.publish(events),
+                standby === undefined || changed.length === 0 ? Effect.void : standby.settle,
+              ),
             ),
           ),
         )

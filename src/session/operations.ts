@@ -130,6 +130,12 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
       Clock.clockWith((clock) => Effect.succeed(judge(rows[0], clock.currentTimeMillisUnsafe()))),
     )
 
+  /** `check_on` a standby's handle, which answers only when it has replayed the primary's WAL to `fence`. */
+  const check_on_standby = (db: Drizzle, id: string, fence: string): Effect.Effect<SessionCheck, DbError> =>
+    Effect.flatMap(statements.session_get_on_standby.on(db, { id, fence }), (rows) =>
+      Clock.clockWith((clock) => Effect.succeed(judge(rows[0], clock.currentTimeMillisUnsafe()))),
+    )
+
   /** `check_on` the handle in `Db`. */
   const check = (id: string): Effect.Effect<SessionCheck, DbError, Db> => Db.use((db) => check_on(db, id))
 
@@ -317,6 +323,7 @@ const make_session_operations = (definition: SessionTableDefinition, policy: Ses
     create,
     check,
     check_on,
+    check_on_standby,
     judge,
     touch,
     reauthenticate,

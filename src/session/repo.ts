@@ -4,6 +4,7 @@ import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
 import type { Notifications } from "../db/notifications.js"
 import { retry_read } from "../db/read-retry.js"
+import { StandbyReads } from "../db/standby-reads.js"
 import { session_cache_lookups, session_validations } from "../observability/metrics.js"
 import type { AccountId, RegisteredSessionTable } from "../schema/register.js"
 import type { AnyAccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
@@ -192,8 +193,9 @@ const make = Effect.gen(function* () {
   const read_on_current = <A, E>(effect: Effect.Effect<A, E, Db>) => retry_read(on_current(effect))
 
   const cache = Option.getOrUndefined(yield* Effect.serviceOption(SessionCache))
-  // what a write tells once committed reaches this repo's subscribers and cache
-  const told = told_context(events, cache)
+  const standby = yield* StandbyReads
+  // what a write tells once committed reaches this repo's subscribers, cache and standby reads
+  const told = told_context(events, cache, standby)
   /** A write's events go to this repo's subscribers (and cache), whatever the caller's context holds. */
   const telling = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.provideContext(effect, told) as Effect.Effect<A, E, Exclude<R, SessionEvents | SessionCache>>
@@ -221,12 +223,32 @@ const make = Effect.gen(function* () {
     traced("create_session"),
   )
 
-  const read = (id: string) => retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
+  const read_primary = (id: string) =>
+    retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
+
+  /**
+   * With standby reads, outside a transaction: the standby's answer when it
+   * is "valid" and the standby is recent enough (standby-reads.ts); anything
+   * else (not found, ended, not recent, an error) is asked of the primary,
+   * so a standby behind on a create, a touch or an extension never rejects.
+   */
+  const read =
+    standby === undefined
+      ? read_primary
+      : (id: string): Effect.Effect<SessionCheck, DbError> =>
+          Effect.contextWith((context: Context.Context<never>) => {
+            const fence = Context.getOrUndefined(context, Tx) === undefined ? standby.fence() : undefined
+            if (fence === undefined) return read_primary(id)
+            return Effect.flatMap(
+              Effect.orElseSucceed(operations.check_on_standby(standby.handle, id, fence), () => undefined),
+              (checked) => (checked?.valid === true ? Effect.succeed(checked) : read_primary(id)),
+            )
+          })
 
   /**
    * The session read after a cache miss: a valid reading is kept unless an
    * invalidation overtook the read; none read inside a transaction is kept
-   * (it may not be committed).
+   * (it may not be committed). The cache takes the standbys' place.
    */
   const read_on_miss = (
     cache: SessionCacheShape,
@@ -234,9 +256,11 @@ const make = Effect.gen(function* () {
     id: string,
     now: number,
   ) => {
-    if (Context.getOrUndefined(context, Tx) !== undefined) return read(id)
+    if (Context.getOrUndefined(context, Tx) !== undefined) return read_primary(id)
     const begun = cache.begin_read()
-    return Effect.map(read(id), (checked) => {
+    // from the primary, never a standby: a standby's reading may predate an
+    // invalidation that arrived before the read began, and would then be kept
+    return Effect.map(read_primary(id), (checked) => {
       if (checked.valid) cache.keep(id, checked.session, begun, now)
       return checked
     })

@@ -151,6 +151,25 @@ const make_session_statements = (definition: SessionTableDefinition) => {
   )
 
   /**
+   * `session_get` on a hot standby: the row only if the standby has replayed
+   * the primary's WAL up to `fence` (a primary, which has no replay position,
+   * is current), else nothing, and the primary is asked (standby-reads.ts).
+   */
+  const session_get_on_standby = statement<{ id: string; fence: string }, Array<Session>>(
+    session_columns,
+    (db) =>
+      db
+        .select(session_columns)
+        .from(auth_session)
+        .where(
+          and(
+            eq(auth_session.id, ph("id")),
+            sql`coalesce(pg_last_wal_replay_lsn(), pg_current_wal_flush_lsn()) >= ${ph("fence")}::pg_lsn`,
+          ),
+        ),
+  )
+
+  /**
    * Writes `last_seen_at`, and moves `expires_at` (never past the absolute
    * end) when less than the threshold remains. The WHERE repeats the
    * due-check and the liveness rule, so a touch that another instance already
@@ -444,6 +463,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     {
       create_session,
       session_get,
+      session_get_on_standby,
       session_touch,
       session_reauthenticate,
       session_rotate,

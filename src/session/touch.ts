@@ -64,8 +64,11 @@ export class SessionTouches extends Context.Service<SessionTouches, SessionTouch
       const pool = yield* Db
       const events = yield* SessionEvents
       const cache = yield* Effect.serviceOption(SessionCache)
-      // what a touch tells once committed reaches the repo's subscribers and cache
-      const told = Context.add(told_context(events, Option.getOrUndefined(cache)), Db, pool)
+      // What a touch tells once committed reaches the repo's subscribers and
+      // cache. No standby waits for it: a touch moves a session's end later
+      // and an ended session it deletes is judged ended by the clock anyway,
+      // so a standby behind on one never validates what the primary would not.
+      const told = Context.add(told_context(events, Option.getOrUndefined(cache), undefined), Db, pool)
       const operations = session_operations(yield* CurrentSessionTable, yield* SessionPolicy)
       // One entry per session with a touch in flight, done with its outcome.
       const in_flight = new Map<string, Deferred.Deferred<Option.Option<Date>>>()
