@@ -55,8 +55,13 @@ if (!ha_available()) {
     let node_urls: Array<string>
 
     const standby_node = (): HaNode => (formation.primary_node() === 1 ? 2 : 1)
+    /** Node n's own URL: its port is the script's base port + n, as in the URI (whose order may differ). */
+    const node_url = (n: HaNode) => {
+      const ports = node_urls.map((url) => Number(new URL(url).port))
+      return node_urls[ports.indexOf(Math.min(...ports) + n - 1)] as string
+    }
     const on_node = async <A>(n: HaNode, run: (client: pg.Client) => Promise<A>) => {
-      const client = new pg.Client({ connectionString: node_urls[n - 1] })
+      const client = new pg.Client({ connectionString: node_url(n) })
       await client.connect()
       try {
         return await run(client)
@@ -93,7 +98,7 @@ if (!ha_available()) {
       )
       await runtime.runPromise(Database.use((database) => database.migrate))
       repo = await runtime.runPromise(SessionRepo.use(Effect.succeed))
-      admin = new pg.Client({ connectionString: node_urls[formation.primary_node() - 1] })
+      admin = new pg.Client({ connectionString: node_url(formation.primary_node()) })
       await admin.connect()
       const { rows } = await admin.query<{ id: string }>(
         "INSERT INTO account (username) VALUES ('standby-' || gen_random_uuid()) RETURNING id",
