@@ -44,6 +44,8 @@ const values = (keys: { id: string; account_id: string }): Record<string, string
     limit: "50",
     max_sessions: "5",
     batch_size: "1000",
+    // a standby read's fence: a WAL position
+    fence: "0/0",
   }
 }
 
