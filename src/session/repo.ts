@@ -223,6 +223,7 @@ const make = Effect.gen(function* () {
     traced("create_session"),
   )
 
+  /** The session as the primary has it (where a write just went), judged now. */
   const read_primary = (id: string) =>
     retry_read(Effect.flatMap(current_handle, (db) => operations.check_on(db, id)))
 
@@ -282,17 +283,6 @@ const make = Effect.gen(function* () {
     session_cache_lookups(judged?.valid === true ? "hit" : "miss").updateUnsafe(1, context)
     return judged?.valid === true ? judged : undefined
   }
-
-  /** The session judged now: from the cache when it holds a valid reading, else read (`read_on_miss`). */
-  const check =
-    cache === undefined
-      ? read
-      : (id: string): Effect.Effect<SessionCheck, DbError> =>
-          Effect.contextWith((context: Context.Context<never>) => {
-            const now = Context.get(context, Clock.Clock).currentTimeMillisUnsafe()
-            const judged = cached_check(cache, context, id, now)
-            return judged !== undefined ? Effect.succeed(judged) : read_on_miss(cache, context, id, now)
-          })
 
   /**
    * `authenticate`'s work, a rejection returned rather than failed: failing
@@ -365,7 +355,7 @@ const make = Effect.gen(function* () {
       // Not moved here: another request's write got there between this read
       // and this write (or the write failed). Read the row again, so the
       // caller still re-sends a cookie that expires with the row.
-      const current = yield* check(id)
+      const current = yield* read_primary(id)
       if (!current.valid) return current.reason
       const moved = current.session.expires_at.getTime() !== session.expires_at.getTime()
       return { session: current.session, extended: moved }
@@ -397,7 +387,7 @@ const make = Effect.gen(function* () {
     if (id === undefined) return yield* rejected("malformed")
     const session = yield* on_current(write(id))
     if (session !== undefined) return session
-    const checked = yield* check(id)
+    const checked = yield* read_primary(id)
     return yield* rejected(checked.valid ? "unknown" : checked.reason)
   })
 
