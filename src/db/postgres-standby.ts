@@ -84,8 +84,9 @@ export const standby_reads_on = (
       }
     }
     yield* Effect.forkScoped(
-      Effect.promise(async () => {
-        for (;;) {
+      // the signal ends the loop when the scope closes: interrupting the fiber alone would leave it running
+      Effect.promise(async (signal) => {
+        while (!signal.aborted) {
           await refresh()
           await wait(FENCE_REFRESH_MS)
         }
