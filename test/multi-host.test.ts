@@ -1,4 +1,4 @@
-import { createServer, type Server, Socket } from "node:net"
+import { createServer, type Socket } from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { sql } from "drizzle-orm"
 import { Effect, Exit, Layer, Redacted } from "effect"
@@ -14,6 +14,7 @@ import {
 import { Database, Db, type DbError, layer_postgres, Notifications } from "../src/index.ts"
 import { admin_client } from "./support/admin.ts"
 import { fresh_postgres_database, report_skipped_postgres, server_url } from "./support/backends.ts"
+import { tcp_proxy } from "./support/tcp-proxy.ts"
 
 // libpq's multi-host URLs on node-postgres: the URL read as libpq reads it, and
 // connections to the first host that accepts them and matches
@@ -196,44 +197,6 @@ const server_host = (database_url: string) => {
   const url = new URL(database_url)
   return `${url.hostname}:${url.port === "" ? "5432" : url.port}`
 }
-
-/** A TCP proxy on loopback to `target` that counts the connections it took, until closed (it then refuses). */
-const tcp_proxy = (target: { host: string; port: number }) =>
-  Effect.acquireRelease(
-    Effect.callback<{ port: number; connections: () => number; close: () => void }>((resume) => {
-      let connections = 0
-      const sockets = new Set<Socket>()
-      const server: Server = createServer((inbound) => {
-        connections++
-        const outbound = new Socket()
-        outbound.connect(target.port, target.host)
-        for (const socket of [inbound, outbound]) {
-          sockets.add(socket)
-          socket.on("error", () => {})
-          socket.on("close", () => {
-            sockets.delete(socket)
-            inbound.destroy()
-            outbound.destroy()
-          })
-        }
-        inbound.pipe(outbound).pipe(inbound)
-      })
-      const close = () => {
-        server.close()
-        for (const socket of sockets) socket.destroy()
-      }
-      server.listen(0, "127.0.0.1", () =>
-        resume(
-          Effect.succeed({
-            port: (server.address() as { port: number }).port,
-            connections: () => connections,
-            close,
-          }),
-        ),
-      )
-    }),
-    (proxy) => Effect.sync(proxy.close),
-  )
 
 /** A port on loopback that accepts connections and never answers (a host gone silent); closed with the scope. */
 const silent_server = Effect.acquireRelease(

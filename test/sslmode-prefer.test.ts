@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process"
 import { chmodSync, chownSync, mkdtempSync, rmSync } from "node:fs"
-import { createServer, type Server, Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
@@ -12,6 +11,7 @@ import { admin_client } from "./support/admin.ts"
 import { fresh_postgres_database, server_url } from "./support/backends.ts"
 import { server_has_tls } from "./support/fault-service.ts"
 import { scratch_server, scratch_server_available } from "./support/scratch-server.ts"
+import { tcp_proxy } from "./support/tcp-proxy.ts"
 
 // libpq's sslmode=prefer (what pg_autoctl show uri ends in) and allow on
 // node-postgres, which reads both as "TLS or fail": prefer encrypts when the
@@ -102,55 +102,6 @@ const listener_ssl = Effect.map(
 )
 
 // PostgreSQL's SSLRequest: length 8, code 80877103
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
-
-/** A TCP proxy on loopback to `target` that counts the connections it took and those that began with an SSLRequest. */
-const counting_proxy = (target: { host: string; port: number }) =>
-  Effect.acquireRelease(
-    Effect.callback<{
-      port: number
-      connections: () => number
-      ssl_requests: () => number
-      close: () => void
-    }>((resume) => {
-      let connections = 0
-      let ssl_requests = 0
-      const sockets = new Set<Socket>()
-      const server: Server = createServer((inbound) => {
-        connections++
-        inbound.once("data", (first: Buffer) => {
-          if (first.subarray(0, 8).equals(SSL_REQUEST)) ssl_requests++
-        })
-        const outbound = new Socket()
-        outbound.connect(target.port, target.host)
-        for (const socket of [inbound, outbound]) {
-          sockets.add(socket)
-          socket.on("error", () => {})
-          socket.on("close", () => {
-            sockets.delete(socket)
-            inbound.destroy()
-            outbound.destroy()
-          })
-        }
-        inbound.pipe(outbound).pipe(inbound)
-      })
-      server.listen(0, "127.0.0.1", () =>
-        resume(
-          Effect.succeed({
-            port: (server.address() as { port: number }).port,
-            connections: () => connections,
-            ssl_requests: () => ssl_requests,
-            close: () => {
-              server.close()
-              for (const socket of sockets) socket.destroy()
-            },
-          }),
-        ),
-      )
-    }),
-    (proxy) => Effect.sync(proxy.close),
-  )
-
 describe("which sslmodes get a Client of their own", () => {
   it("prefer and allow; any other sslmode, or none, keeps pg's own Client", () => {
     assert.isDefined(libpq_sslmode_client("prefer"))
@@ -244,7 +195,7 @@ if (server_url !== undefined || scratch_server_available()) {
       () =>
         Effect.gen(function* () {
           const { url } = yield* PlainServer
-          const proxy = yield* counting_proxy(host_port(url))
+          const proxy = yield* tcp_proxy(host_port(url))
           const through = with_hosts(url, `127.0.0.1:${proxy.port}`, "sslmode=prefer")
           yield* Effect.gen(function* () {
             const database = yield* Database
@@ -292,7 +243,7 @@ if (server_url !== undefined || scratch_server_available()) {
     it.effect("prefer: connections opened at once before any answer is known each go on in plain text", () =>
       Effect.gen(function* () {
         const { url } = yield* PlainServer
-        const proxy = yield* counting_proxy(host_port(url))
+        const proxy = yield* tcp_proxy(host_port(url))
         const through = with_hosts(url, `127.0.0.1:${proxy.port}`, "sslmode=prefer")
         yield* Effect.gen(function* () {
           const database = yield* Database

@@ -1,5 +1,6 @@
 import type { Duplex } from "node:stream"
 import pg from "pg"
+import { answer_connect, type ConnectCallback } from "./client-connect.js"
 import { DbError } from "./errors.js"
 
 // sslmode as libpq means it, on node-postgres: `require` encrypts without
@@ -56,8 +57,6 @@ const plain_on_refusal = (client: pg.Client, refused: () => void) => {
   }
 }
 
-type ConnectCallback = (error: Error | null, client?: pg.Client) => void
-
 /**
  * A pg.Client that keeps libpq's `sslmode=prefer` or `allow` (`sslmode`, the
  * URL's); undefined for any other (pg's own Client does, with
@@ -85,13 +84,7 @@ export const libpq_sslmode_client = (sslmode: string | undefined): typeof pg.Cli
     override connect(): Promise<pg.Client>
     override connect(callback: ConnectCallback): void
     override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
-      const connected = this.#connect()
-      if (callback === undefined) return connected
-      connected.then(
-        (client) => callback(null, client),
-        (error: Error) => callback(error),
-      )
-      return undefined
+      return answer_connect(this.#connect(), callback)
     }
 
     async #connect(): Promise<pg.Client> {

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import pg from "pg"
+import { answer_connect, type ConnectCallback } from "./client-connect.js"
 import { DbError, NO_HOST_MATCHED } from "./errors.js"
 
 // libpq's multi-host URLs (postgres://h1:p1,h2:p2/db?target_session_attrs=read-write)
@@ -425,8 +426,6 @@ const probe_with =
     }
   }
 
-type ConnectCallback = (error: Error | null, client?: pg.Client) => void
-
 /**
  * The pg.Client for `url` in a pool (pg.Pool's `Client` option) or alone,
  * whose `connect()` first takes a host from `picker` and then connects there,
@@ -470,13 +469,7 @@ const picking_client = (
     override connect(): Promise<pg.Client>
     override connect(callback: ConnectCallback): void
     override connect(callback?: ConnectCallback): Promise<pg.Client> | undefined {
-      const connected = this.#connect()
-      if (callback === undefined) return connected
-      connected.then(
-        (client) => callback(null, client),
-        (error: Error) => callback(error),
-      )
-      return undefined
+      return answer_connect(this.#connect(), callback)
     }
 
     async #connect(): Promise<pg.Client> {

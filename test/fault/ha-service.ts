@@ -19,7 +19,7 @@
  * its own), FAULT_SECONDS (load duration).
  */
 import { performance } from "node:perf_hooks"
-import { Cause, Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
+import { Effect, Exit, Layer, Option, Redacted, Scope } from "effect"
 import {
   account,
   auth_session,
@@ -29,6 +29,7 @@ import {
   migrate,
   SessionRepo,
 } from "../../src/index.ts"
+import { describe_failure } from "../support/failure.ts"
 import { FAULT_MAX_SESSIONS } from "../support/fault-service.ts"
 import {
   HA_FRESH_ACCOUNTS,
@@ -52,26 +53,6 @@ if (url === undefined) throw new Error("FAULT_DATABASE_URL is required")
 const emit = (event: Record<string, unknown>) => console.log(JSON.stringify(event))
 
 type Op = "create" | "validate" | "revoke"
-
-/** What a failed call was, without any value it carried. */
-const describe_failure = (
-  cause: Cause.Cause<unknown>,
-): { retryable: boolean; commit_unknown: boolean; text: string } => {
-  const failure = cause.reasons.find(Cause.isFailReason)
-  if (failure === undefined)
-    return { retryable: false, commit_unknown: false, text: `defect: ${Cause.pretty(cause).split("\n")[0]}` }
-  const error = failure.error as {
-    _tag?: string
-    reason?: string
-    is_retryable?: boolean
-    commit_unknown?: boolean
-  }
-  return {
-    retryable: error._tag === "DbError" && error.is_retryable === true,
-    commit_unknown: error.commit_unknown === true,
-    text: `${error._tag}${error.reason === undefined ? "" : `:${error.reason}`}`,
-  }
-}
 
 const tally = {
   calls: 0,

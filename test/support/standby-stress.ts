@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { Cause } from "effect"
+import type { Cause } from "effect"
+import { describe_failure } from "./failure.ts"
 
 // The parent side of test/standby-stress.test.ts: a writer process
 // (test/fault/standby-writer.ts) creating and revoking sessions, reader
@@ -22,10 +23,8 @@ export const monotonic_ms = (): number => Number(process.hrtime.bigint() / 1000n
 
 /** What a failed call was, without any value it carried: `DbError:<reason>`, or the defect's first line. */
 export const cause_text = (cause: Cause.Cause<unknown>): string => {
-  const failure = cause.reasons.find(Cause.isFailReason)
-  if (failure === undefined) return `defect: ${Cause.pretty(cause).split("\n")[0]}`
-  const error = failure.error as { _tag?: string; reason?: string; commit_unknown?: boolean }
-  return `${error._tag}${error.reason === undefined ? "" : `:${error.reason}`}${error.commit_unknown === true ? ", commit_unknown" : ""}`
+  const { text, commit_unknown } = describe_failure(cause)
+  return commit_unknown ? `${text}, commit_unknown` : text
 }
 
 /** One session of the writer: created from `cs` to `ce`; its revoke first sent at `rs`, returned at `re`. */
