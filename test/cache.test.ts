@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
-import { Effect, Exit, Layer, ManagedRuntime, Metric, Option, Redacted } from "effect"
+import { Effect, Exit, Fiber, Layer, ManagedRuntime, Metric, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import {
   AUTH_SESSION_LIFETIME_MS,
@@ -30,7 +30,13 @@ import {
   report_skipped_postgres,
   server_url,
 } from "./support/backends.ts"
-import { count_matching, create_account, on_db, statements_of } from "./support/fixtures.ts"
+import {
+  count_matching,
+  create_account,
+  hold_in_transaction,
+  on_db,
+  statements_of,
+} from "./support/fixtures.ts"
 
 const SESSION_READ = /^select .* from "auth_session" where "auth_session"."id" = \$1$/
 
@@ -48,6 +54,9 @@ const reads_of = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     result,
     reads: count_matching(statements, SESSION_READ),
   }))
+
+/** `ms` of real time: the TestClock does not move by itself. */
+const real_sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
 /** Waits, in real time, until `done` holds (at most 15 s: the listener retries at most every 5 s). */
 const wait_until = (done: () => boolean) =>
@@ -171,6 +180,53 @@ const suite = (backend: Backend) =>
         assert.strictEqual(ended.result.reason, "expired")
         assert.strictEqual(ended.reads, 1)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())),
+    )
+
+    it.effect("validations that miss the same session at once wait for one read", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const { token } = yield* repo.create_session((yield* create_account()).id)
+        const { result, reads } = yield* reads_of(
+          Effect.all(
+            Array.from({ length: 10 }, () => repo.validate(token)),
+            { concurrency: "unbounded" },
+          ),
+        )
+        assert.isTrue(result.every(Option.isSome))
+        assert.strictEqual(reads, 1)
+      }),
+    )
+
+    it.effect("a miss does not wait for a read begun before an invalidation of its session", () =>
+      Effect.gen(function* () {
+        const repo = yield* SessionRepo
+        const cache = yield* SessionCache
+        const { token, session } = yield* repo.create_session((yield* create_account()).id)
+        /** Two validations while the session table is locked: the first one's read waits meanwhile. */
+        const two_validations = (between: Effect.Effect<void>) =>
+          reads_of(
+            Effect.gen(function* () {
+              const release = yield* hold_in_transaction((tx) =>
+                tx.execute(sql`LOCK TABLE auth_session IN ACCESS EXCLUSIVE MODE`),
+              )
+              const first = yield* Effect.forkChild(repo.validate(token))
+              yield* real_sleep(50)
+              yield* between
+              const second = yield* Effect.forkChild(repo.validate(token))
+              yield* real_sleep(50)
+              yield* release
+              return [yield* Fiber.join(first), yield* Fiber.join(second)]
+            }),
+          )
+        // nothing in between: the second waits for the first one's read
+        const joined = yield* two_validations(Effect.void)
+        assert.strictEqual(joined.reads, 1)
+        // the reading was kept: forget it, then an invalidation (as a notification brings) in between
+        cache.forget([session.id])
+        const invalidated = yield* two_validations(Effect.sync(() => cache.forget([session.id])))
+        assert.strictEqual(invalidated.reads, 2)
+        assert.isTrue([...joined.result, ...invalidated.result].every(Option.isSome))
+      }),
     )
 
     it.effect("a hit still starts a touch when one is due, and the next validation reads the row again", () =>

@@ -43,6 +43,11 @@ export interface SessionCacheShape {
   readonly lookup: (id: string, now: number) => AuthSession | undefined
   /** Call before a read: what `keep` needs to know whether an invalidation overtook the read. */
   readonly begin_read: () => number
+  /**
+   * Whether a read of session `id` begun at `begun` still tells of it now:
+   * the cache listens and no invalidation of the session arrived since.
+   */
+  readonly current: (id: string, begun: number) => boolean
   /** Keeps a valid reading begun at `begun` (read at `now`), unless an invalidation of it arrived since. */
   readonly keep: (id: string, session: AuthSession, begun: number, now: number) => void
   /** Forgets sessions changed by this process (after their commit) or named by a notification. */
@@ -109,6 +114,7 @@ export const make_session_cache = (
       return entry.session
     },
     begin_read: () => sequence,
+    current: (id, begun) => is_listening && !overtaken(session_prefix(id), begun),
     keep: (id, session, begun, now) => {
       const prefix = session_prefix(id)
       if (!is_listening || overtaken(prefix, begun)) return

@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { Database } from "../db/database.js"
 import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
@@ -160,6 +160,12 @@ const traced_leaf =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.useSpan(`SessionRepo.${name}`, () => effect)
 
+/** A cache miss's read of a session, from the cache's point `begun`; its outcome once it ends. */
+interface MissInFlight {
+  readonly begun: number
+  readonly read: Deferred.Deferred<Exit.Exit<SessionCheck, DbError>>
+}
+
 const rejected = (reason: SessionRejectionReason) =>
   Effect.fail(new SessionRejected({ reason, message: REJECTION_MESSAGES[reason] }))
 
@@ -246,25 +252,48 @@ const make = Effect.gen(function* () {
             )
           })
 
+  // Cache misses whose read is in flight, by session: a validation that
+  // misses the same session meanwhile waits for that read instead of sending
+  // its own (a page's parallel requests, or every reading ending at its
+  // maximum age, would otherwise each read the row).
+  const misses = new Map<string, MissInFlight>()
+
   /**
    * The session read after a cache miss: a valid reading is kept unless an
    * invalidation overtook the read; none read inside a transaction is kept
-   * (it may not be committed). The cache takes the standbys' place.
+   * (it may not be committed). The cache takes the standbys' place. A read
+   * of the session already in flight is joined if no invalidation of it
+   * arrived since it began (then it tells as much as a new read would,
+   * within the cache's own guarantee); else, or if that read was
+   * interrupted, the row is read again.
    */
   const read_on_miss = (
     cache: SessionCacheShape,
     context: Context.Context<never>,
     id: string,
     now: number,
-  ) => {
+  ): Effect.Effect<SessionCheck, DbError> => {
     if (Context.getOrUndefined(context, Tx) !== undefined) return read_primary(id)
+    const in_flight = misses.get(id)
+    if (in_flight !== undefined && cache.current(id, in_flight.begun))
+      return Effect.flatMap(Deferred.await(in_flight.read), (exit) =>
+        Exit.hasInterrupts(exit) ? read_on_miss(cache, context, id, now) : exit,
+      )
     const begun = cache.begin_read()
+    const read = Deferred.makeUnsafe<Exit.Exit<SessionCheck, DbError>>()
+    misses.set(id, { begun, read })
     // from the primary, never a standby: a standby's reading may predate an
     // invalidation that arrived before the read began, and would then be kept
-    return Effect.map(read_primary(id), (checked) => {
-      if (checked.valid) cache.keep(id, checked.session, begun, now)
-      return checked
-    })
+    return read_primary(id).pipe(
+      Effect.onExit((exit) => {
+        if (misses.get(id)?.read === read) misses.delete(id)
+        return Deferred.succeed(read, exit)
+      }),
+      Effect.map((checked) => {
+        if (checked.valid) cache.keep(id, checked.session, begun, now)
+        return checked
+      }),
+    )
   }
 
   /**
