@@ -15,6 +15,7 @@ import {
   layer_session_policy,
   migrate,
   type Notifications,
+  type SessionCacheOptions,
   SessionRepo,
 } from "./package.ts"
 
@@ -235,9 +236,12 @@ export const restore_seeded_sessions = async (pool: pg.Pool) => {
   await pool.query("INSERT INTO auth_session SELECT * FROM bench_seeded_session ON CONFLICT (id) DO NOTHING")
 }
 
-/** SessionRepo with its validation cache on the standalone table under the default policy, with `database`. */
-export const cached_repo_on = <E>(database: Layer.Layer<Database | Db | Notifications, E>) =>
-  SessionRepo.layer_cached(auth_session).pipe(
+/** SessionRepo with its validation cache (`cache`: its options) on the standalone table under the default policy, with `database`. */
+export const cached_repo_on = <E>(
+  database: Layer.Layer<Database | Db | Notifications, E>,
+  cache: SessionCacheOptions = {},
+) =>
+  SessionRepo.layer_cached(auth_session, { cache }).pipe(
     Layer.provide(layer_session_policy()),
     Layer.provideMerge(database),
   )

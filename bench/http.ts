@@ -134,7 +134,12 @@ const load = async (
           path: "/me",
           headers: { cookie: `${SECURE_SESSION_COOKIE_NAME}=${token}` },
         }))
-  const result = await autocannon({ url: `${server.base}/me`, connections: CONNECTIONS, duration: seconds, requests })
+  const result = await autocannon({
+    url: `${server.base}/me`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests,
+  })
   const cpu_us = cpu_us_of(server.pid) - cpu_before
   const expected = tokens === undefined ? "401" : "200"
   const statuses = Object.keys(result.statusCodeStats ?? {})

@@ -7,6 +7,8 @@
 // for create and revoke (c) SessionRepo on the same table without its audit
 // table: a/c is what the audit row costs. "validate, cached" is SessionRepo
 // with its validation cache (every seeded session read once, then hits)
+// against the same raw read; "validate, cache misses" is SessionRepo with a
+// cache of one entry (each validation looks up, reads the row, keeps it)
 // against the same raw read.
 import { Effect, ManagedRuntime, Redacted } from "effect"
 import type pg from "pg"
@@ -23,6 +25,7 @@ import {
   hash_session_token,
   layer_postgres,
   live_bounds,
+  type SessionCacheOptions,
   SessionRepo,
   session_statements,
   session_table,
@@ -40,6 +43,7 @@ export const SEED = { accounts: 10_000, sessions: 100_000 }
 export const OPERATIONS = [
   "validate",
   "validate, cached",
+  "validate, cache misses",
   "list for account",
   "list all active",
   "create with limit",
@@ -135,7 +139,7 @@ export const bench_operations = (
   const with_repo =
     (
       make_op: (repo: SessionRepo["Service"]) => Effect.Effect<unknown, unknown>,
-      table: typeof auth_session | "cached" = auth_session,
+      table: typeof auth_session | { readonly cached: SessionCacheOptions } = auth_session,
     ): (() => Opened) =>
     () => {
       const database = layer_postgres({
@@ -144,7 +148,7 @@ export const bench_operations = (
         ...(on_statement === undefined ? {} : { on_statement }),
       })
       const runtime = ManagedRuntime.make(
-        table === "cached" ? cached_repo_on(database) : repo_on(database, table),
+        "cached" in table ? cached_repo_on(database, table.cached) : repo_on(database, table),
       )
       return { op: () => runtime.runPromise(SessionRepo.use(make_op)), close: () => runtime.dispose() }
     }
@@ -201,10 +205,20 @@ export const bench_operations = (
       ],
     ],
     "validate, cached": [
-      ["a: SessionRepo, cached", with_repo((repo) => repo.validate(active_token()), "cached")],
+      ["a: SessionRepo, cached", with_repo((repo) => repo.validate(active_token()), { cached: {} })],
       [
         "b: raw pg",
         with_raw((pool) => () => raw(pool, statements.session_get, raw_params.validate(active_token()))),
+      ],
+    ],
+    "validate, cache misses": [
+      [
+        "a: SessionRepo, cache of one",
+        with_repo((repo) => repo.validate(random_token()), { cached: { max_entries: 1 } }),
+      ],
+      [
+        "b: raw pg",
+        with_raw((pool) => () => raw(pool, statements.session_get, raw_params.validate(random_token()))),
       ],
     ],
     "list for account": [
