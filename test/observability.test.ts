@@ -7,6 +7,7 @@ import { Otlp, OtlpExporter, PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import { getMetricsFromIterator, type PromMetrics } from "prom2javascript"
 import { Database, SessionRepo } from "../src/index.ts"
+import { POOL_SAMPLE_DELAY_MS } from "../src/observability/pool-gauges.ts"
 import { backends } from "./support/backends.ts"
 import { create_account } from "./support/fixtures.ts"
 
@@ -126,6 +127,27 @@ for (const backend of backends) {
         assert.notMatch(text, HASH)
       }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())),
     )
+
+    if (backend.name === "postgres")
+      it.effect("the pool gauges follow the pool: its open, idle and waiting connections", () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          const { token } = yield* repo.create_session((yield* create_account()).id)
+          // 12 validations at once on a pool of 10: some wait, then all are idle again
+          yield* Effect.all(
+            Array.from({ length: 12 }, () => repo.validate(token)),
+            { concurrency: "unbounded" },
+          )
+          // the gauges are sampled a moment after the pool's last event (real time)
+          yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 4 * POOL_SAMPLE_DELAY_MS)))
+          // the layer's pool writes to the default registry
+          const metrics = yield* parse_prometheus(yield* PrometheusMetrics.format())
+          const gauge = (state: string) => sample(metrics, "session_pool_connections", { state })
+          assert.isAtLeast(gauge("open"), 1)
+          assert.strictEqual(gauge("idle"), gauge("open"))
+          assert.strictEqual(gauge("waiting"), 0)
+        }),
+      )
 
     it.effect(
       "spans and metrics exported through OTLP carry each repo call and transaction, and no secret",

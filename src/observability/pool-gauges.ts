@@ -5,27 +5,35 @@ import { pool_connections } from "./metrics.js"
 const POOL_EVENTS = ["connect", "acquire", "release", "remove"] as const
 
 /**
- * Keeps the pool gauges (open, idle and waiting) current: sampled after each
- * of the pool's events, once per tick however many came (the counts settle
- * after the event is emitted). Returns the function that stops it.
+ * How long the gauges may lag the pool: every statement acquires and releases
+ * a connection, and sampling after each one cost the hot path more than a
+ * scrape interval of staleness is worth.
+ */
+export const POOL_SAMPLE_DELAY_MS = 50
+
+/**
+ * Keeps the pool gauges (open, idle and waiting) current: sampled
+ * POOL_SAMPLE_DELAY_MS after the first of the pool's events since the last
+ * sample, however many came meanwhile. Returns the function that stops it.
  */
 export const watch_pool = (pool: pg.Pool): (() => void) => {
   const registry = Context.empty()
-  let scheduled = false
+  let timer: ReturnType<typeof setTimeout> | undefined
   const sample = () => {
-    scheduled = false
+    timer = undefined
     pool_connections("open").updateUnsafe(pool.totalCount, registry)
     pool_connections("idle").updateUnsafe(pool.idleCount, registry)
     pool_connections("waiting").updateUnsafe(pool.waitingCount, registry)
   }
   const schedule = () => {
-    if (scheduled) return
-    scheduled = true
-    queueMicrotask(sample)
+    if (timer !== undefined) return
+    // never what keeps the process alive
+    timer = setTimeout(sample, POOL_SAMPLE_DELAY_MS).unref()
   }
   for (const event of POOL_EVENTS) pool.on(event, schedule)
   sample()
   return () => {
     for (const event of POOL_EVENTS) pool.off(event, schedule)
+    clearTimeout(timer)
   }
 }

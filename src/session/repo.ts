@@ -6,6 +6,7 @@ import type { Notifications } from "../db/notifications.js"
 import { retry_read } from "../db/read-retry.js"
 import { StandbyReads } from "../db/standby-reads.js"
 import { session_cache_lookups, session_validations } from "../observability/metrics.js"
+import { is_traced, traced_as } from "../observability/spans.js"
 import type { AccountId, RegisteredSessionTable } from "../schema/register.js"
 import type { AnyAccountId, AuthSession, AuthSessionWithUsername } from "../schema/session-table.js"
 import { generate_session_token, hash_session_token, is_session_token } from "../token.js"
@@ -143,22 +144,24 @@ const REJECTION_MESSAGES: Record<SessionRejectionReason, string> = {
 }
 
 /**
- * A method's span, `SessionRepo.<name>`. Without a stack trace: it would
- * point into this file, and capturing one costs each call about a
- * microsecond (bench/profile.ts).
+ * A method's span, `SessionRepo.<name>`, when a tracing backend is installed
+ * (src/observability/spans.ts). Without a stack trace: it would point into
+ * this file, and capturing one costs each call about a microsecond.
  */
-const traced = (name: string) =>
-  Effect.withSpan(`SessionRepo.${name}`, undefined, { captureStackTrace: false })
+const traced = (name: string) => traced_as(`SessionRepo.${name}`)
 
 /**
- * The span of a call on every request (`validate`, `authenticate`): a leaf,
- * not made the parent of what runs inside (that costs two context changes
- * per call; nothing inside has a span of its own on the common path).
+ * The span of a call on every request (`validate`, `authenticate`) when a
+ * tracing backend is installed: a leaf, not made the parent of what runs
+ * inside (that costs two context changes per call; nothing inside has a span
+ * of its own on the common path).
  */
-const traced_leaf =
-  (name: string) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.useSpan(`SessionRepo.${name}`, () => effect)
+const traced_leaf = <A, E, R>(
+  context: Context.Context<never>,
+  name: string,
+  effect: Effect.Effect<A, E, R>,
+): Effect.Effect<A, E, R> =>
+  is_traced(context) ? Effect.useSpan(`SessionRepo.${name}`, () => effect) : effect
 
 /** A cache miss's read of a session, from the cache's point `begun`; its outcome once it ends. */
 interface MissInFlight {
@@ -339,9 +342,9 @@ const make = Effect.gen(function* () {
         const hit = cached_check(cache, context, id, now)
         if (hit?.due === "none") return Effect.succeed(counted({ session: hit.session, extended: false }))
         const checked = hit !== undefined ? Effect.succeed(hit) : read_on_miss(cache, context, id, now)
-        return traced_leaf(name)(Effect.map(Effect.flatMap(checked, answer(id)), counted))
+        return traced_leaf(context, name, Effect.map(Effect.flatMap(checked, answer(id)), counted))
       }
-      return traced_leaf(name)(Effect.map(Effect.flatMap(read(id), answer(id)), counted))
+      return traced_leaf(context, name, Effect.map(Effect.flatMap(read(id), answer(id)), counted))
     })
 
   /** What a validation answers for the session `checked`: its rejection, or it (after its due write). */
