@@ -197,36 +197,56 @@ const suite = (backend: Backend) =>
       }),
     )
 
-    it.effect("a miss does not wait for a read begun before an invalidation of its session", () =>
-      Effect.gen(function* () {
-        const repo = yield* SessionRepo
-        const cache = yield* SessionCache
-        const { token, session } = yield* repo.create_session((yield* create_account()).id)
-        /** Two validations while the session table is locked: the first one's read waits meanwhile. */
-        const two_validations = (between: Effect.Effect<void>) =>
-          reads_of(
+    it.effect(
+      "a miss does not wait for a read begun before an invalidation of its session, nor for one interrupted",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          const cache = yield* SessionCache
+          const { token, session } = yield* repo.create_session((yield* create_account()).id)
+          /** Two validations while the session table is locked: the first one's read waits meanwhile. */
+          const two_validations = (between: Effect.Effect<void>) =>
+            reads_of(
+              Effect.gen(function* () {
+                const release = yield* hold_in_transaction((tx) =>
+                  tx.execute(sql`LOCK TABLE auth_session IN ACCESS EXCLUSIVE MODE`),
+                )
+                const first = yield* Effect.forkChild(repo.validate(token))
+                yield* real_sleep(50)
+                yield* between
+                const second = yield* Effect.forkChild(repo.validate(token))
+                yield* real_sleep(50)
+                yield* release
+                return [yield* Fiber.join(first), yield* Fiber.join(second)]
+              }),
+            )
+          // nothing in between: the second waits for the first one's read
+          const joined = yield* two_validations(Effect.void)
+          assert.strictEqual(joined.reads, 1)
+          // the reading was kept: forget it, then an invalidation (as a notification brings) in between
+          cache.forget([session.id])
+          const invalidated = yield* two_validations(Effect.sync(() => cache.forget([session.id])))
+          assert.strictEqual(invalidated.reads, 2)
+          assert.isTrue([...joined.result, ...invalidated.result].every(Option.isSome))
+          // the first one interrupted while the second waits for its read: the second reads again
+          cache.forget([session.id])
+          const after_interrupt = yield* reads_of(
             Effect.gen(function* () {
               const release = yield* hold_in_transaction((tx) =>
                 tx.execute(sql`LOCK TABLE auth_session IN ACCESS EXCLUSIVE MODE`),
               )
               const first = yield* Effect.forkChild(repo.validate(token))
               yield* real_sleep(50)
-              yield* between
               const second = yield* Effect.forkChild(repo.validate(token))
               yield* real_sleep(50)
+              yield* Fiber.interrupt(first)
               yield* release
-              return [yield* Fiber.join(first), yield* Fiber.join(second)]
+              return yield* Fiber.join(second)
             }),
           )
-        // nothing in between: the second waits for the first one's read
-        const joined = yield* two_validations(Effect.void)
-        assert.strictEqual(joined.reads, 1)
-        // the reading was kept: forget it, then an invalidation (as a notification brings) in between
-        cache.forget([session.id])
-        const invalidated = yield* two_validations(Effect.sync(() => cache.forget([session.id])))
-        assert.strictEqual(invalidated.reads, 2)
-        assert.isTrue([...joined.result, ...invalidated.result].every(Option.isSome))
-      }),
+          assert.isTrue(Option.isSome(after_interrupt.result))
+          assert.strictEqual(after_interrupt.reads, 2)
+        }),
     )
 
     it.effect("a hit still starts a touch when one is due, and the next validation reads the row again", () =>

@@ -1,4 +1,4 @@
-import { Clock, Context, Deferred, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { Database } from "../db/database.js"
 import type { DbError } from "../db/errors.js"
 import { Db, Tx } from "../db/handle.js"
@@ -163,10 +163,10 @@ const traced_leaf = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   is_traced(context) ? Effect.useSpan(`SessionRepo.${name}`, () => effect) : effect
 
-/** A cache miss's read of a session, from the cache's point `begun`; its outcome once it ends. */
+/** A cache miss's read of a session, begun at the cache's point `begun`, and who waits for its outcome. */
 interface MissInFlight {
   readonly begun: number
-  readonly read: Deferred.Deferred<Exit.Exit<SessionCheck, DbError>>
+  readonly waiting: Array<(exit: Exit.Exit<SessionCheck, DbError>) => void>
 }
 
 const rejected = (reason: SessionRejectionReason) =>
@@ -279,22 +279,28 @@ const make = Effect.gen(function* () {
     if (Context.getOrUndefined(context, Tx) !== undefined) return read_primary(id)
     const in_flight = misses.get(id)
     if (in_flight !== undefined && cache.current(id, in_flight.begun))
-      return Effect.flatMap(Deferred.await(in_flight.read), (exit) =>
-        Exit.hasInterrupts(exit) ? read_on_miss(cache, context, id, now) : exit,
+      return Effect.flatMap(
+        Effect.callback<Exit.Exit<SessionCheck, DbError>>((resume) => {
+          in_flight.waiting.push((exit) => resume(Effect.succeed(exit)))
+        }),
+        // an interrupted read told nothing: read again
+        (exit) => (Exit.hasInterrupts(exit) ? read_on_miss(cache, context, id, now) : exit),
       )
     const begun = cache.begin_read()
-    const read = Deferred.makeUnsafe<Exit.Exit<SessionCheck, DbError>>()
-    misses.set(id, { begun, read })
+    const flight: MissInFlight = { begun, waiting: [] }
+    misses.set(id, flight)
     // from the primary, never a standby: a standby's reading may predate an
     // invalidation that arrived before the read began, and would then be kept
-    return read_primary(id).pipe(
-      Effect.onExit((exit) => {
-        if (misses.get(id)?.read === read) misses.delete(id)
-        return Deferred.succeed(read, exit)
-      }),
-      Effect.map((checked) => {
-        if (checked.valid) cache.keep(id, checked.session, begun, now)
-        return checked
+    const read = Effect.map(read_primary(id), (checked) => {
+      if (checked.valid) cache.keep(id, checked.session, begun, now)
+      return checked
+    })
+    // the waiting validations are resumed here, in this fiber's own step:
+    // awaiting a Deferred or a Fiber would resume each through the scheduler
+    return Effect.onExit(read, (exit) =>
+      Effect.sync(() => {
+        if (misses.get(id) === flight) misses.delete(id)
+        for (const resume of flight.waiting) resume(exit)
       }),
     )
   }
