@@ -9,10 +9,10 @@ import { Context, Effect, Tracer } from "effect"
 export const is_traced = (context: Context.Context<never>): boolean =>
   Context.get(context, Tracer.Tracer) !== Tracer.nativeTracer
 
-/** `effect` in the span `name` when a tracing backend is installed; as it is otherwise. */
+/** `effect` in the span `name` (no stack trace) when a tracing backend is installed; as it is otherwise. */
 export const traced_as =
-  (name: string, options?: Tracer.SpanOptionsNoTrace) =>
+  (name: string) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.contextWith((context: Context.Context<never>) =>
-      is_traced(context) ? Effect.withSpan(effect, name, { ...options, captureStackTrace: false }) : effect,
+      is_traced(context) ? Effect.withSpan(effect, name, { captureStackTrace: false }) : effect,
     ) as Effect.Effect<A, E, R>

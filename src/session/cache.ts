@@ -90,6 +90,8 @@ export const make_session_cache = (
     recent.length = 0
     entries.clear()
   }
+  // whether a read of `prefix` begun at `begun` still tells of it: listened for and not overtaken
+  const still_current = (prefix: string, begun: number) => is_listening && !overtaken(prefix, begun)
   const overtaken = (prefix: string, begun: number) => {
     if (begun === sequence) return false
     if (begun < flushed) return true
@@ -114,10 +116,10 @@ export const make_session_cache = (
       return entry.session
     },
     begin_read: () => sequence,
-    current: (id, begun) => is_listening && !overtaken(session_prefix(id), begun),
+    current: (id, begun) => still_current(session_prefix(id), begun),
     keep: (id, session, begun, now) => {
       const prefix = session_prefix(id)
-      if (!is_listening || overtaken(prefix, begun)) return
+      if (!still_current(prefix, begun)) return
       if (entries.size >= max_entries && !entries.has(prefix)) {
         const oldest = entries.keys().next()
         if (!oldest.done) entries.delete(oldest.value)
