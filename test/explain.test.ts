@@ -1,6 +1,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import { getTableName, sql } from "drizzle-orm"
 import { Effect } from "effect"
+import { is_write } from "../src/db/standby-confirm.ts"
 import { auth_session, Database, Tx } from "../src/index.ts"
 import { definition_of } from "../src/session/current-session-table.ts"
 import { session_statements } from "../src/session/statements.ts"
@@ -118,6 +119,12 @@ if (postgres_backend !== undefined) {
                     await tx.execute(sql.raw("DEALLOCATE explained"))
                     const plan = nodes_of(
                       (row as { "QUERY PLAN": Array<{ Plan: PlanNode }> })["QUERY PLAN"][0]?.Plan as PlanNode,
+                    )
+                    // writes_wait_for_standby waits after the statements that write, told by their SQL
+                    assert.strictEqual(
+                      is_write(statement.sql),
+                      plan.some((node) => node["Node Type"] === "ModifyTable"),
+                      `is_write is wrong about ${name}`,
                     )
                     const on_sessions = plan.filter((node) => node["Relation Name"] === sessions)
                     console.log(

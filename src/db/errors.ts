@@ -1,6 +1,7 @@
 import { DrizzleQueryError } from "drizzle-orm/errors"
 import { Schema } from "effect"
 import { redacted_driver_error } from "./driver-error.js"
+import { NOT_REPLICATED } from "./standby-confirm.js"
 
 export const DbErrorReason = Schema.Literals([
   // the connection was lost, or could not be made for a reason that passes (retryable)
@@ -20,6 +21,8 @@ export const DbErrorReason = Schema.Literals([
   "deadlock",
   "timeout",
   "undefined_table",
+  // writes_wait_for_standby: the write committed on the primary, but no standby confirmed it (retryable)
+  "not_replicated",
   "other",
 ])
 export type DbErrorReason = typeof DbErrorReason.Type
@@ -30,6 +33,7 @@ const RETRYABLE: ReadonlySet<DbErrorReason> = new Set([
   "serialization",
   "deadlock",
   "timeout",
+  "not_replicated",
 ])
 
 /** A connection lost or refused: a read may be sent again on a new one. */
@@ -99,6 +103,7 @@ export const classify_sqlstate = (code: string | undefined): DbErrorReason => {
   // statement_timeout / cancel, lock_timeout, idle-in-transaction timeout
   if (code === "57014" || code === "55P03" || code === "25P03" || code === "CONNECT_TIMEOUT") return "timeout"
   if (code === "42P01") return "undefined_table"
+  if (code === NOT_REPLICATED) return "not_replicated"
   return "other"
 }
 
@@ -155,6 +160,9 @@ const hint = (
     case "connection":
       // this package's own message: host:port pairs and the attributes asked, nothing else
       return code === NO_HOST_MATCHED ? string_field(driver?.message) : undefined
+    case "not_replicated":
+      // this package's own message: what the standbys said, nothing else
+      return string_field(driver?.message)
     case "connection_refused":
       return `nothing accepts connections at ${destination(driver)}: start PostgreSQL there, or fix the host and port in the database URL`
     case "host_not_found":
@@ -205,7 +213,8 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
   constraint: Schema.optional(Schema.String),
   /**
    * The connection was lost while COMMIT was on its way: the transaction may
-   * or may not have committed. Retrying a create then may leave one extra
+   * or may not have committed (or, `not_replicated`, it committed on the
+   * primary and a failover may still undo it). Retrying a create then may leave one extra
    * session, whose token nobody holds; it counts against the limit until
    * evicted or expired.
    */
@@ -227,13 +236,15 @@ export class DbError extends Schema.TaggedError<DbError>()("DbError", {
     const code = driver_code(driver)
     const constraint = string_field(driver?.constraint)
     const reason = classify_sqlstate(code)
-    // a server error at COMMIT (say 40001) means rolled back; a lost connection means unknown
-    const commit_unknown = options.at_commit === true && reason === "connection"
+    // a server error at COMMIT (say 40001) means rolled back; a lost connection means unknown,
+    // and so does a write no standby confirmed (committed on the primary, which may be failed over)
+    const commit_unknown =
+      (options.at_commit === true && reason === "connection") || reason === "not_replicated"
     const details = [
       code !== undefined && is_sqlstate(code) && `SQLSTATE ${code}`,
       code !== undefined && !is_sqlstate(code) && `code ${code}`,
       constraint && `constraint ${constraint}`,
-      commit_unknown && "the transaction may have committed",
+      commit_unknown && reason !== "not_replicated" && "the transaction may have committed",
     ].filter(Boolean)
     const what_to_do = hint(reason, code, driver, options.migrations)
     return new DbError({

@@ -47,6 +47,21 @@ const send = (held: Held, statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
     },
   })
 
+/** `value` once `committed_on` has resolved on the committed transaction's connection. */
+const confirm = <A>(
+  held: Held,
+  committed_on: (client: pg.PoolClient, signal: AbortSignal) => Promise<void>,
+  value: A,
+) =>
+  Effect.tryPromise({
+    try: (signal) => committed_on(held.client, signal),
+    catch: (error) => {
+      // a wait that ran out leaves the connection as it was; one that could not ask does not
+      held.broken = (error as Error).cause !== undefined
+      return DbError.from("transaction.commit", error, { at_commit: true })
+    },
+  }).pipe(Effect.as(value))
+
 /** The connection back to the pool, or closed when its state is in doubt. */
 const give_back = (held: Held) =>
   held.client.release(held.broken ? new Error("transaction connection in doubt") : undefined)
@@ -63,7 +78,12 @@ const give_back = (held: Held) =>
  * the connection finishes first (the driver queues the ROLLBACK behind it).
  */
 export const pool_transaction =
-  (pool: pg.Pool, handle_for: (client: pg.PoolClient) => Drizzle): RootTransaction =>
+  (
+    pool: pg.Pool,
+    handle_for: (client: pg.PoolClient) => Drizzle,
+    /** Waited for after COMMIT, on the transaction's connection (`writes_wait_for_standby`). */
+    committed_on?: (client: pg.PoolClient, signal: AbortSignal) => Promise<void>,
+  ): RootTransaction =>
   <A, E, R>(effect: Effect.Effect<A, E, R>, span?: Tracer.Span) =>
     // a chain rather than generators: every create and rotation runs this
     Effect.acquireUseRelease(
@@ -87,15 +107,18 @@ export const pool_transaction =
           transaction_context(held.handle, held.committed, span),
         ) as Effect.Effect<A, E, Exclude<R, Tx | Db>>
         return Effect.flatMap(send(held, "BEGIN"), () =>
-          Effect.flatMap(bound, (value) =>
+          Effect.flatMap(bound, (value) => {
             // the outcome of a COMMIT once sent is the caller's to know: wait for it
-            Effect.uninterruptible(
+            const committed = Effect.uninterruptible(
               Effect.map(send(held, "COMMIT"), () => {
                 held.open = false
                 return value
               }),
-            ),
-          ),
+            )
+            return committed_on === undefined
+              ? committed
+              : Effect.flatMap(committed, () => confirm(held, committed_on, value))
+          }),
         )
       },
       // Uninterruptible, like every release. Closed (not open) here means its

@@ -19,6 +19,7 @@ import { pool_transaction } from "./pool-transaction.js"
 import { postgres_notifications } from "./postgres-notifications.js"
 import { standby_reads_on } from "./postgres-standby.js"
 import { pg_send, sending_with } from "./send.js"
+import { confirming_send, STANDBY_WAIT_SECONDS, wait_for_standby } from "./standby-confirm.js"
 import { StandbyReads } from "./standby-reads.js"
 
 export interface PostgresOptions {
@@ -69,6 +70,19 @@ export interface PostgresOptions {
    * read `pg_stat_replication` (without it every such write waits the second).
    */
   readonly read_url?: Redacted.Redacted<string>
+  /**
+   * Every write returns only once a standby has flushed it (opt-in, for
+   * highly available PostgreSQL): a failover cannot undo a create or a
+   * revoke that returned, even while the primary runs without synchronous
+   * standbys (pg_auto_failover's wait_primary, Patroni's non-strict
+   * synchronous mode). A write no standby confirms within
+   * `standby_wait_seconds` fails with the retryable `not_replicated`
+   * (`commit_unknown`: it committed on the primary). The role needs
+   * `pg_monitor` to read `pg_stat_replication`.
+   */
+  readonly writes_wait_for_standby?: boolean
+  /** How long a write waits for a standby's confirmation (default 5 s). */
+  readonly standby_wait_seconds?: number
 }
 
 interface Queryable {
@@ -97,7 +111,10 @@ const unnamed = <Client extends Queryable>(client: Client): Client =>
   })
 
 /** What `layer_postgres_pool` takes besides the pool. */
-export type PoolOptions = Pick<PostgresOptions, "on_statement" | "prepare">
+export type PoolOptions = Pick<
+  PostgresOptions,
+  "on_statement" | "prepare" | "writes_wait_for_standby" | "standby_wait_seconds"
+>
 
 // Without a listener, an 'error' event is an uncaught exception that ends the
 // process: the pool emits one when an idle connection dies, a client when its
@@ -126,10 +143,19 @@ const database_on_pool = (
   Effect.gen(function* () {
     const prepare = options.prepare ?? true
     const logger = statement_logger(options.on_statement)
+    const standby_wait_ms =
+      options.writes_wait_for_standby === true
+        ? (options.standby_wait_seconds ?? STANDBY_WAIT_SECONDS) * 1000
+        : undefined
+    const send_on = (client: pg.PoolClient) => pg_send(client, prepare, options.on_statement)
     const handle = (client: pg.Pool | pg.PoolClient) =>
       sending_with(
         drizzle({ client: prepare ? client : unnamed(client), logger }),
-        pg_send(client, prepare, options.on_statement),
+        // on the pool, a write waits for a standby on the connection that made it;
+        // in a transaction, the transaction waits after its COMMIT
+        standby_wait_ms !== undefined && is_pool(client)
+          ? confirming_send(client, send_on, standby_wait_ms)
+          : pg_send(client, prepare, options.on_statement),
       )
     // One handle per connection, kept as long as the connection lives.
     const handles = new WeakMap<pg.PoolClient, Drizzle>()
@@ -155,7 +181,13 @@ const database_on_pool = (
     )
     const context = database_context(
       on_pool,
-      pool_transaction(pool, handle_for),
+      pool_transaction(
+        pool,
+        handle_for,
+        standby_wait_ms === undefined
+          ? undefined
+          : (client, signal) => wait_for_standby(client, standby_wait_ms, signal),
+      ),
       standalone_migrations(on_pool, migrate),
     ).pipe(Context.add(Notifications, notifications))
     return read_pool === undefined
@@ -325,8 +357,9 @@ export const layer_postgres_pool = (
 
 /**
  * `layer_postgres` configured from DATABASE_URL, DATABASE_POOL_SIZE,
- * DATABASE_PREPARE, DATABASE_CONNECT_TIMEOUT (seconds), DATABASE_LISTEN_URL and
- * DATABASE_READ_URL.
+ * DATABASE_PREPARE, DATABASE_CONNECT_TIMEOUT (seconds), DATABASE_LISTEN_URL,
+ * DATABASE_READ_URL, DATABASE_WRITES_WAIT_FOR_STANDBY and DATABASE_STANDBY_WAIT
+ * (seconds).
  */
 export const layer_postgres_from_config: Layer.Layer<
   Database | Db | Notifications,
@@ -339,6 +372,12 @@ export const layer_postgres_from_config: Layer.Layer<
     const connect_timeout_seconds = yield* Config.Int("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(10))
     const listen_url = yield* Config.option(Config.Redacted("DATABASE_LISTEN_URL"))
     const read_url = yield* Config.option(Config.Redacted("DATABASE_READ_URL"))
+    const writes_wait_for_standby = yield* Config.Boolean("DATABASE_WRITES_WAIT_FOR_STANDBY").pipe(
+      Config.withDefault(false),
+    )
+    const standby_wait_seconds = yield* Config.Number("DATABASE_STANDBY_WAIT").pipe(
+      Config.withDefault(STANDBY_WAIT_SECONDS),
+    )
     return layer_postgres({
       url,
       pool_size,
@@ -346,6 +385,8 @@ export const layer_postgres_from_config: Layer.Layer<
       connect_timeout_seconds,
       ...(Option.isSome(listen_url) ? { listen_url: listen_url.value } : {}),
       ...(Option.isSome(read_url) ? { read_url: read_url.value } : {}),
+      writes_wait_for_standby,
+      standby_wait_seconds,
     })
   }),
 )

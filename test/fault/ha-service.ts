@@ -249,7 +249,10 @@ const program = Effect.gen(function* () {
   const services = yield* Layer.buildWithScope(
     SessionRepo.layer(auth_session).pipe(
       Layer.provide(layer_session_policy()),
-      Layer.provideMerge(layer_postgres({ url: Redacted.make(url), pool_size: LOOPS })),
+      // as the README advises on pg_auto_failover: a write returns once a standby has it
+      Layer.provideMerge(
+        layer_postgres({ url: Redacted.make(url), pool_size: LOOPS, writes_wait_for_standby: true }),
+      ),
     ),
     scope,
   )
