@@ -5,9 +5,12 @@
 // - validate at 1 and 32 callers, on the primary (a) against on the standby (b);
 // - create, and create then revoke, at 1 and 8 callers: without standby reads
 //   (a) against with them (b): what remote_apply and the wait for the
-//   standbys cost a write.
-// Variants alternate in rounds; a ratio is b's throughput over a's (the
-// median of the rounds'). All three servers share this machine's cores with
+//   standbys cost a write;
+// - each of those with writes_wait_for_standby (c) against a: what waiting
+//   for a standby's flush costs (reads never wait, but take a pool connection
+//   of their own).
+// Variants take turns in rounds; a ratio is b's (or c's) throughput over a's
+// (the median of the rounds'). All three servers share this machine's cores with
 // the benchmark, so the standby adds no capacity here: the validate ratio is
 // the cost of the fenced read, not the gain of a second machine.
 // BENCH_STANDBY_ROUNDS (5) and BENCH_STANDBY_SECONDS (2) shorten it.
@@ -68,24 +71,27 @@ const on_nodes = (attrs: string) =>
 const primary_url = on_nodes("target_session_attrs=read-write")
 const read_url = on_nodes("target_session_attrs=standby")
 
-const open = (with_standby: boolean) =>
+const open = (options: {
+  readonly read_url?: Redacted.Redacted<string>
+  readonly writes_wait_for_standby?: boolean
+}) =>
   ManagedRuntime.make(
-    repo_on(
-      layer_postgres({
-        url: Redacted.make(primary_url),
-        pool_size: POOL,
-        ...(with_standby ? { read_url: Redacted.make(read_url) } : {}),
-      }),
-    ),
+    repo_on(layer_postgres({ url: Redacted.make(primary_url), pool_size: POOL, ...options })),
   )
-const runtimes = { a: open(false), b: open(true) }
+const runtimes = {
+  a: open({}),
+  b: open({ read_url: Redacted.make(read_url) }),
+  c: open({ writes_wait_for_standby: true }),
+}
 const repos = {
   a: await runtimes.a.runPromise(SessionRepo.use(Effect.succeed)),
   b: await runtimes.b.runPromise(SessionRepo.use(Effect.succeed)),
+  c: await runtimes.c.runPromise(SessionRepo.use(Effect.succeed)),
 }
 const token = () => seeded.tokens[Math.floor(Math.random() * seeded.tokens.length)] as string
 const account = () => seeded.accounts[Math.floor(Math.random() * seeded.accounts.length)] as string
 type Variant = keyof typeof repos
+const VARIANTS = ["a", "b", "c"] as const
 const operations = {
   validate: (v: Variant) => () => runtimes[v].runPromise(repos[v].validate(token())),
   create: (v: Variant) => () => runtimes[v].runPromise(repos[v].create_session(account() as never)),
@@ -102,26 +108,29 @@ for (const [operation, op] of Object.entries(operations) as Array<
 >) {
   for (const concurrency of CONCURRENCIES[operation]) {
     // warm-up: JIT, both pools full
-    for (const v of ["a", "b"] as const) await run_for(op(v), concurrency, 1)
+    for (const v of VARIANTS) await run_for(op(v), concurrency, 1)
     type Slice = Awaited<ReturnType<typeof run_for>>
-    const slices: Record<Variant, Array<Slice>> = { a: [], b: [] }
-    const ratios: Array<number> = []
+    const slices: Record<Variant, Array<Slice>> = { a: [], b: [], c: [] }
+    const ratios = { b: [] as Array<number>, c: [] as Array<number> }
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? (["a", "b"] as const) : (["b", "a"] as const)
+      // each variant first in turn
+      const order = VARIANTS.map((_, i) => VARIANTS[(round + i) % VARIANTS.length] as Variant)
       const now: Partial<Record<Variant, number>> = {}
       for (const v of order) {
         const slice = await run_for(op(v), concurrency, SECONDS)
         slices[v].push(slice)
         now[v] = slice.latencies.length / slice.seconds
       }
-      ratios.push(round3((now.b as number) / (now.a as number)))
+      ratios.b.push(round3((now.b as number) / (now.a as number)))
+      ratios.c.push(round3((now.c as number) / (now.a as number)))
     }
-    const a = summarize(slices.a)
-    const b = summarize(slices.b)
-    const row = { operation, concurrency, a, b, b_a: median(ratios), ratios }
+    const [a, b, c] = VARIANTS.map((v) => summarize(slices[v]))
+    const row = { operation, concurrency, a, b, c, b_a: median(ratios.b), c_a: median(ratios.c), ratios }
     results.push(row)
     console.log(
-      `${operation} at ${concurrency}: primary only ${a.ops_per_s}/s (p50 ${a.p50_ms} ms), with standby reads ${b.ops_per_s}/s (p50 ${b.p50_ms} ms): b/a ${row.b_a}`,
+      `${operation} at ${concurrency}: primary only ${a?.ops_per_s}/s (p50 ${a?.p50_ms} ms), ` +
+        `with standby reads ${b?.ops_per_s}/s (p50 ${b?.p50_ms} ms): b/a ${row.b_a}; ` +
+        `writes waiting for a standby ${c?.ops_per_s}/s (p50 ${c?.p50_ms} ms): c/a ${row.c_a}`,
     )
   }
 }
@@ -133,7 +142,8 @@ write_results("standby.json", {
   seconds: SECONDS,
   a: "SessionRepo, primary only",
   b: "SessionRepo with read_url (standby reads; writes with remote_apply and the wait for the standbys)",
+  c: "SessionRepo with writes_wait_for_standby (every write returns once a standby has flushed it)",
   results,
 })
-await Promise.all([runtimes.a.dispose(), runtimes.b.dispose()])
+await Promise.all(VARIANTS.map((v) => runtimes[v].dispose()))
 await database.drop()
