@@ -20,14 +20,14 @@ import { fresh_postgres_database, report_skipped_postgres, server_url } from "./
 const WAIT_SECONDS = 0.3
 
 /** The repo on `url`, its writes waiting for a standby or not, as a built context. */
-const repo_on = (url: string, writes_wait_for_standby: boolean) =>
+const repo_on = (url: string, writes_wait_for_standby: boolean, pool_size = 2) =>
   Layer.build(
     SessionRepo.layer(auth_session).pipe(
       Layer.provide(layer_session_policy()),
       Layer.provideMerge(
         layer_postgres({
           url: Redacted.make(url),
-          pool_size: 2,
+          pool_size,
           writes_wait_for_standby,
           standby_wait_seconds: WAIT_SECONDS,
         }),
@@ -105,6 +105,55 @@ if (server_url !== undefined) {
           }).pipe(Effect.provideContext(waiting))
         }).pipe(Effect.scoped),
       30_000,
+    )
+
+    it.live("a touch does not wait: it would hold the connection validations need", () =>
+      Effect.gen(function* () {
+        const { url, admin } = yield* fresh_database
+        const plain = yield* repo_on(url, false)
+        // one connection: a touch holding it for the wait would hold up the next validation
+        const waiting = yield* repo_on(url, true, 1)
+        yield* Effect.provideContext(
+          Database.use((database) => database.migrate),
+          plain,
+        )
+        const account_id = yield* new_account(admin)
+        const { token, session } = yield* Effect.provideContext(
+          SessionRepo.use((repo) => repo.create_session(account_id as never)),
+          plain,
+        )
+        const last_seen = Effect.promise(async () => {
+          const { rows } = await admin.query<{ at: Date }>(
+            "SELECT last_seen_at AS at FROM auth_session WHERE id = $1",
+            [session.id],
+          )
+          return rows[0]?.at.getTime() ?? 0
+        })
+        yield* Effect.promise(() =>
+          admin.query("UPDATE auth_session SET last_seen_at = now() - interval '10 minutes' WHERE id = $1", [
+            session.id,
+          ]),
+        )
+        const before = yield* last_seen
+        yield* Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          // due for a touch: the validation starts one
+          assert.isTrue(Option.isSome(yield* repo.validate(token)))
+          // the touch has its statement sent by now
+          yield* Effect.sleep(30)
+          const started = performance.now()
+          assert.isTrue(Option.isSome(yield* repo.validate(token)))
+          // held by a touch's wait, it would come back at the end of that wait
+          assert.isBelow(
+            performance.now() - started,
+            (WAIT_SECONDS * 1000) / 2,
+            "a touch held the connection",
+          )
+        }).pipe(Effect.provideContext(waiting))
+        // and it was written
+        for (let tries = 0; (yield* last_seen) === before && tries < 100; tries++) yield* Effect.sleep(10)
+        assert.isAbove(yield* last_seen, before)
+      }).pipe(Effect.scoped),
     )
 
     it.live(

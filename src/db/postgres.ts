@@ -77,8 +77,9 @@ export interface PostgresOptions {
    * standbys (pg_auto_failover's wait_primary, Patroni's non-strict
    * synchronous mode). A write no standby confirms within
    * `standby_wait_seconds` fails with the retryable `not_replicated`
-   * (`commit_unknown`: it committed on the primary). The role needs
-   * `pg_monitor` to read `pg_stat_replication`.
+   * (`commit_unknown`: it committed on the primary). Touches do not wait.
+   * The role needs `pg_monitor` to read `pg_stat_replication`, and
+   * `synchronous_commit` on (any value but `off`).
    */
   readonly writes_wait_for_standby?: boolean
   /** How long a write waits for a standby's confirmation (default 5 s). */
@@ -147,7 +148,7 @@ const database_on_pool = (
       options.writes_wait_for_standby === true
         ? (options.standby_wait_seconds ?? STANDBY_WAIT_SECONDS) * 1000
         : undefined
-    const send_on = (client: pg.PoolClient) => pg_send(client, prepare, options.on_statement)
+    const send_on = (client: pg.Pool | pg.PoolClient) => pg_send(client, prepare, options.on_statement)
     const handle = (client: pg.Pool | pg.PoolClient) =>
       sending_with(
         drizzle({ client: prepare ? client : unnamed(client), logger }),
@@ -155,7 +156,7 @@ const database_on_pool = (
         // in a transaction, the transaction waits after its COMMIT
         standby_wait_ms !== undefined && is_pool(client)
           ? confirming_send(client, send_on, standby_wait_ms)
-          : pg_send(client, prepare, options.on_statement),
+          : send_on(client),
       )
     // One handle per connection, kept as long as the connection lives.
     const handles = new WeakMap<pg.PoolClient, Drizzle>()

@@ -103,6 +103,14 @@ export const is_write = (statement: StatementSql): boolean => {
   return found
 }
 
+// Writes that return without a standby's word (writes_wait_for_standby leaves
+// touches asynchronous): while no standby streams, each would hold a pool
+// connection for the whole wait, and validations would starve behind them.
+const no_standby_needed = new WeakSet<StatementSql>()
+export const needs_no_standby = (statement: StatementSql): void => {
+  no_standby_needed.add(statement)
+}
+
 /**
  * Sends on a connection of `pool` as `send_on(connection)` does, and once a
  * write has returned, waits there for a standby to confirm it before the
@@ -116,7 +124,8 @@ export const confirming_send =
     let in_doubt: Error | undefined
     try {
       const result = await send_on(client)(statement, values)
-      if (is_write(statement)) await wait_for_standby(client, max_wait_ms)
+      if (is_write(statement) && !no_standby_needed.has(statement))
+        await wait_for_standby(client, max_wait_ms)
       return result
     } catch (error) {
       const unconfirmed = (error as { code?: unknown }).code === NOT_REPLICATED

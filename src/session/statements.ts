@@ -1,5 +1,6 @@
 import { and, desc, eq, gt, gte, inArray, lt, lte, ne, not, or, type SQL, sql } from "drizzle-orm"
 import { alias } from "drizzle-orm/pg-core"
+import { needs_no_standby } from "../db/standby-confirm.js"
 import { named, statement } from "../db/statement.js"
 import { audit_table_of } from "../schema/audit-table.js"
 import {
@@ -459,7 +460,7 @@ const make_session_statements = (definition: SessionTableDefinition) => {
 
   // a missing table's error says whose migrations create it
   const migrations = definition === session_table_definition(standalone_sessions) ? "standalone" : "app"
-  return named(
+  const statements = named(
     {
       create_session,
       session_get,
@@ -480,6 +481,9 @@ const make_session_statements = (definition: SessionTableDefinition) => {
     },
     { migrations },
   )
+  // a touch lost in a failover only leaves a session's end where it was
+  needs_no_standby(statements.session_touch.sql)
+  return statements
 }
 
 export type SessionStatements = ReturnType<typeof make_session_statements>
