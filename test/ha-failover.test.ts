@@ -42,15 +42,15 @@ import {
 // pg_autoctl prints. Without either it is skipped, and reported so; with
 // REQUIRE_HA=1 and no formation to be had, it fails. Each run fails the
 // formation over three times and leaves it up, healthy (`bash
-// .ci/ha-formation.sh down` removes it). Run it alone (about 90 s):
+// .ci/ha-formation.sh down` removes it). Run it alone (about 100 s):
 // `REQUIRE_HA=1 npx vitest run test/ha-failover.test.ts`.
 
 /**
  * The load's length, and when into it the fault comes. Writes wait for a
  * standby: after a failover none returns until the old primary has rejoined
- * as one (about 10 s after a planned failover here, pg_rewind included).
+ * as one (10 to 14 s after a planned failover here, pg_rewind included).
  */
-const SECONDS = 20
+const SECONDS = 24
 const FAULT_AFTER_MS = 3000
 /**
  * A node that dies whole is failed over only once the monitor has found it
