@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
+import type pg from "pg"
 import {
   auth_session,
   Database,
@@ -46,9 +47,9 @@ const fresh_database = Effect.gen(function* () {
 })
 
 /** The account id of a new account. */
-const new_account = (admin: { query: (text: string) => Promise<{ rows: Array<{ id: unknown }> }> }) =>
+const new_account = (admin: pg.Client) =>
   Effect.promise(async () => {
-    const { rows } = await admin.query(
+    const { rows } = await admin.query<{ id: unknown }>(
       "INSERT INTO account (username) VALUES (gen_random_uuid()::text) RETURNING id",
     )
     return String(rows[0]?.id)
