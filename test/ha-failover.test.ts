@@ -48,7 +48,7 @@ import {
 /**
  * The load's length, and when into it the fault comes. Writes wait for a
  * standby: after a failover none returns until the old primary has rejoined
- * as one (10 to 14 s after a planned failover here, pg_rewind included).
+ * as one (5 to 14 s after a planned failover in CI, pg_rewind included).
  */
 const SECONDS = 24
 const FAULT_AFTER_MS = 3000
