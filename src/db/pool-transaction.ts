@@ -47,12 +47,11 @@ const send = (held: Held, statement: "BEGIN" | "COMMIT" | "ROLLBACK") =>
     },
   })
 
+/** What a committed transaction waits for on its connection (`writes_wait_for_standby`). */
+type CommittedOn = (client: pg.PoolClient, signal: AbortSignal) => Promise<void>
+
 /** `value` once `committed_on` has resolved on the committed transaction's connection. */
-const confirm = <A>(
-  held: Held,
-  committed_on: (client: pg.PoolClient, signal: AbortSignal) => Promise<void>,
-  value: A,
-) =>
+const confirm = <A>(held: Held, committed_on: CommittedOn, value: A) =>
   Effect.tryPromise({
     try: (signal) => committed_on(held.client, signal),
     catch: (error) => {
@@ -81,8 +80,7 @@ export const pool_transaction =
   (
     pool: pg.Pool,
     handle_for: (client: pg.PoolClient) => Drizzle,
-    /** Waited for after COMMIT, on the transaction's connection (`writes_wait_for_standby`). */
-    committed_on?: (client: pg.PoolClient, signal: AbortSignal) => Promise<void>,
+    committed_on?: CommittedOn,
   ): RootTransaction =>
   <A, E, R>(effect: Effect.Effect<A, E, R>, span?: Tracer.Span) =>
     // a chain rather than generators: every create and rotation runs this

@@ -14,7 +14,7 @@ export const FENCE_REFRESH_MS = 100
 const SETTLE_POLL_MS = 5
 
 /** Timers in real time: the fence ages in real time whatever Clock a test runs under. */
-const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+export const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
  * Whether the write at `target` is applied everywhere a reader may read:

@@ -1,4 +1,5 @@
 import type pg from "pg"
+import { wait } from "./postgres-standby.js"
 import type { Send, StatementSql } from "./send.js"
 
 // Writes that wait for a standby (`writes_wait_for_standby`): a write returns
@@ -44,8 +45,6 @@ interface ConfirmRow {
 /** A write not confirmed; `cause`: asking failed, and the connection is in doubt. */
 const not_replicated = (message: string, cause?: unknown) =>
   Object.assign(new Error(message, cause === undefined ? {} : { cause }), { code: NOT_REPLICATED })
-
-const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /**
  * Resolves once a standby of the server `client` is connected to has flushed
