@@ -20,7 +20,7 @@ import {
 // exception or unhandled rejection ends the process, and every backend it
 // holds is terminated once a second. Over plain TCP and over TLS.
 
-/** The load's length: five rounds of kills, each case covered in every round. */
+/** The load's length: four or five rounds of kills (a kill a second), each case covered in every round. */
 const SECONDS = 5
 
 if (server_url === undefined) {
