@@ -88,8 +88,8 @@ export const blake3_short_ascii_hex = (text: string): string | undefined => {
     v3 = (v3 + v4 + x(15)) | 0; v14 ^= v3; v14 = (v14 >>> 8) | (v14 << 24); v9 = (v9 + v14) | 0; v4 ^= v9; v4 = (v4 >>> 7) | (v4 << 25)
   }
   // the first 32 bytes of output: the state's two halves XORed, as hex in
-  // one native step (a flat string: one built by concatenation is flattened
-  // again by every slice and Map lookup of the hash)
+  // one native step: a flat string (one built by concatenation costs a
+  // flattening at its first slice or Map lookup)
   output.setInt32(0, v0 ^ v8, true)
   output.setInt32(4, v1 ^ v9, true)
   output.setInt32(8, v2 ^ v10, true)
