@@ -37,7 +37,7 @@ import { bench_operations, is_operation, OPERATIONS, POOL, SEED, type Variant } 
 const SERVER = server_url("bench")
 const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 0.6)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20)
-const PGBENCH_SECONDS = 4
+const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 4)
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 4)
 const CONCURRENCIES = [1, 32]
 const parts =
