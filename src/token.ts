@@ -15,11 +15,7 @@ export const AUTH_SESSION_MAX_PER_ACCOUNT = 5
 
 const TOKEN_BYTES = 32
 /** 32 bytes in base64url without padding are exactly 43 characters. */
-const TOKEN_LENGTH = 43
-/** Whether each ASCII code is a base64url character. */
-const BASE64URL = new Uint8Array(128)
-for (const char of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-  BASE64URL[char.charCodeAt(0)] = 1
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/
 const TOKEN_HASH_PATTERN = /^[0-9a-f]{64}$/
 
 /** A new session token: 32 bytes from the CSPRNG, base64url without padding. */
@@ -36,16 +32,9 @@ export const generate_session_token: Effect.Effect<string> = Effect.sync(() =>
 export const hash_session_token = (token: string): string =>
   blake3_short_ascii_hex(token) ?? bytesToHex(blake3(utf8ToBytes(token)))
 
-/**
- * Whether a value has the shape of a token this module generates: a loop
- * over its characters, cheaper than a regular expression, because every
- * request checks its cookie.
- */
-export const is_session_token = (value: unknown): value is string => {
-  if (typeof value !== "string" || value.length !== TOKEN_LENGTH) return false
-  for (let i = 0; i < TOKEN_LENGTH; i++) if (BASE64URL[value.charCodeAt(i)] !== 1) return false
-  return true
-}
+/** Whether a value has the shape of a token this module generates. */
+export const is_session_token = (value: unknown): value is string =>
+  typeof value === "string" && TOKEN_PATTERN.test(value)
 
 /** Whether a value has the shape of a token hash (an `auth_session.id`). */
 export const is_session_token_hash = (value: unknown): value is string =>

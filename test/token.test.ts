@@ -82,24 +82,6 @@ describe("session tokens", () => {
       assert.strictEqual(hash_session_token(text), general(text))
   })
 
-  it("is_session_token accepts exactly 43 base64url characters", () => {
-    const base64url = [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"]
-    // a token, or one with a character changed (to another base64url one or not)
-    const near_token = fc
-      .tuple(
-        fc.string({ unit: fc.constantFrom(...base64url), minLength: 43, maxLength: 43 }),
-        fc.nat(42),
-        fc.constantFrom(...base64url, ..."+/=.~ é\u0000\u007f\u0100"),
-      )
-      .map(([token, at, char]) => token.slice(0, at) + char + token.slice(at + 1))
-    fc.assert(
-      fc.property(fc.oneof(near_token, fc.string({ unit: "binary", minLength: 42, maxLength: 44 })), (text) =>
-        assert.strictEqual(is_session_token(text), /^[A-Za-z0-9_-]{43}$/.test(text), text),
-      ),
-      { numRuns: 5000 },
-    )
-  })
-
   it("shape checks reject near misses", () => {
     for (const bad of [
       "",
