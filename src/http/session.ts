@@ -106,26 +106,6 @@ const unauthorized = (had_cookie: boolean) => {
   return had_cookie ? clear_session_cookie(response) : Effect.succeed(response)
 }
 
-/**
- * The request's session, its token wrapped on first use: most handlers never
- * read it, and wrapping (a WeakMap entry) was a measurable part of a request's
- * cost. The private field keeps the raw token out of logs and inspection.
- */
-class RequestCurrentSession implements CurrentSessionShape {
-  readonly #token: string
-  #redacted: Redacted.Redacted<string> | undefined
-  constructor(
-    readonly session: AuthSession,
-    token: string,
-  ) {
-    this.#token = token
-  }
-  get token(): Redacted.Redacted<string> {
-    this.#redacted ??= Redacted.make(this.#token)
-    return this.#redacted
-  }
-}
-
 /** A valid session of the request, and whether its validation extended it (the cookie then follows). */
 interface RequestSession {
   readonly current: CurrentSession["Service"]
@@ -140,7 +120,7 @@ const only_session = (
   Effect.map(
     repo.authenticate(token),
     ({ session, extended }): RequestSession | HttpServerResponse.HttpServerResponse => ({
-      current: new RequestCurrentSession(session, token),
+      current: { session, token: Redacted.make(token) },
       extended,
     }),
   ).pipe(
@@ -175,7 +155,7 @@ const one_of_sessions = (repo: SessionRepo["Service"], values: ReadonlyArray<str
     if (new Set(valid.map(({ authenticated }) => String(authenticated.session.account_id))).size > 1)
       return yield* ambiguous(valid.map(({ token }) => token))
     const { session, extended } = chosen.authenticated
-    return { current: new RequestCurrentSession(session, chosen.token), extended }
+    return { current: { session, token: Redacted.make(chosen.token) }, extended }
   })
 
 /**
