@@ -2,22 +2,30 @@
 // validation (one caller) and of a create with limit (32 callers), layer by
 // layer, with the server taken out: a driver that answers on the next turn
 // of the event loop, as a socket would. What each layer adds is the
-// difference to the one below it.
+// difference to the one below it. For validate, also a cache hit, and an
+// HTTP request's session through `with_session` (a hit) against the same
+// route's 401 without a cookie: bench:http's pair without Node's HTTP server.
 import { blake3 } from "@noble/hashes/blake3.js"
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { drizzle } from "drizzle-orm/node-postgres"
 import { Effect, Layer, ManagedRuntime } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { median, pooled_transaction, repo_on, run_for } from "./harness.ts"
 import {
+  CurrentSession,
   Database,
   Db,
   database_context,
   generate_session_token,
   hash_session_token,
+  make_session_cache,
   pool_transaction,
   type Rows,
+  SECURE_SESSION_COOKIE_NAME,
+  SessionCache,
   SessionRepo,
   sending_with,
+  with_session,
 } from "./package.ts"
 import { raw, raw_params, statements } from "./variants.ts"
 
@@ -72,6 +80,24 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
     ),
   )
   const runtime = ManagedRuntime.make(repo_on(database))
+  // the repo with a cache that listens (nothing notifies here) and holds the session after one call
+  const cache = make_session_cache()
+  cache.on_listening(true)
+  const cached = ManagedRuntime.make(
+    repo_on(database).pipe(Layer.provide(Layer.succeed(SessionCache, cache))),
+  )
+  // bench/http-server.ts's route, on a request with the session's cookie and on one without
+  const me = with_session(
+    CurrentSession.useSync(({ session }) =>
+      HttpServerResponse.jsonUnsafe({ account_id: session.account_id }),
+    ),
+  )
+  const request = (headers: Record<string, string>) =>
+    HttpServerRequest.fromWeb(new Request("http://localhost/me", { headers }))
+  const signed_in = request({ cookie: `${SECURE_SESSION_COOKIE_NAME}=${token}` })
+  const anonymous = request({})
+  const serve = (request: HttpServerRequest.HttpServerRequest) =>
+    cached.runPromise(Effect.provideService(me, HttpServerRequest.HttpServerRequest, request))
   // for comparison, what 0.4 ran: the general hash, and the statement through
   // Drizzle's prepared query on a handle the layers did not register (as an
   // app's own handle still runs it) over the same answering driver
@@ -90,6 +116,10 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
       ),
     "+ SessionRepo.validate (checks, policy, Option)": () =>
       runtime.runPromise(SessionRepo.use((repo) => repo.validate(token))),
+    "SessionRepo.validate, a cache hit": () =>
+      cached.runPromise(SessionRepo.use((repo) => repo.validate(token))),
+    "GET /me without a cookie (401)": () => serve(anonymous),
+    "GET /me through with_session, a cache hit": () => serve(signed_in),
   }
   try {
     return await per_layer(layers, rounds, async (op) => {
@@ -100,6 +130,7 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
     })
   } finally {
     await runtime.dispose()
+    await cached.dispose()
   }
 }
 

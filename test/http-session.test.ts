@@ -1,3 +1,4 @@
+import { inspect } from "node:util"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { Cookies, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
@@ -42,6 +43,35 @@ for (const backend of backends) {
           session.expires_at.getTime(),
         )
       }),
+    )
+
+    it.effect(
+      "CurrentSession's token is the cookie's, redacted, and shows in no inspection of the session",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepo
+          const owner = yield* create_account()
+          const raw = Redacted.value((yield* repo.create_session(owner.id)).token)
+          const seen: Array<string> = []
+          const response = yield* request_with(
+            raw,
+            CurrentSession.useSync((current) => {
+              seen.push(
+                inspect(current, { showHidden: true, depth: 5 }),
+                JSON.stringify(current),
+                String(current),
+              )
+              seen.push(inspect(current.token), JSON.stringify(current.token), String(current.token))
+              // wrapped once: the same Redacted each time, its value the cookie's token
+              assert.strictEqual(current.token, current.token)
+              assert.strictEqual(Redacted.value(current.token), raw)
+              return HttpServerResponse.jsonUnsafe({ ok: true })
+            }),
+          )
+          assert.strictEqual(response.status, 200)
+          assert.lengthOf(seen, 6)
+          for (const shown of seen) assert.notInclude(shown, raw)
+        }),
     )
 
     it.effect("an extension re-sends the cookie with the Max-Age of the row's new expiry", () =>
