@@ -80,12 +80,18 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
     ),
   )
   const runtime = ManagedRuntime.make(repo_on(database))
-  // the repo with a cache that listens (nothing notifies here) and holds the session after one call
-  const cache = make_session_cache()
-  cache.on_listening(true)
-  const cached = ManagedRuntime.make(
-    repo_on(database).pipe(Layer.provide(Layer.succeed(SessionCache, cache))),
-  )
+  /** The repo with a cache that listens (nothing notifies here) and keeps up to `max_entries` readings. */
+  const with_cache = (max_entries: number) => {
+    const cache = make_session_cache({ max_entries })
+    cache.on_listening(true)
+    return ManagedRuntime.make(repo_on(database).pipe(Layer.provide(Layer.succeed(SessionCache, cache))))
+  }
+  // holds the session after one call
+  const cached = with_cache(1)
+  // a cache of one entry, validating two sessions in turn (the driver answers both): every call misses
+  const missing = with_cache(1)
+  const other_token = Effect.runSync(generate_session_token)
+  let turn = 0
   // bench/http-server.ts's route, on a request with the session's cookie and on one without
   const me = with_session(
     CurrentSession.useSync(({ session }) =>
@@ -118,6 +124,8 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
       runtime.runPromise(SessionRepo.use((repo) => repo.validate(token))),
     "SessionRepo.validate, a cache hit": () =>
       cached.runPromise(SessionRepo.use((repo) => repo.validate(token))),
+    "SessionRepo.validate, a cache miss": () =>
+      missing.runPromise(SessionRepo.use((repo) => repo.validate(turn++ % 2 === 0 ? token : other_token))),
     "GET /me without a cookie (401)": () => serve(anonymous),
     "GET /me through with_session, a cache hit": () => serve(signed_in),
   }
@@ -131,6 +139,7 @@ export const stack_figures = async (batch = 5000, rounds = 30) => {
   } finally {
     await runtime.dispose()
     await cached.dispose()
+    await missing.dispose()
   }
 }
 
