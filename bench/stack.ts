@@ -2,9 +2,10 @@
 // validation (one caller) and of a create with limit (32 callers), layer by
 // layer, with the server taken out: a driver that answers on the next turn
 // of the event loop, as a socket would. What each layer adds is the
-// difference to the one below it. For validate, also a cache hit, and an
-// HTTP request's session through `with_session` (a hit) against the same
-// route's 401 without a cookie: bench:http's pair without Node's HTTP server.
+// difference to the one below it. For validate, also a cache hit and a
+// miss, and an HTTP request's session through `with_session` (a hit) against
+// the same route's 401 without a cookie: bench:http's pair without Node's
+// HTTP server.
 import { blake3 } from "@noble/hashes/blake3.js"
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import { drizzle } from "drizzle-orm/node-postgres"
