@@ -1,7 +1,8 @@
 // The server of npm run bench:http, in a process of its own so that the load
-// generator's CPU is not counted in its turn: one route, GET /me behind
-// `with_session`, on the database at DATABASE_URL (migrated and seeded by
-// bench/http.ts), with the repo cached when BENCH_HTTP_CACHE=1. Prints
+// generator's CPU is not counted in its turn: GET /me behind `with_session`,
+// on the database at DATABASE_URL (migrated and seeded by bench/http.ts),
+// with the repo cached when BENCH_HTTP_CACHE=1; and GET /answer, the same
+// handler's answer with no session (what /me costs less the session). Prints
 // {"port":N} on stdout once it serves; SIGTERM stops it and closes the pool.
 import { createServer } from "node:http"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
@@ -23,8 +24,18 @@ const me = with_session(
   }),
 )
 
+// /me's answer (a generator, a uuid in JSON) without the session
+const SOME_ACCOUNT = "00000000-0000-4000-8000-000000000000"
+const answer = Effect.gen(function* () {
+  const account_id = yield* Effect.succeed(SOME_ACCOUNT)
+  return HttpServerResponse.jsonUnsafe({ account_id })
+})
+
 // no request log: a line per request would be most of what is measured
-const served = HttpRouter.serve(HttpRouter.add("GET", "/me", me), { disableLogger: true }).pipe(
+const served = HttpRouter.serve(
+  Layer.mergeAll(HttpRouter.add("GET", "/me", me), HttpRouter.add("GET", "/answer", answer)),
+  { disableLogger: true },
+).pipe(
   Layer.provide(sessions),
   Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
 )

@@ -3,7 +3,9 @@
 // answers GET /me behind `with_session`, with the repo without and with its
 // validation cache; autocannon loads it with valid session cookies, then with
 // none (401, no query), in alternating pairs. The ratio of the two
-// throughputs is the figure. The load generator and PostgreSQL share the
+// throughputs is the figure. Each round also loads GET /answer with the same
+// cookies: /me's answer without the session, so the server CPU between the
+// two is the session's own. The load generator and PostgreSQL share the
 // machine with the server. Writes bench/http.json.
 //
 // BENCH_HTTP_SECONDS (5), BENCH_HTTP_WARMUP_SECONDS (2) and BENCH_HTTP_ROUNDS
@@ -112,36 +114,42 @@ interface Figures {
   readonly server_cpu_us_per_req: number
 }
 
+/** The loads of a round: GET /me with a session cookie, without one, and GET /answer with the cookie. */
+type Kind = "authenticated" | "anonymous" | "answer"
+const KINDS: ReadonlyArray<Kind> = ["authenticated", "anonymous", "answer"]
+
 /**
- * `seconds` of 32 connections on GET /me, each request with the next of
- * `tokens` as its session cookie, or with no cookie; every answer must be
- * 200 (with tokens) or 401 (without).
+ * `seconds` of 32 connections of requests of `kind`, each authenticated
+ * request (or /answer) with the next of `tokens` as its session cookie;
+ * every answer must be 200, or 401 without a cookie.
  */
 const load = async (
   server: { base: string; pid: number },
-  tokens: ReadonlyArray<string> | undefined,
+  kind: Kind,
+  tokens: ReadonlyArray<string>,
   seconds: number,
 ): Promise<Figures> => {
   const cpu_before = cpu_us_of(server.pid)
   // Requests given whole, so autocannon encodes each once, before the run: a
   // request built per call (setupRequest) costs the load generator, which
   // shares the machine, more than the 401 it is compared with.
+  const path = kind === "answer" ? "/answer" : "/me"
   const requests =
-    tokens === undefined
-      ? [{ method: "GET" as const, path: "/me" }]
+    kind === "anonymous"
+      ? [{ method: "GET" as const, path }]
       : tokens.map((token) => ({
           method: "GET" as const,
-          path: "/me",
+          path,
           headers: { cookie: `${SECURE_SESSION_COOKIE_NAME}=${token}` },
         }))
   const result = await autocannon({
-    url: `${server.base}/me`,
+    url: `${server.base}${path}`,
     connections: CONNECTIONS,
     duration: seconds,
     requests,
   })
   const cpu_us = cpu_us_of(server.pid) - cpu_before
-  const expected = tokens === undefined ? "401" : "200"
+  const expected = kind === "anonymous" ? "401" : "200"
   const statuses = Object.keys(result.statusCodeStats ?? {})
   if (result.errors > 0 || statuses.some((status) => status !== expected))
     throw new Error(`expected only ${expected}: statuses ${statuses.join(", ")}, ${result.errors} errors`)
@@ -167,6 +175,9 @@ const check = async (base: string, token: string, account_id: string) => {
   const anonymous = await fetch(`${base}/me`, { signal })
   await anonymous.body?.cancel()
   if (anonymous.status !== 401) throw new Error(`GET /me without a cookie: ${anonymous.status}`)
+  const answer = await fetch(`${base}/answer`, { signal })
+  await answer.body?.cancel()
+  if (answer.status !== 200) throw new Error(`GET /answer: ${answer.status}`)
 }
 
 /**
@@ -206,16 +217,15 @@ try {
   // both servers at once: the idle one costs nothing, and the pairs can alternate
   const servers = await Promise.all(CONFIGURATIONS.map(({ cached }) => start_server(database.url, cached)))
   const runs = CONFIGURATIONS.map(() => ({
-    authenticated: [] as Array<Figures>,
-    anonymous: [] as Array<Figures>,
+    figures: { authenticated: [], anonymous: [], answer: [] } as Record<Kind, Array<Figures>>,
     ratios: [] as Array<number>,
+    ratios_to_answer: [] as Array<number>,
   }))
   for (const server of servers) {
     // seed_sessions gives token i to account i
     await check(server.base, tokens[0] as string, accounts[0] as string)
     // JIT, pool connections and (with the cache) every token read once
-    await load(server, tokens, WARMUP_SECONDS)
-    await load(server, undefined, WARMUP_SECONDS)
+    for (const kind of KINDS) await load(server, kind, tokens, WARMUP_SECONDS)
   }
   for (let round = 0; round < ROUNDS; round++) {
     // the order alternates, so a drift of the machine falls on both sides alike
@@ -224,30 +234,38 @@ try {
       const server = servers[index] as (typeof servers)[number]
       const run = runs[index] as (typeof runs)[number]
       await prime(server.base, tokens)
-      const authenticated = await load(server, tokens, SECONDS)
-      const anonymous = await load(server, undefined, SECONDS)
-      run.authenticated.push(authenticated)
-      run.anonymous.push(anonymous)
+      const measured = {} as Record<Kind, Figures>
+      for (const kind of KINDS) measured[kind] = await load(server, kind, tokens, SECONDS)
+      for (const kind of KINDS) run.figures[kind].push(measured[kind])
+      const { authenticated, anonymous, answer } = measured
       run.ratios.push(Math.round((100 * authenticated.req_per_s) / anonymous.req_per_s) / 100)
+      run.ratios_to_answer.push(Math.round((100 * authenticated.req_per_s) / answer.req_per_s) / 100)
       console.log(
-        `round ${round + 1} ${CONFIGURATIONS[index]?.name}: ${authenticated.req_per_s} / ${anonymous.req_per_s} req/s = ${run.ratios.at(-1)}`,
+        `round ${round + 1} ${CONFIGURATIONS[index]?.name}: ${authenticated.req_per_s} / ${anonymous.req_per_s} req/s = ${run.ratios.at(-1)} (/answer ${answer.req_per_s} req/s)`,
       )
     }
   }
   const summary = Object.fromEntries(
     CONFIGURATIONS.map(({ name }, index) => {
       const run = runs[index] as (typeof runs)[number]
-      const authenticated = medians(run.authenticated)
-      const anonymous = medians(run.anonymous)
+      const [authenticated, anonymous, answer] = KINDS.map((kind) => medians(run.figures[kind])) as [
+        Figures,
+        Figures,
+        Figures,
+      ]
       return [
         name,
         {
           authenticated,
           anonymous,
+          answer,
           ratio: median(run.ratios),
           ratios: run.ratios,
-          // the server CPU a session adds to a request
-          session_cpu_us_per_req: authenticated.server_cpu_us_per_req - anonymous.server_cpu_us_per_req,
+          ratio_to_answer: median(run.ratios_to_answer),
+          // the server CPU an authenticated request costs more than the 401
+          over_401_cpu_us_per_req: authenticated.server_cpu_us_per_req - anonymous.server_cpu_us_per_req,
+          // and more than the same answer without the session: the session's own
+          session_cpu_us_per_req: authenticated.server_cpu_us_per_req - answer.server_cpu_us_per_req,
         },
       ]
     }),
@@ -261,8 +279,10 @@ try {
     console.log(`${name}:`)
     console.log(`  session cookie: ${line(figures.authenticated)}`)
     console.log(`  no cookie:      ${line(figures.anonymous)}`)
+    console.log(`  /answer:        ${line(figures.answer)}`)
     console.log(
-      `  ratio ${figures.ratio} (rounds ${figures.ratios.join(", ")}); the session adds ${figures.session_cpu_us_per_req} µs of server CPU`,
+      `  ratio ${figures.ratio} (rounds ${figures.ratios.join(", ")}); ${figures.over_401_cpu_us_per_req} µs of server CPU over the 401, ` +
+        `of which the session's own (over /answer) ${figures.session_cpu_us_per_req}; to /answer ${figures.ratio_to_answer}`,
     )
   }
   write_results("http.json", {

@@ -1,12 +1,13 @@
 // npm run bench:profile [-- operation ...]: where the time of one operation
-// goes, for (a) SessionRepo and (b) raw pg, each run alone with one
-// caller on the real PostgreSQL server (DATABASE_URL), on npm run bench's data:
+// goes, for (a) SessionRepo and (b) raw pg, each run alone with one caller
+// (BENCH_PROFILE_CALLERS: more) on the real PostgreSQL server
+// (DATABASE_URL), on npm run bench's data:
 // 1. a CPU profile, its samples grouped (waiting for the server, socket
 //    writes, pg, Drizzle, Effect, this project, garbage collection,
 //    the rest) and shown as µs per operation;
-// 2. without the profiler, the call's timeline on the wire: µs before its
-//    first socket write, waiting for each reply, and in the client between a
-//    reply and the next write or the call's end;
+// 2. without the profiler, one call at a time, the call's timeline on the
+//    wire: µs before its first socket write, waiting for each reply, and in
+//    the client between a reply and the next write or the call's end;
 // 3. for validate (one caller) and create with limit (32 callers), the
 //    client CPU of each layer with the server taken out (bench/stack.ts).
 // Writes profile.json and the profiles as profiles/*.cpuprofile (open them in
@@ -28,6 +29,8 @@ import { bench_operations, is_operation, OPERATIONS, SEED } from "./variants.ts"
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
+// concurrent callers while profiling (the wire's timeline takes one call at a time)
+const CALLERS = Number(process.env.BENCH_PROFILE_CALLERS ?? 1)
 // a sample every 200 µs: finer sampling slows the profiled code itself
 const SAMPLING_INTERVAL_US = 200
 
@@ -174,17 +177,17 @@ try {
   mkdirSync(out, { recursive: true })
   await inspector.post("Profiler.enable")
   await inspector.post("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US })
-  const results: Record<string, unknown> = { machine: await machine(), seconds: SECONDS }
+  const results: Record<string, unknown> = { machine: await machine(), seconds: SECONDS, callers: CALLERS }
   for (const operation of chosen) {
     const rows: Array<Record<string, string | number>> = []
     const timelines: Array<Record<string, string | number>> = []
     for (const [variant, open] of operations[operation].slice(0, 2)) {
       const { op, close, restore } = open()
       await restore?.()
-      await run_for(op, 1, WARMUP_SECONDS)
+      await run_for(op, CALLERS, WARMUP_SECONDS)
       await restore?.()
       await inspector.post("Profiler.start")
-      const run = await run_for(op, 1, SECONDS)
+      const run = await run_for(op, CALLERS, SECONDS)
       const { profile } = await inspector.post("Profiler.stop")
       await restore?.()
       timelines.push({ variant, ...(await wire_timeline(op, SECONDS)) })
@@ -198,7 +201,8 @@ try {
       const total = Object.values(groups).reduce((sum, us) => sum + us, 0)
       rows.push({ variant, "ops/s": Math.round(calls / run.seconds), "µs per op": total, ...groups })
     }
-    console.log(`${operation}, one caller, µs per operation by where the samples fell:`)
+    const callers = CALLERS === 1 ? "one caller" : `${CALLERS} callers`
+    console.log(`${operation}, ${callers}, µs per operation by where the samples fell:`)
     console.table(rows)
     console.log(`${operation}, one caller, µs per operation on the wire (no profiler):`)
     console.table(timelines)
